@@ -1,0 +1,376 @@
+import { z } from 'zod';
+
+/**
+ * Every setting of SPEC §6, read once and validated. This is the only module that reads
+ * `process.env`; everything else receives a `BrokerConfig`.
+ */
+
+export type ClientCredentialKind = 'managed-identity' | 'certificate' | 'secret';
+
+export interface CloudEndpoints {
+  /** e.g. `https://login.microsoftonline.com` (no trailing slash). */
+  authorityHost: string;
+  /** Resource host of EWS tokens (`https://outlook.office365.com`). */
+  exchangeResource: string;
+  /** Resource host of IMAP/POP/SMTP delegated scopes (`https://outlook.office.com`). */
+  outlookResource: string;
+  /** Resource host of Microsoft Graph (`https://graph.microsoft.com`). */
+  graphResource: string;
+  /** Audience of the federated-credential assertion for this cloud. */
+  tokenExchangeAudience: string;
+}
+
+export type StorageSettings =
+  | { kind: 'connection-string'; connectionString: string }
+  | { kind: 'identity'; tableServiceUrl: string; managedIdentityClientId: string | undefined };
+
+export interface BrokerConfig {
+  tenantId: string;
+  clientId: string;
+  clientCredential:
+    | { kind: 'managed-identity' }
+    | { kind: 'secret'; secret: string }
+    | { kind: 'certificate'; pem: string };
+  managedIdentityClientId: string | undefined;
+  cloud: CloudEndpoints;
+  /** Tenant ids (GUIDs) whose accounts may authorize; empty = the configured tenant, resolved from its metadata. */
+  allowedTenants: string[];
+  /** e.g. `https://broker.contoso.com` (no trailing slash). */
+  publicBaseUrl: string;
+  /** `{publicBaseUrl}/api/callback`: what the App Registration must list as a web redirect URI. */
+  redirectUri: string;
+  keyVaultUrl: string | undefined;
+  /** Key of the local encrypted secret file (32 bytes), when Key Vault is not used. */
+  localSecretKey: Buffer | undefined;
+  localSecretFile: string;
+  storage: StorageSettings;
+  authSessionTtlSeconds: number;
+  refresh: {
+    schedule: string;
+    marginMinutes: number;
+    keepaliveDays: number;
+    concurrency: number;
+  };
+  notify: { webhookUrl: string | undefined; webhookSecret: string | undefined };
+  localAdmin: boolean;
+  /** App Service Authentication is on: only then are its identity headers trusted. */
+  platformAuthEnabled: boolean;
+  runningInAzure: boolean;
+  sandbox: boolean;
+  proxy: { httpsProxy: string | undefined; noProxy: string[] };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
+const KNOWN_CLOUDS: Record<string, Omit<CloudEndpoints, 'authorityHost'>> = {
+  'login.microsoftonline.com': {
+    exchangeResource: 'https://outlook.office365.com',
+    outlookResource: 'https://outlook.office.com',
+    graphResource: 'https://graph.microsoft.com',
+    tokenExchangeAudience: 'api://AzureADTokenExchange',
+  },
+  'login.microsoftonline.us': {
+    exchangeResource: 'https://outlook.office365.us',
+    outlookResource: 'https://outlook.office365.us',
+    graphResource: 'https://graph.microsoft.us',
+    tokenExchangeAudience: 'api://AzureADTokenExchangeUSGov',
+  },
+  'login.partner.microsoftonline.cn': {
+    exchangeResource: 'https://partner.outlook.cn',
+    outlookResource: 'https://partner.outlook.cn',
+    graphResource: 'https://microsoftgraph.chinacloudapi.cn',
+    tokenExchangeAudience: 'api://AzureADTokenExchangeChina',
+  },
+};
+
+/** Resource hosts for an authority host; an unknown host (a test or sandbox authority) gets the Global ones. */
+export function cloudFor(authorityHost: string): CloudEndpoints {
+  const host = new URL(authorityHost).hostname.toLowerCase();
+  const known = KNOWN_CLOUDS[host] ?? KNOWN_CLOUDS['login.microsoftonline.com'];
+  if (!known) throw new Error('cloud table is empty');
+  return { authorityHost: authorityHost.replace(/\/+$/, ''), ...known };
+}
+
+function isLoopback(url: URL): boolean {
+  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+}
+
+const emptyToUndefined = (value: unknown) =>
+  typeof value === 'string' && value.trim() === '' ? undefined : typeof value === 'string' ? value.trim() : value;
+
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+
+function httpsUrl(what: string, options: { allowHttpLoopback?: boolean } = {}) {
+  return z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        let url: URL;
+        try {
+          url = new URL(value);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `expected ${what} as an absolute URL` });
+          return;
+        }
+        const httpAllowed = options.allowHttpLoopback === true && url.protocol === 'http:' && isLoopback(url);
+        if (url.protocol !== 'https:' && !httpAllowed) {
+          ctx.addIssue({ code: 'custom', message: `expected ${what} as an https:// URL` });
+        }
+        if (url.search || url.hash || url.username || url.password) {
+          ctx.addIssue({ code: 'custom', message: `expected ${what} without query, fragment or credentials` });
+        }
+      })
+      .transform((value) => (value === undefined ? undefined : value.replace(/\/+$/, ''))),
+  );
+}
+
+function integer(defaultValue: number, min: number, max: number) {
+  return z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number({ message: `expected a whole number from ${min} to ${max}` })
+      .int(`expected a whole number from ${min} to ${max}`)
+      .min(min, `expected a whole number from ${min} to ${max}`)
+      .max(max, `expected a whole number from ${min} to ${max}`)
+      .default(defaultValue),
+  );
+}
+
+function boolean(defaultValue: boolean) {
+  return z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['true', 'false', 'True', 'False', 'TRUE', 'FALSE', '1', '0'], {
+        message: 'expected true or false',
+      })
+      .optional()
+      .transform((value) => (value === undefined ? defaultValue : ['true', '1'].includes(value.toLowerCase()))),
+  );
+}
+
+const NCRONTAB = /^\s*(\S+\s+){5}\S+\s*$/;
+
+const schema = z.object({
+  ENTRA_TENANT_ID: z.preprocess(
+    emptyToUndefined,
+    z
+      .string({ message: 'required: the tenant id (GUID), a verified domain, or "organizations"' })
+      .refine((v) => GUID.test(v) || DOMAIN.test(v) || v === 'organizations', {
+        message: 'expected a tenant GUID, a domain such as contoso.onmicrosoft.com, or "organizations"',
+      }),
+  ),
+  ENTRA_CLIENT_ID: z.preprocess(
+    emptyToUndefined,
+    z
+      .string({ message: "required: the App Registration's application (client) id" })
+      .regex(GUID, 'expected a GUID (the application (client) id)'),
+  ),
+  ENTRA_CLIENT_CREDENTIAL: z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['managed-identity', 'certificate', 'secret'], {
+        message: 'expected managed-identity, certificate or secret',
+      })
+      .optional(),
+  ),
+  MANAGED_IDENTITY_CLIENT_ID: z.preprocess(
+    emptyToUndefined,
+    z.string().regex(GUID, 'expected the client id (GUID) of the user-assigned managed identity').optional(),
+  ),
+  ENTRA_CLIENT_SECRET: optionalString,
+  ENTRA_CLIENT_CERTIFICATE: optionalString,
+  ENTRA_AUTHORITY_HOST: httpsUrl('the authority host, e.g. https://login.microsoftonline.com'),
+  ALLOWED_TENANTS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((v) =>
+        v === undefined
+          ? []
+          : v
+              .split(/[,\s]+/)
+              .filter(Boolean)
+              .map((t) => t.toLowerCase()),
+      )
+      .refine((list) => list.every((t) => GUID.test(t)), {
+        message: 'expected a comma-separated list of tenant GUIDs',
+      }),
+  ),
+  PUBLIC_BASE_URL: httpsUrl('the public base URL, e.g. https://broker.contoso.com', { allowHttpLoopback: true }),
+  WEBSITE_HOSTNAME: optionalString,
+  KEY_VAULT_URL: httpsUrl('the vault URL, e.g. https://contoso-broker.vault.azure.net'),
+  BROKER_LOCAL_SECRET_KEY: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((v) => (v === undefined ? undefined : Buffer.from(v, /^[0-9a-f]{64}$/i.test(v) ? 'hex' : 'base64')))
+      .refine((key) => key === undefined || key.length === 32, {
+        message: 'expected 32 bytes as 64 hex characters or base64',
+      }),
+  ),
+  BROKER_LOCAL_SECRET_FILE: optionalString,
+  AzureWebJobsStorage: optionalString,
+  AzureWebJobsStorage__tableServiceUri: httpsUrl('the table service URI'),
+  AzureWebJobsStorage__accountName: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[a-z0-9]{3,24}$/, 'expected a storage account name')
+      .optional(),
+  ),
+  AzureWebJobsStorage__clientId: optionalString,
+  AUTH_SESSION_TTL_SECONDS: integer(600, 60, 3600),
+  REFRESH_SCHEDULE: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(NCRONTAB, 'expected an NCRONTAB expression with six fields, e.g. "0 */10 * * * *"')
+      .default('0 */10 * * * *'),
+  ),
+  REFRESH_MARGIN_MINUTES: integer(15, 1, 55),
+  REFRESH_KEEPALIVE_DAYS: integer(7, 1, 80),
+  REFRESH_CONCURRENCY: integer(8, 1, 64),
+  NOTIFY_WEBHOOK_URL: httpsUrl('the webhook URL', { allowHttpLoopback: true }),
+  NOTIFY_WEBHOOK_SECRET: optionalString,
+  BROKER_LOCAL_ADMIN: boolean(false),
+  BROKER_SANDBOX: boolean(false),
+  WEBSITE_AUTH_ENABLED: boolean(false),
+  WEBSITE_INSTANCE_ID: optionalString,
+  HTTPS_PROXY: optionalString,
+  https_proxy: optionalString,
+  NO_PROXY: optionalString,
+  no_proxy: optionalString,
+});
+
+type RawSettings = z.infer<typeof schema>;
+
+function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
+  const problems: string[] = [];
+  const credential = raw.ENTRA_CLIENT_CREDENTIAL ?? (runningInAzure ? 'managed-identity' : 'secret');
+  if (credential === 'managed-identity' && !raw.MANAGED_IDENTITY_CLIENT_ID) {
+    problems.push(
+      'MANAGED_IDENTITY_CLIENT_ID: required with ENTRA_CLIENT_CREDENTIAL=managed-identity (the client id of the user-assigned identity)',
+    );
+  }
+  if (credential === 'secret' && !raw.ENTRA_CLIENT_SECRET) {
+    problems.push('ENTRA_CLIENT_SECRET: required with ENTRA_CLIENT_CREDENTIAL=secret (use a Key Vault reference in Azure)');
+  }
+  if (credential === 'certificate') {
+    const pem = raw.ENTRA_CLIENT_CERTIFICATE ?? '';
+    if (!/-----BEGIN CERTIFICATE-----/.test(pem) || !/-----BEGIN (RSA )?PRIVATE KEY-----/.test(pem)) {
+      problems.push(
+        'ENTRA_CLIENT_CERTIFICATE: required with ENTRA_CLIENT_CREDENTIAL=certificate: a PEM with the certificate and its private key',
+      );
+    }
+  }
+  if (raw.ENTRA_TENANT_ID === 'organizations' && raw.ALLOWED_TENANTS.length === 0) {
+    problems.push('ALLOWED_TENANTS: required with ENTRA_TENANT_ID=organizations (the tenant GUIDs allowed to authorize)');
+  }
+  if (!raw.KEY_VAULT_URL) {
+    if (runningInAzure) {
+      problems.push('KEY_VAULT_URL: required in Azure (the local encrypted file store is for development only)');
+    } else if (!raw.BROKER_LOCAL_SECRET_KEY) {
+      problems.push(
+        'BROKER_LOCAL_SECRET_KEY: required without KEY_VAULT_URL (32 bytes, hex or base64; `npm start` generates one)',
+      );
+    }
+  }
+  if (raw.BROKER_LOCAL_ADMIN && runningInAzure) {
+    problems.push('BROKER_LOCAL_ADMIN: must not be true in Azure (admins are checked through App Service Authentication)');
+  }
+  if (raw.NOTIFY_WEBHOOK_URL && !raw.NOTIFY_WEBHOOK_SECRET) {
+    problems.push('NOTIFY_WEBHOOK_SECRET: required with NOTIFY_WEBHOOK_URL (the HMAC-SHA256 signing key)');
+  }
+  if (!raw.PUBLIC_BASE_URL && !raw.WEBSITE_HOSTNAME && runningInAzure) {
+    problems.push('PUBLIC_BASE_URL: required when the platform does not provide WEBSITE_HOSTNAME');
+  }
+  return problems;
+}
+
+function storageSettings(raw: RawSettings, runningInAzure: boolean): StorageSettings | string {
+  if (raw.AzureWebJobsStorage) return { kind: 'connection-string', connectionString: raw.AzureWebJobsStorage };
+  const tableServiceUrl =
+    raw.AzureWebJobsStorage__tableServiceUri ??
+    (raw.AzureWebJobsStorage__accountName
+      ? `https://${raw.AzureWebJobsStorage__accountName}.table.core.windows.net`
+      : undefined);
+  if (tableServiceUrl) {
+    return { kind: 'identity', tableServiceUrl, managedIdentityClientId: raw.AzureWebJobsStorage__clientId };
+  }
+  if (runningInAzure) {
+    return 'AzureWebJobsStorage: required in Azure (a connection string, or AzureWebJobsStorage__accountName for identity-based access)';
+  }
+  return { kind: 'connection-string', connectionString: 'UseDevelopmentStorage=true' };
+}
+
+/**
+ * Reads and validates the settings. Throws ConfigError listing every problem, each naming the
+ * setting and what is expected; the caller prints it as one line and stops.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const raw = parsed.data;
+  const runningInAzure = Boolean(raw.WEBSITE_INSTANCE_ID);
+  const problems = crossChecks(raw, runningInAzure);
+  const storage = storageSettings(raw, runningInAzure);
+  if (typeof storage === 'string') problems.push(storage);
+  if (problems.length > 0 || typeof storage === 'string') throw new ConfigError(problems);
+
+  const credentialKind: ClientCredentialKind =
+    raw.ENTRA_CLIENT_CREDENTIAL ?? (runningInAzure ? 'managed-identity' : 'secret');
+  const publicBaseUrl =
+    raw.PUBLIC_BASE_URL ?? (raw.WEBSITE_HOSTNAME ? `https://${raw.WEBSITE_HOSTNAME}` : 'http://localhost:7071');
+  const noProxy = (raw.NO_PROXY ?? raw.no_proxy ?? '')
+    .split(',')
+    .map((entry) => entry.trim().toLowerCase())
+    .filter(Boolean);
+
+  return {
+    tenantId: raw.ENTRA_TENANT_ID.toLowerCase(),
+    clientId: raw.ENTRA_CLIENT_ID.toLowerCase(),
+    clientCredential:
+      credentialKind === 'secret'
+        ? { kind: 'secret', secret: raw.ENTRA_CLIENT_SECRET ?? '' }
+        : credentialKind === 'certificate'
+          ? { kind: 'certificate', pem: raw.ENTRA_CLIENT_CERTIFICATE ?? '' }
+          : { kind: 'managed-identity' },
+    managedIdentityClientId: raw.MANAGED_IDENTITY_CLIENT_ID,
+    cloud: cloudFor(raw.ENTRA_AUTHORITY_HOST ?? 'https://login.microsoftonline.com'),
+    allowedTenants: raw.ALLOWED_TENANTS,
+    publicBaseUrl,
+    redirectUri: `${publicBaseUrl}/api/callback`,
+    keyVaultUrl: raw.KEY_VAULT_URL,
+    localSecretKey: raw.BROKER_LOCAL_SECRET_KEY,
+    localSecretFile: raw.BROKER_LOCAL_SECRET_FILE ?? '.broker-local/secrets.json',
+    storage,
+    authSessionTtlSeconds: raw.AUTH_SESSION_TTL_SECONDS,
+    refresh: {
+      schedule: raw.REFRESH_SCHEDULE,
+      marginMinutes: raw.REFRESH_MARGIN_MINUTES,
+      keepaliveDays: raw.REFRESH_KEEPALIVE_DAYS,
+      concurrency: raw.REFRESH_CONCURRENCY,
+    },
+    notify: { webhookUrl: raw.NOTIFY_WEBHOOK_URL, webhookSecret: raw.NOTIFY_WEBHOOK_SECRET },
+    localAdmin: raw.BROKER_LOCAL_ADMIN,
+    platformAuthEnabled: raw.WEBSITE_AUTH_ENABLED,
+    runningInAzure,
+    sandbox: raw.BROKER_SANDBOX,
+    proxy: { httpsProxy: raw.HTTPS_PROXY ?? raw.https_proxy, noProxy },
+  };
+}

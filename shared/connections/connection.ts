@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { BrokerError } from '../errors';
+
+/** SPEC §2: a named authorization for one mailbox and one purpose. */
+export const CONNECTION_NAME = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
+
+export const PROFILES = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail', 'custom'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export const GRANTS = ['authorization_code', 'client_credentials', 'device_code', 'password'] as const;
+export type Grant = (typeof GRANTS)[number];
+
+export const STATUSES = ['new', 'authorized', 'degraded', 'reauthorization_required', 'disabled'] as const;
+export type ConnectionStatus = (typeof STATUSES)[number];
+
+/** What an admin defines with `PUT /connections/{name}`. */
+export interface ConnectionDefinition {
+  mailbox: string;
+  /** Who signs in; the mailbox itself unless a delegate signs in for a shared mailbox. */
+  account: string;
+  profile: Profile;
+  grant: Grant;
+  /** Only for profile `custom`. */
+  scopes: string[] | undefined;
+  description: string;
+}
+
+export interface LastError {
+  code: string;
+  message: string;
+  aadsts: number | undefined;
+  remedy: string | undefined;
+  at: string;
+}
+
+/** A connection as the registry keeps it. Times are ISO 8601 UTC strings. */
+export interface Connection extends ConnectionDefinition {
+  name: string;
+  status: ConnectionStatus;
+  createdAt: string;
+  updatedAt: string;
+  authorizedAt: string | undefined;
+  /** Who last authorized it, as Entra named them (preferred_username), and in which tenant. */
+  authorizedBy: string | undefined;
+  tenantId: string | undefined;
+  /** MSAL's account id inside the connection's token cache. */
+  homeAccountId: string | undefined;
+  /** Expiry of the access token published as `conn-{name}-token`. */
+  tokenExpiresOn: string | undefined;
+  lastRefreshAt: string | undefined;
+  consecutiveFailures: number;
+  nextAttemptAt: string | undefined;
+  lastError: LastError | undefined;
+  /** Optimistic-concurrency tag of the stored row. */
+  etag: string;
+}
+
+/** Lower-case addr-spec with a dotted domain; long enough for every real mailbox, short enough for a tag. */
+const EMAIL = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i;
+
+const scopeList = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope has no spaces, quotes or backslashes'),
+  )
+  .min(1, 'at least one scope')
+  .max(20, 'at most 20 scopes');
+
+const definitionSchema = z
+  .object({
+    mailbox: z.string().max(254).regex(EMAIL, 'expected an SMTP address such as support@contoso.com'),
+    account: z.string().max(254).regex(EMAIL, 'expected the sign-in name (UPN) of the account').optional(),
+    profile: z.enum(PROFILES, { message: `expected one of ${PROFILES.join(', ')}` }),
+    grant: z.enum(GRANTS, { message: `expected one of ${GRANTS.join(', ')}` }).default('authorization_code'),
+    scopes: scopeList.optional(),
+    description: z.string().max(500, 'at most 500 characters').default(''),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.profile === 'custom' && !value.scopes) {
+      ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'required with profile custom' });
+    }
+    if (value.profile !== 'custom' && value.scopes) {
+      ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'only allowed with profile custom' });
+    }
+    if (value.profile === 'smtp' && value.grant === 'client_credentials') {
+      ctx.addIssue({ code: 'custom', path: ['grant'], message: 'SMTP has no app-only permission' });
+    }
+  });
+
+export function assertConnectionName(name: unknown): string {
+  if (typeof name !== 'string' || !CONNECTION_NAME.test(name)) {
+    throw new BrokerError(
+      'invalid_connection_name',
+      'A connection name is 1 to 48 characters of lower-case letters, digits and hyphens, starting and ending with a letter or digit.',
+    );
+  }
+  return name;
+}
+
+/** Validates a connection definition from outside (the PUT body), or throws `invalid_connection`. */
+export function parseConnectionDefinition(input: unknown): ConnectionDefinition {
+  const parsed = definitionSchema.safeParse(input);
+  if (!parsed.success) {
+    const details = parsed.error.issues
+      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`)
+      .join('; ');
+    throw new BrokerError('invalid_connection', `The connection definition is not valid: ${details}`);
+  }
+  const value = parsed.data;
+  const mailbox = value.mailbox.toLowerCase();
+  if (value.grant !== 'authorization_code') {
+    // Only the interactive grant is built so far; the others are named in SPEC and refused plainly.
+    throw new BrokerError(
+      'invalid_connection',
+      `The grant "${value.grant}" is not supported yet; use authorization_code.`,
+    );
+  }
+  return {
+    mailbox,
+    account: (value.account ?? mailbox).toLowerCase(),
+    profile: value.profile,
+    grant: value.grant,
+    scopes: value.scopes,
+    description: value.description,
+  };
+}

@@ -1,0 +1,41 @@
+import type { Connection, ConnectionDefinition } from './connection';
+
+/** Fields that the broker (not the admin) changes: status, token facts, failure bookkeeping. */
+export type ConnectionState = Partial<
+  Pick<
+    Connection,
+    | 'status'
+    | 'authorizedAt'
+    | 'authorizedBy'
+    | 'tenantId'
+    | 'homeAccountId'
+    | 'tokenExpiresOn'
+    | 'lastRefreshAt'
+    | 'consecutiveFailures'
+    | 'nextAttemptAt'
+    | 'lastError'
+  >
+>;
+
+/**
+ * The connection registry (Table storage in every environment; Azurite locally).
+ * Writes take the row's etag and fail with `ConcurrentUpdateError` when someone else wrote first.
+ */
+export interface ConnectionRegistry {
+  get(name: string): Promise<Connection | undefined>;
+  list(): Promise<Connection[]>;
+  /** Creates with status `new`, or changes the definition of an existing one (keeping its state). */
+  upsertDefinition(name: string, definition: ConnectionDefinition): Promise<{ connection: Connection; created: boolean }>;
+  /** Changes broker-owned state. `undefined` in `state` clears the field; absent keys stay. */
+  updateState(name: string, state: ConnectionState, etag: string): Promise<Connection>;
+  /** True when it existed. */
+  delete(name: string): Promise<boolean>;
+  check(): Promise<void>;
+}
+
+export class ConcurrentUpdateError extends Error {
+  constructor(readonly connection: string) {
+    super(`Connection ${connection} was changed by someone else`);
+    this.name = 'ConcurrentUpdateError';
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * A pending authorization: what `authorize` started and only `callback`, in the same browser,
+ * within its time to live, may finish, once.
+ */
+export interface AuthSession {
+  /** The `state` sent to Entra; random, 256 bits, base64url. Key of the session. */
+  state: string;
+  connection: string;
+  /** PKCE code verifier (secret: never logged). */
+  codeVerifier: string;
+  nonce: string;
+  /** SHA-256 (base64url) of the browser-binding cookie's value. */
+  browserBindingHash: string;
+  /** Who started it (admin principal name), for the audit trail. */
+  startedBy: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface AuthSessionStore {
+  create(session: AuthSession): Promise<void>;
+  /** Reads without consuming; undefined when unknown or already consumed. */
+  peek(state: string): Promise<AuthSession | undefined>;
+  /**
+   * Removes the session and returns it, exactly once across all callers and instances
+   * (delete with the row's etag); undefined when someone else consumed it first.
+   */
+  consume(state: string): Promise<AuthSession | undefined>;
+  /** Deletes sessions that expired before `now`; returns how many. */
+  purgeExpired(now: Date): Promise<number>;
+}

@@ -1,0 +1,110 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import forge from 'node-forge';
+
+/** A certificate authority made at run time, and one server certificate it issued for loopback. */
+export interface TestPki {
+  /** PEM of the CA certificate: what NODE_EXTRA_CA_CERTS points at. */
+  caCertPem: string;
+  /** File holding `caCertPem`. */
+  caCertFile: string;
+  /** Server certificate (PEM) for localhost, 127.0.0.1 and ::1, signed by the CA. */
+  serverCertPem: string;
+  serverKeyPem: string;
+}
+
+function rsaKeyPair(): { publicKeyPem: string; privateKeyPem: string } {
+  // Node's native generator: node-forge's pure-JS RSA generation takes seconds on a slow core.
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { publicKeyPem: publicKey, privateKeyPem: privateKey };
+}
+
+function serialNumber(): string {
+  // Positive, 16 bytes: the first nibble kept below 8 so DER does not read it as negative.
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  return bytes.toString('hex');
+}
+
+function validity(cert: forge.pki.Certificate, days: number): void {
+  const now = Date.now();
+  cert.validity.notBefore = new Date(now - 60 * 60 * 1000);
+  cert.validity.notAfter = new Date(now + days * 24 * 60 * 60 * 1000);
+}
+
+/**
+ * Makes a CA and a loopback server certificate, writes them to `dir` (never into the repository)
+ * and returns them. When `dir` already holds a set, that set is reused so that every process of a
+ * test run (and the sandbox across restarts) trusts the same CA.
+ */
+export function ensureTestPki(dir: string, extraHostNames: string[] = []): TestPki {
+  const files = {
+    ca: join(dir, 'ca.pem'),
+    cert: join(dir, 'server.pem'),
+    key: join(dir, 'server.key'),
+  };
+  if (existsSync(files.ca) && existsSync(files.cert) && existsSync(files.key)) {
+    return {
+      caCertPem: readFileSync(files.ca, 'utf8'),
+      caCertFile: files.ca,
+      serverCertPem: readFileSync(files.cert, 'utf8'),
+      serverKeyPem: readFileSync(files.key, 'utf8'),
+    };
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+
+  const caKeys = rsaKeyPair();
+  const caPrivate = forge.pki.privateKeyFromPem(caKeys.privateKeyPem);
+  const caCert = forge.pki.createCertificate();
+  caCert.publicKey = forge.pki.publicKeyFromPem(caKeys.publicKeyPem);
+  caCert.serialNumber = serialNumber();
+  validity(caCert, 30);
+  const caSubject = [{ name: 'commonName', value: 'ews-oauth-broker test CA (generated, not trusted anywhere else)' }];
+  caCert.setSubject(caSubject);
+  caCert.setIssuer(caSubject);
+  caCert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  caCert.sign(caPrivate, forge.md.sha256.create());
+
+  const serverKeys = rsaKeyPair();
+  const serverCert = forge.pki.createCertificate();
+  serverCert.publicKey = forge.pki.publicKeyFromPem(serverKeys.publicKeyPem);
+  serverCert.serialNumber = serialNumber();
+  validity(serverCert, 29);
+  serverCert.setSubject([{ name: 'commonName', value: 'localhost' }]);
+  serverCert.setIssuer(caSubject);
+  serverCert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    {
+      name: 'subjectAltName',
+      altNames: [
+        { type: 2, value: 'localhost' },
+        ...extraHostNames.map((value) => ({ type: 2, value })),
+        { type: 7, ip: '127.0.0.1' },
+        { type: 7, ip: '::1' },
+      ],
+    },
+  ]);
+  serverCert.sign(caPrivate, forge.md.sha256.create());
+
+  const pki: TestPki = {
+    caCertPem: forge.pki.certificateToPem(caCert),
+    caCertFile: files.ca,
+    serverCertPem: forge.pki.certificateToPem(serverCert),
+    serverKeyPem: serverKeys.privateKeyPem,
+  };
+  writeFileSync(files.ca, pki.caCertPem, { mode: 0o600 });
+  writeFileSync(files.cert, pki.serverCertPem, { mode: 0o600 });
+  writeFileSync(files.key, pki.serverKeyPem, { mode: 0o600 });
+  return pki;
+}
