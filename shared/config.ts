@@ -44,6 +44,8 @@ export interface BrokerConfig {
   localSecretKey: Buffer | undefined;
   localSecretFile: string;
   storage: StorageSettings;
+  /** Prefix of the broker's table names, so several brokers (or test runs) can share an account. */
+  tablePrefix: string;
   authSessionTtlSeconds: number;
   refresh: {
     schedule: string;
@@ -232,6 +234,13 @@ const schema = z.object({
       .optional(),
   ),
   AzureWebJobsStorage__clientId: optionalString,
+  BROKER_TABLE_PREFIX: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9]{0,19}$/, 'expected up to 20 letters and digits, starting with a letter')
+      .default(''),
+  ),
   AUTH_SESSION_TTL_SECONDS: integer(600, 60, 3600),
   REFRESH_SCHEDULE: z.preprocess(
     emptyToUndefined,
@@ -359,6 +368,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     localSecretKey: raw.BROKER_LOCAL_SECRET_KEY,
     localSecretFile: raw.BROKER_LOCAL_SECRET_FILE ?? '.broker-local/secrets.json',
     storage,
+    tablePrefix: raw.BROKER_TABLE_PREFIX,
     authSessionTtlSeconds: raw.AUTH_SESSION_TTL_SECONDS,
     refresh: {
       schedule: raw.REFRESH_SCHEDULE,

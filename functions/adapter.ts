@@ -1,0 +1,55 @@
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import type { Broker } from '../shared/broker';
+import { BrokerError } from '../shared/errors';
+import type { Handler } from '../shared/http/handlers';
+import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
+
+/** One HTTP function: what the host registers and what the local host serves. */
+export interface HttpFunctionDefinition {
+  name: string;
+  route: string;
+  methods: ('GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH')[];
+  authLevel: 'anonymous' | 'function';
+  handler: Handler;
+}
+
+export type FunctionsHttpHandler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+
+function toBrokerRequest(request: HttpRequest, context: InvocationContext): BrokerRequest {
+  return {
+    method: request.method.toUpperCase(),
+    url: new URL(request.url),
+    headers: request.headers,
+    params: { ...request.params },
+    correlationId: context.invocationId,
+    async text(maxBytes: number) {
+      const body = Buffer.from(await request.arrayBuffer());
+      if (body.length > maxBytes) {
+        throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+      }
+      return body.toString('utf8');
+    },
+  };
+}
+
+function toResponseInit(response: BrokerResponse): HttpResponseInit {
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: response.body,
+    cookies: response.cookies?.map((cookie) => ({
+      name: cookie.name,
+      value: cookie.value,
+      path: cookie.path,
+      maxAge: cookie.maxAgeSeconds,
+      secure: cookie.secure,
+      httpOnly: cookie.httpOnly,
+      sameSite: cookie.sameSite,
+    })),
+  };
+}
+
+/** Binds a shared handler to the Functions programming model. */
+export function adaptHttp(handler: Handler, broker: () => Broker): FunctionsHttpHandler {
+  return async (request, context) => toResponseInit(await handler(broker(), toBrokerRequest(request, context)));
+}

@@ -1,0 +1,18 @@
+import type { HttpFunctionDefinition } from './adapter';
+import { authorize } from './authorize';
+import { callback } from './callback';
+import { connectionsItem, connectionsList } from './connections';
+import { adminConsole } from './console';
+import { health } from './health';
+import { token } from './token';
+
+/** Every HTTP function of the app: the Functions host registers them (index.ts), the local host serves them. */
+export const httpFunctions: HttpFunctionDefinition[] = [
+  health,
+  connectionsList,
+  connectionsItem,
+  authorize,
+  callback,
+  token,
+  adminConsole,
+];

@@ -1,0 +1,246 @@
+import type { Broker } from '../broker';
+import { assertConnectionName, parseConnectionDefinition, type Connection } from '../connections/connection';
+import { BrokerError } from '../errors';
+import { secretNames } from '../secrets/secret-store';
+import { identifyCaller, requireAdmin, requireTokenReader } from './caller';
+import { callbackPage, consolePage, errorPage } from './pages';
+import { json, noContent, problem, toBrokerError } from './responses';
+import type { BrokerRequest, BrokerResponse, ResponseCookie } from './types';
+
+/** A route's logic, independent of the Functions programming model. */
+export type Handler = (broker: Broker, request: BrokerRequest) => Promise<BrokerResponse>;
+
+const MAX_JSON_BODY_BYTES = 16 * 1024;
+const BINDING_COOKIE = 'broker_auth';
+
+/** API routes answer problem+json; browser routes a readable page. One place decides. */
+function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Handler {
+  return async (broker, request) => {
+    try {
+      if (!methods.includes(request.method)) {
+        const error = new BrokerError('method_not_allowed', `${request.method} is not allowed here.`);
+        const response = kind === 'api' ? problem(error, request.correlationId) : errorPage(error, request.correlationId);
+        response.headers.Allow = methods.join(', ');
+        return response;
+      }
+      return await handler(broker, request);
+    } catch (thrown) {
+      const error = toBrokerError(thrown, broker.logger, request.correlationId);
+      if (error.status >= 500) {
+        broker.logger.error('request.failed', { code: error.code, correlationId: request.correlationId, path: request.url.pathname });
+      }
+      return kind === 'api'
+        ? problem(error, request.correlationId, request.url.pathname)
+        : errorPage(error, request.correlationId);
+    }
+  };
+}
+
+/** The connection as admins see it: no etag, no cache ids. */
+export function connectionView(connection: Connection) {
+  return {
+    name: connection.name,
+    mailbox: connection.mailbox,
+    account: connection.account,
+    profile: connection.profile,
+    grant: connection.grant,
+    ...(connection.scopes ? { scopes: connection.scopes } : {}),
+    description: connection.description,
+    status: connection.status,
+    createdAt: connection.createdAt,
+    updatedAt: connection.updatedAt,
+    authorizedAt: connection.authorizedAt ?? null,
+    authorizedBy: connection.authorizedBy ?? null,
+    tenantId: connection.tenantId ?? null,
+    tokenExpiresOn: connection.tokenExpiresOn ?? null,
+    lastRefreshAt: connection.lastRefreshAt ?? null,
+    consecutiveFailures: connection.consecutiveFailures,
+    nextAttemptAt: connection.nextAttemptAt ?? null,
+    lastError: connection.lastError ?? null,
+  };
+}
+
+async function existingConnection(broker: Broker, rawName: string | undefined): Promise<Connection> {
+  const name = assertConnectionName(rawName);
+  const connection = await broker.registry.get(name);
+  if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+  return connection;
+}
+
+async function readJsonBody(request: BrokerRequest): Promise<unknown> {
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+    throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
+  }
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > MAX_JSON_BODY_BYTES) {
+    throw new BrokerError('payload_too_large', `The body may be at most ${MAX_JSON_BODY_BYTES} bytes.`);
+  }
+  const text = await request.text(MAX_JSON_BODY_BYTES);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new BrokerError('invalid_request', 'The body is not valid JSON.');
+  }
+}
+
+export const health: Handler = guard('api', ['GET'], async (broker, request) => {
+  const checks: Record<string, string> = {};
+  const probe = async (name: string, run: () => Promise<unknown>) => {
+    try {
+      await run();
+      checks[name] = 'ok';
+    } catch (error) {
+      checks[name] = error instanceof BrokerError ? error.code : 'unavailable';
+      broker.logger.warn('health.check_failed', { check: name, correlationId: request.correlationId, error });
+    }
+  };
+  await Promise.all([
+    probe('storage', () => broker.registry.check()),
+    probe('secrets', () => broker.secrets.check()),
+    probe('entra', () => broker.msal.resolvedTenantId()),
+  ]);
+  const ok = Object.values(checks).every((value) => value === 'ok');
+  return json(ok ? 200 : 503, {
+    status: ok ? 'ok' : 'unhealthy',
+    checks,
+    secretStore: broker.secrets.kind,
+    sandbox: broker.config.sandbox,
+  });
+});
+
+export const listConnections: Handler = guard('api', ['GET'], async (broker, request) => {
+  requireAdmin(identifyCaller(request, broker.config));
+  const connections = await broker.registry.list();
+  return json(200, { connections: connections.map(connectionView) });
+});
+
+export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  if (request.method === 'GET') {
+    const connection = await existingConnection(broker, name);
+    const recentEvents = await broker.audit.list(name, 20);
+    return json(200, { ...connectionView(connection), recentEvents });
+  }
+  if (request.method === 'PUT') {
+    const definition = parseConnectionDefinition(await readJsonBody(request));
+    const { connection, created } = await broker.registry.upsertDefinition(name, definition);
+    await broker.audit.record({
+      connection: name,
+      type: created ? 'connection.created' : 'connection.changed',
+      actor: caller.name,
+      toStatus: connection.status,
+      correlationId: request.correlationId,
+      at: broker.now().toISOString(),
+    });
+    broker.logger.info(created ? 'connection.created' : 'connection.changed', { connection: name, actor: caller.name });
+    return json(created ? 201 : 200, connectionView(connection), created ? { Location: `/api/connections/${name}` } : {});
+  }
+  await existingConnection(broker, name);
+  // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
+  await broker.secrets.delete(secretNames.token(name));
+  await broker.secrets.delete(secretNames.cache(name));
+  await broker.registry.delete(name);
+  await broker.audit.record({
+    connection: name,
+    type: 'connection.deleted',
+    actor: caller.name,
+    correlationId: request.correlationId,
+    at: broker.now().toISOString(),
+  });
+  broker.logger.info('connection.deleted', { connection: name, actor: caller.name });
+  return noContent();
+});
+
+export const authorize: Handler = guard('browser', ['GET'], async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  const started = await broker.authorization.start(name, caller.name);
+  broker.logger.info('authorization.started', { connection: name, actor: caller.name, correlationId: request.correlationId });
+  const secure = broker.config.publicBaseUrl.startsWith('https://');
+  const cookie: ResponseCookie = {
+    // `__Host-` pins the cookie to this host and path over HTTPS; plain HTTP (localhost) can't use it.
+    name: secure ? `__Host-${BINDING_COOKIE}` : BINDING_COOKIE,
+    value: started.browserBinding,
+    path: '/',
+    maxAgeSeconds: started.ttlSeconds,
+    secure,
+    httpOnly: true,
+    // Lax: the cookie must come back on Entra's top-level redirect to /api/callback.
+    sameSite: 'Lax',
+  };
+  return { status: 302, headers: { Location: started.redirectUrl, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' }, cookies: [cookie] };
+});
+
+function readCookie(request: BrokerRequest, name: string): string | undefined {
+  const header = request.headers.get('cookie');
+  if (!header || header.length > 8192) return undefined;
+  for (const part of header.split(';')) {
+    const index = part.indexOf('=');
+    if (index > 0 && part.slice(0, index).trim() === name) return part.slice(index + 1).trim();
+  }
+  return undefined;
+}
+
+const MAX_QUERY_VALUE = 8192;
+
+export const callback: Handler = guard('browser', ['GET'], async (broker, request) => {
+  const appOrigin = new URL(broker.config.publicBaseUrl).origin;
+  const secure = broker.config.publicBaseUrl.startsWith('https://');
+  const binding = readCookie(request, secure ? `__Host-${BINDING_COOKIE}` : BINDING_COOKIE);
+  const query = request.url.searchParams;
+  const take = (key: string) => {
+    const values = query.getAll(key);
+    if (values.length > 1) throw new BrokerError('invalid_request', `The parameter ${key} appears more than once.`);
+    const value = values[0];
+    if (value !== undefined && value.length > MAX_QUERY_VALUE) {
+      throw new BrokerError('invalid_request', `The parameter ${key} is too long.`);
+    }
+    return value;
+  };
+  const clearCookie: ResponseCookie = {
+    name: secure ? `__Host-${BINDING_COOKIE}` : BINDING_COOKIE,
+    value: '',
+    path: '/',
+    maxAgeSeconds: 0,
+    secure,
+    httpOnly: true,
+    sameSite: 'Lax',
+  };
+  try {
+    const completed = await broker.authorization.complete(
+      { code: take('code'), state: take('state'), error: take('error'), error_description: take('error_description') },
+      binding,
+      request.correlationId,
+    );
+    broker.logger.info('authorization.completed', {
+      connection: completed.connection.name,
+      correlationId: request.correlationId,
+    });
+    const response = callbackPage(appOrigin, {
+      ok: true,
+      connection: completed.connection.name,
+      status: completed.connection.status,
+      signedInAs: completed.signedInAs,
+    });
+    return { ...response, cookies: [clearCookie] };
+  } catch (thrown) {
+    const error = toBrokerError(thrown, broker.logger, request.correlationId);
+    return callbackPage(appOrigin, { ok: false, connection: null, error, correlationId: request.correlationId });
+  }
+});
+
+export const token: Handler = guard('api', ['GET'], async (broker, request) => {
+  requireTokenReader(identifyCaller(request, broker.config));
+  const connection = await existingConnection(broker, request.params.name);
+  const published = await broker.tokens.readPublished(connection);
+  return json(200, published);
+});
+
+export const adminConsole: Handler = guard('browser', ['GET'], (broker, request) => {
+  requireAdmin(identifyCaller(request, broker.config));
+  return Promise.resolve(
+    consolePage({ sandbox: broker.config.sandbox, secretStore: broker.secrets.kind, redirectUri: broker.config.redirectUri }),
+  );
+});

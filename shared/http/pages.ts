@@ -1,0 +1,198 @@
+import type { BrokerError } from '../errors';
+import { escapeHtml, html } from './responses';
+import type { BrokerResponse } from './types';
+
+/** The message the callback page posts to the console that opened it. */
+export interface AuthorizationMessage {
+  type: 'ews-oauth-broker.authorization';
+  connection: string | null;
+  ok: boolean;
+  status?: string;
+  code?: string;
+  message: string;
+}
+
+const STYLE = `
+  :root { color-scheme: light dark; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
+  body { margin: 0; padding: 2rem; line-height: 1.5; max-width: 60rem; }
+  h1 { font-size: 1.4rem; margin: 0 0 1rem; }
+  .ok { color: #0a7a33; } .fail { color: #b3261e; }
+  .box { border: 1px solid #8886; border-radius: .5rem; padding: 1rem 1.25rem; margin: 1rem 0; }
+  code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .9em; }
+  .sandbox { background: #ffd54f; color: #000; padding: .5rem 1rem; font-weight: 600; border-radius: .5rem; }
+  table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #8884; }
+  button { font: inherit; padding: .3rem .8rem; cursor: pointer; }
+  input, select { font: inherit; padding: .25rem .4rem; }
+  form.define { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: .5rem; align-items: end; }
+  .muted { opacity: .75; font-size: .9em; }
+`;
+
+/** JSON inside a <script> element: `<` escaped so the data can never close the element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+function page(title: string, nonce: string, body: string, script = ''): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>${escapeHtml(title)} · ews-oauth-broker</title>
+<style nonce="${nonce}">${STYLE}</style></head>
+<body>${body}${script ? `<script nonce="${nonce}">${script}</script>` : ''}</body></html>`;
+}
+
+/**
+ * The page that ends the popup: it posts the result to the window that opened it (only to the
+ * broker's own origin) and closes itself; opened without an opener, it simply shows the result.
+ */
+export function callbackPage(
+  appOrigin: string,
+  outcome: { ok: true; connection: string; status: string; signedInAs: string } | { ok: false; connection: string | null; error: BrokerError; correlationId: string },
+): BrokerResponse {
+  const message: AuthorizationMessage = outcome.ok
+    ? {
+        type: 'ews-oauth-broker.authorization',
+        connection: outcome.connection,
+        ok: true,
+        status: outcome.status,
+        message: `Connection ${outcome.connection} is authorized.`,
+      }
+    : {
+        type: 'ews-oauth-broker.authorization',
+        connection: outcome.connection,
+        ok: false,
+        code: outcome.error.code,
+        message: outcome.error.message,
+      };
+  const body = outcome.ok
+    ? `<h1 class="ok">Authorized</h1>
+       <div class="box"><p>Connection <strong>${escapeHtml(outcome.connection)}</strong> is authorized as
+       <strong>${escapeHtml(outcome.signedInAs)}</strong>. Its tokens are stored and will be kept fresh.</p></div>
+       <p class="muted" id="closing">You can close this window.</p>`
+    : errorBody(outcome.error, outcome.correlationId);
+  const script = `(function () {
+    var message = ${scriptJson(message)};
+    if (window.opener && !window.opener.closed) {
+      try { window.opener.postMessage(message, ${scriptJson(appOrigin)}); } catch (e) {}
+      window.close();
+    }
+  })();`;
+  return html(outcome.ok ? 200 : outcome.error.status, (nonce) =>
+    page(outcome.ok ? 'Authorized' : 'Authorization failed', nonce, body, script),
+  );
+}
+
+function errorBody(error: BrokerError, correlationId: string): string {
+  const aadsts = error.aadsts !== undefined ? ` <span class="mono">(AADSTS${error.aadsts})</span>` : '';
+  const action = error.actionUrl
+    ? `<p>Link for the administrator: <a class="mono" href="${escapeHtml(error.actionUrl)}" rel="noreferrer" target="_blank">${escapeHtml(error.actionUrl)}</a></p>`
+    : '';
+  return `<h1 class="fail">${escapeHtml(headlineFor(error))}</h1>
+    <div class="box"><p>${escapeHtml(error.message)}${aadsts}</p>
+    ${error.remedy ? `<p><strong>What to do:</strong> ${escapeHtml(error.remedy)}</p>` : ''}${action}</div>
+    <p class="muted">Error code <span class="mono">${escapeHtml(error.code)}</span> · correlation id <span class="mono">${escapeHtml(correlationId)}</span></p>`;
+}
+
+function headlineFor(error: BrokerError): string {
+  switch (error.code) {
+    case 'access_denied':
+      return 'Sign-in was cancelled';
+    case 'consent_required':
+    case 'admin_consent_required':
+      return 'An administrator must approve this app';
+    case 'account_mismatch':
+      return 'Signed in with the wrong account';
+    case 'tenant_not_allowed':
+      return 'This organisation is not allowed';
+    case 'state_expired':
+      return 'The sign-in expired';
+    case 'state_invalid':
+      return 'This sign-in cannot be finished here';
+    case 'unauthenticated':
+    case 'forbidden':
+      return 'Not allowed';
+    default:
+      return 'Authorization failed';
+  }
+}
+
+/** A readable error page for browser routes (SPEC §3). */
+export function errorPage(error: BrokerError, correlationId: string): BrokerResponse {
+  return html(error.status, (nonce) => page('Error', nonce, errorBody(error, correlationId)));
+}
+
+/** The admin console: connections, their status, define/authorize/delete. */
+export function consolePage(options: { sandbox: boolean; secretStore: string; redirectUri: string }): BrokerResponse {
+  const banner = options.sandbox
+    ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
+    : '';
+  const devStore =
+    options.secretStore === 'local-file'
+      ? `<p class="muted">Secrets are kept in the local encrypted development store, not Key Vault.</p>`
+      : '';
+  const body = `${banner}<h1>ews-oauth-broker</h1>${devStore}
+  <div id="notice" class="box" hidden></div>
+  <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th></tr></thead>
+  <tbody id="rows"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table>
+  <h2>Define a connection</h2>
+  <form class="define" id="define">
+    <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
+    <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
+    <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
+    <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option></select></label>
+    <button type="submit">Save</button>
+  </form>
+  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>`;
+  const script = `(function () {
+    var rows = document.getElementById('rows');
+    var notice = document.getElementById('notice');
+    function show(text, ok) { notice.hidden = false; notice.textContent = text; notice.className = 'box ' + (ok ? 'ok' : 'fail'); }
+    function cell(text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); return td; }
+    function button(label, handler) { var b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.addEventListener('click', handler); return b; }
+    async function load() {
+      var response = await fetch('/api/connections', { headers: { Accept: 'application/json' } });
+      var data = await response.json();
+      if (!response.ok) { show(data.detail || 'Could not load connections', false); return; }
+      rows.textContent = '';
+      if (data.connections.length === 0) { var tr0 = document.createElement('tr'); var td0 = cell('No connections yet: define one below.'); td0.colSpan = 7; tr0.appendChild(td0); rows.appendChild(tr0); }
+      data.connections.forEach(function (c) {
+        var tr = document.createElement('tr');
+        tr.dataset.connection = c.name;
+        tr.appendChild(cell(c.name)); tr.appendChild(cell(c.mailbox)); tr.appendChild(cell(c.profile));
+        var status = cell(c.status); status.className = 'status'; tr.appendChild(status);
+        tr.appendChild(cell(c.tokenExpiresOn ? new Date(c.tokenExpiresOn).toLocaleString() : ''));
+        tr.appendChild(cell(c.lastError ? c.lastError.message : ''));
+        var actions = document.createElement('td');
+        actions.appendChild(button('Authorize', function () {
+          window.open('/api/connections/' + encodeURIComponent(c.name) + '/authorize', 'broker-authorize', 'popup,width=520,height=700');
+        }));
+        actions.appendChild(button('Delete', async function () {
+          if (!confirm('Delete ' + c.name + ' and its tokens?')) return;
+          await fetch('/api/connections/' + encodeURIComponent(c.name), { method: 'DELETE' });
+          load();
+        }));
+        tr.appendChild(actions);
+        rows.appendChild(tr);
+      });
+    }
+    window.addEventListener('message', function (event) {
+      if (event.origin !== window.location.origin) return;
+      var data = event.data;
+      if (!data || data.type !== 'ews-oauth-broker.authorization') return;
+      show(data.message, data.ok);
+      load();
+    });
+    document.getElementById('define').addEventListener('submit', async function (event) {
+      event.preventDefault();
+      var form = new FormData(event.target);
+      var body = { mailbox: form.get('mailbox'), profile: form.get('profile') };
+      if (form.get('account')) body.account = form.get('account');
+      var response = await fetch('/api/connections/' + encodeURIComponent(form.get('name')), {
+        method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      if (!response.ok) { var problem = await response.json(); show(problem.detail, false); return; }
+      show('Saved ' + form.get('name') + '. Click Authorize to sign in.', true);
+      load();
+    });
+    load();
+  })();`;
+  return html(200, (nonce) => page('Console', nonce, body, script));
+}

@@ -1,0 +1,224 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { CryptoProvider } from '@azure/msal-node';
+import type { BrokerConfig } from '../config';
+import type { Connection } from '../connections/connection';
+import { delegatedScopes } from '../connections/profiles';
+import type { ConnectionRegistry } from '../connections/registry';
+import { BrokerError } from '../errors';
+import type { AuditLog } from '../audit/audit-log';
+import type { Logger } from '../logging';
+import type { AuthSessionStore } from './auth-session';
+import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
+import { OperationCache, type MsalClientFactory } from './msal-client';
+import type { TokenService } from './token-service';
+
+export interface AuthorizationDeps {
+  config: BrokerConfig;
+  registry: ConnectionRegistry;
+  sessions: AuthSessionStore;
+  audit: AuditLog;
+  msal: MsalClientFactory;
+  tokens: TokenService;
+  logger: Logger;
+  now: () => Date;
+}
+
+export interface StartedAuthorization {
+  /** Entra's authorize URL to redirect the browser to. */
+  redirectUrl: string;
+  /** Value of the browser-binding cookie; only its hash is stored. */
+  browserBinding: string;
+  ttlSeconds: number;
+}
+
+export interface CompletedAuthorization {
+  connection: Connection;
+  signedInAs: string;
+}
+
+/** The query parameters Entra may put on the redirect to `/api/callback`. */
+export interface CallbackParameters {
+  code?: string;
+  state?: string;
+  error?: string;
+  error_description?: string;
+}
+
+const STATE_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+const CODE_SHAPE = /^[\x21-\x7e]{1,4096}$/;
+const ERROR_SHAPE = /^[a-z_]{1,64}$/;
+
+const randomToken = () => randomBytes(32).toString('base64url');
+const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+function sameHash(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/**
+ * The interactive authorization: `start` (the `authorize` route) and `complete` (the `callback`
+ * route). SPEC §8: it completes only in the browser that started it, once, within its TTL, with
+ * PKCE, for the connection's account in an allowed tenant, or nothing changes.
+ */
+export class AuthorizationService {
+  private readonly crypto = new CryptoProvider();
+
+  constructor(private readonly deps: AuthorizationDeps) {}
+
+  adminConsentUrl(): string {
+    const { config, msal } = this.deps;
+    const url = new URL(`${msal.authorityUrl()}/adminconsent`);
+    url.searchParams.set('client_id', config.clientId);
+    url.searchParams.set('redirect_uri', config.redirectUri);
+    return url.toString();
+  }
+
+  async start(name: string, actor: string): Promise<StartedAuthorization> {
+    const { config, registry, sessions, msal, now } = this.deps;
+    const connection = await registry.get(name);
+    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    if (connection.status === 'disabled') {
+      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+    }
+    const { verifier, challenge } = await this.crypto.generatePkceCodes();
+    const state = randomToken();
+    const nonce = randomToken();
+    const browserBinding = randomToken();
+    const createdAt = now();
+    await sessions.create({
+      state,
+      connection: name,
+      codeVerifier: verifier,
+      nonce,
+      browserBindingHash: sha256(browserBinding),
+      startedBy: actor,
+      createdAt: createdAt.toISOString(),
+      expiresAt: new Date(createdAt.getTime() + config.authSessionTtlSeconds * 1000).toISOString(),
+    });
+    const client = await msal.create(new OperationCache());
+    const redirectUrl = await client.getAuthCodeUrl({
+      scopes: delegatedScopes(connection, config.cloud),
+      redirectUri: config.redirectUri,
+      codeChallenge: challenge,
+      codeChallengeMethod: 'S256',
+      state,
+      nonce,
+      loginHint: connection.account,
+      responseMode: 'query',
+    });
+    return { redirectUrl, browserBinding, ttlSeconds: config.authSessionTtlSeconds };
+  }
+
+  async complete(
+    parameters: CallbackParameters,
+    browserBinding: string | undefined,
+    correlationId: string,
+  ): Promise<CompletedAuthorization> {
+    const { config, registry, sessions, audit, msal, tokens, logger, now } = this.deps;
+    const state = parameters.state;
+    if (!state || !STATE_SHAPE.test(state)) {
+      throw new BrokerError('state_invalid', 'This sign-in response does not belong to an authorization started here.', {
+        remedy: 'Start again from the console.',
+      });
+    }
+    const session = await sessions.peek(state);
+    if (!session) {
+      throw new BrokerError('state_invalid', 'This sign-in was already completed or is unknown.', {
+        remedy: 'Start again from the console.',
+      });
+    }
+    if (Date.parse(session.expiresAt) <= now().getTime()) {
+      await sessions.consume(state);
+      throw new BrokerError('state_expired', 'This sign-in took too long and has expired.', {
+        remedy: 'Start again from the console and finish within the time allowed.',
+      });
+    }
+    if (!browserBinding || !sameHash(sha256(browserBinding), session.browserBindingHash)) {
+      // Not consumed: the browser that started it can still finish.
+      throw new BrokerError('state_invalid', 'This sign-in was started in a different browser or its cookie is gone.', {
+        remedy: 'Finish the sign-in in the browser where you clicked Authorize, or start again.',
+      });
+    }
+    const consumed = await sessions.consume(state);
+    if (!consumed) {
+      throw new BrokerError('state_invalid', 'This sign-in was already completed.', {
+        remedy: 'Start again from the console.',
+      });
+    }
+    const name = consumed.connection;
+    const fail = async (error: BrokerError): Promise<never> => {
+      await audit.record({
+        connection: name,
+        type: 'authorization.failed',
+        actor: consumed.startedBy,
+        reason: `${error.code}: ${error.message}`,
+        aadsts: error.aadsts,
+        correlationId,
+        at: now().toISOString(),
+      });
+      logger.warn('authorization.failed', { connection: name, code: error.code, aadsts: error.aadsts, correlationId });
+      throw error;
+    };
+
+    if (parameters.error !== undefined) {
+      const error = ERROR_SHAPE.test(parameters.error) ? parameters.error : 'invalid_request';
+      const failure = classifyEntraAnswer(error, aadstsOf(parameters.error_description));
+      return fail(brokerErrorForInteractive(failure, this.adminConsentUrl()));
+    }
+    if (!parameters.code || !CODE_SHAPE.test(parameters.code)) {
+      return fail(new BrokerError('invalid_request', 'The sign-in response carries no authorization code.'));
+    }
+
+    const connection = await registry.get(name);
+    if (!connection) return fail(new BrokerError('connection_not_found', `Connection ${name} was removed meanwhile.`));
+
+    const cache = new OperationCache();
+    let result;
+    try {
+      const client = await msal.create(cache);
+      result = await client.acquireTokenByCode({
+        code: parameters.code,
+        scopes: delegatedScopes(connection, config.cloud),
+        redirectUri: config.redirectUri,
+        codeVerifier: consumed.codeVerifier,
+        nonce: consumed.nonce,
+      });
+    } catch (error) {
+      if (error instanceof BrokerError) return fail(error);
+      return fail(brokerErrorForInteractive(classifyMsalError(error), this.adminConsentUrl()));
+    }
+
+    const claims = result.idTokenClaims as Record<string, unknown>;
+    const tenantId = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : '';
+    const signedInAs = String(claims.preferred_username ?? claims.upn ?? claims.email ?? '').toLowerCase();
+    const allowed = config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
+    if (!allowed.includes(tenantId)) {
+      return fail(
+        new BrokerError('tenant_not_allowed', `Accounts of tenant ${tenantId || '(unknown)'} may not authorize here.`, {
+          remedy: 'Sign in with an account of an allowed tenant, or add the tenant to ALLOWED_TENANTS.',
+        }),
+      );
+    }
+    if (signedInAs !== connection.account) {
+      return fail(
+        new BrokerError(
+          'account_mismatch',
+          `You signed in as ${signedInAs || '(unknown)'}, but connection ${name} is for ${connection.account}.`,
+          { remedy: `Start again and sign in as ${connection.account}.` },
+        ),
+      );
+    }
+    if (!cache.contents) {
+      return fail(new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.'));
+    }
+    const updated = await tokens.storeAuthorization(connection, result, cache.contents, {
+      actor: consumed.startedBy,
+      signedInAs,
+      tenantId,
+      correlationId,
+    });
+    return { connection: updated, signedInAs };
+  }
+}

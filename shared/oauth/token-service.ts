@@ -1,0 +1,174 @@
+import type { AuthenticationResult } from '@azure/msal-node';
+import type { Connection } from '../connections/connection';
+import { ConcurrentUpdateError, type ConnectionRegistry, type ConnectionState } from '../connections/registry';
+import { BrokerError } from '../errors';
+import type { AuditLog } from '../audit/audit-log';
+import { secretNames, type SecretStore } from '../secrets/secret-store';
+import type { Logger } from '../logging';
+
+/** What the token route hands to consumers (SPEC §3). */
+export interface PublishedToken {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_on: string;
+  expires_in: number;
+  scope: string;
+  mailbox: string;
+  /** base64 of `user={mailbox}^Aauth=Bearer {token}^A^A`, for IMAP/POP/SMTP AUTH XOAUTH2. */
+  xoauth2: string;
+}
+
+export function xoauth2(mailbox: string, accessToken: string): string {
+  return Buffer.from(`user=${mailbox}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
+}
+
+const MAX_TAG_VALUE = 256;
+
+export interface TokenServiceDeps {
+  registry: ConnectionRegistry;
+  secrets: SecretStore;
+  audit: AuditLog;
+  logger: Logger;
+  now: () => Date;
+}
+
+/**
+ * The one path that writes tokens. Order matters and is the same for every trigger: the token
+ * cache (which holds the refresh token) is written first, then the access token is published,
+ * then the registry row says so. A failure part-way leaves a cache that still works.
+ */
+export class TokenService {
+  constructor(private readonly deps: TokenServiceDeps) {}
+
+  /** Stores what a completed authorization produced and marks the connection authorized. */
+  async storeAuthorization(
+    connection: Connection,
+    result: AuthenticationResult,
+    serializedCache: string,
+    details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
+  ): Promise<Connection> {
+    const { secrets, now } = this.deps;
+    await secrets.set(secretNames.cache(connection.name), serializedCache, {
+      contentType: 'application/json',
+      tags: { mailbox: connection.mailbox, account: connection.account },
+    });
+    const expiresOn = await this.publish(connection, result);
+    return this.changeState(
+      connection,
+      {
+        status: 'authorized',
+        authorizedAt: now().toISOString(),
+        authorizedBy: details.signedInAs,
+        tenantId: details.tenantId,
+        homeAccountId: result.account?.homeAccountId,
+        tokenExpiresOn: expiresOn.toISOString(),
+        lastRefreshAt: now().toISOString(),
+        consecutiveFailures: 0,
+        nextAttemptAt: undefined,
+        lastError: undefined,
+      },
+      {
+        type: 'connection.authorized',
+        actor: details.actor,
+        reason: `Authorized by ${details.signedInAs}`,
+        correlationId: details.correlationId,
+      },
+    );
+  }
+
+  /** Publishes an access token as `conn-{name}-token` with its expiry; returns the expiry. */
+  async publish(connection: Connection, result: AuthenticationResult): Promise<Date> {
+    const expiresOn = result.expiresOn ?? new Date(this.deps.now().getTime() + 3600_000);
+    const scope = result.scopes.join(' ');
+    await this.deps.secrets.set(secretNames.token(connection.name), result.accessToken, {
+      contentType: 'text/plain',
+      expiresOn,
+      tags: {
+        mailbox: connection.mailbox,
+        scope: scope.length > MAX_TAG_VALUE ? scope.slice(0, MAX_TAG_VALUE) : scope,
+        expiresOn: expiresOn.toISOString(),
+      },
+    });
+    return expiresOn;
+  }
+
+  /** The published access token of a connection, as the token route returns it. */
+  async readPublished(connection: Connection): Promise<PublishedToken> {
+    if (connection.status === 'disabled') {
+      throw new BrokerError('connection_disabled', `Connection ${connection.name} is disabled.`);
+    }
+    if (connection.status === 'new') {
+      throw new BrokerError('connection_not_authorized', `Connection ${connection.name} has not been authorized yet.`, {
+        remedy: 'An admin opens the console and clicks Authorize.',
+      });
+    }
+    const secret = await this.deps.secrets.get(secretNames.token(connection.name));
+    const now = this.deps.now();
+    if (!secret?.expiresOn || secret.expiresOn.getTime() <= now.getTime()) {
+      if (connection.status === 'reauthorization_required') {
+        throw new BrokerError('reauthorization_required', `Connection ${connection.name} must be authorized again.`, {
+          aadsts: connection.lastError?.aadsts,
+          remedy: connection.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
+        });
+      }
+      throw new BrokerError('token_unavailable', `No valid access token is published for ${connection.name}.`, {
+        retryAfterSeconds: 30,
+      });
+    }
+    return {
+      access_token: secret.value,
+      token_type: 'Bearer',
+      expires_on: secret.expiresOn.toISOString(),
+      expires_in: Math.max(0, Math.floor((secret.expiresOn.getTime() - now.getTime()) / 1000)),
+      scope: secret.tags?.scope ?? '',
+      mailbox: connection.mailbox,
+      xoauth2: xoauth2(connection.mailbox, secret.value),
+    };
+  }
+
+  /**
+   * Changes a connection's state with an audit event for every status change. Retries once on a
+   * concurrent write by re-reading the row: the registry is the record of what happened last.
+   */
+  async changeState(
+    connection: Connection,
+    state: ConnectionState,
+    event: { type: string; actor: string; reason?: string; aadsts?: number; correlationId?: string },
+  ): Promise<Connection> {
+    const { registry, audit, logger, now } = this.deps;
+    let current = connection;
+    let updated: Connection | undefined;
+    for (let attempt = 0; attempt < 3 && !updated; attempt++) {
+      try {
+        updated = await registry.updateState(current.name, state, current.etag);
+      } catch (error) {
+        if (!(error instanceof ConcurrentUpdateError)) throw error;
+        const fresh = await registry.get(current.name);
+        if (!fresh) throw new BrokerError('connection_not_found', `Connection ${current.name} was removed.`);
+        current = fresh;
+      }
+    }
+    if (!updated) throw new BrokerError('upstream_unavailable', `Connection ${current.name} is being changed; try again.`);
+    const statusChanged = state.status !== undefined && state.status !== current.status;
+    await audit.record({
+      connection: current.name,
+      type: event.type,
+      actor: event.actor,
+      fromStatus: current.status,
+      toStatus: updated.status,
+      reason: event.reason,
+      aadsts: event.aadsts,
+      correlationId: event.correlationId,
+      at: now().toISOString(),
+    });
+    logger.info(statusChanged ? 'connection.status_changed' : event.type, {
+      connection: current.name,
+      from: current.status,
+      to: updated.status,
+      actor: event.actor,
+      aadsts: event.aadsts,
+      correlationId: event.correlationId,
+    });
+    return updated;
+  }
+}
