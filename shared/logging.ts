@@ -17,7 +17,7 @@ export type LogSink = (level: LogLevelName, line: string) => void;
 const SENSITIVE_KEY =
   /(token|secret|password|verifier|assertion|authorization|cookie|^code$|credential|client_info|^value$|cache)/i;
 const JWT = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
-const SAFE_KEYS = new Set(['tokenExpiresOn', 'expiresOn', 'code', 'errorCode']);
+const SAFE_KEYS = new Set(['tokenExpiresOn', 'expiresOn', 'errorCode']);
 
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return value.replace(JWT, '[redacted-jwt]');

@@ -156,6 +156,13 @@ export function classifyEntraAnswer(
       retryAfterSeconds,
     };
   }
+  // Answers on the interactive redirect: the sign-in ended without a grant; nothing was lost.
+  if (error === 'access_denied') {
+    return { kind: 'request', error, aadsts, message: 'Sign-in was cancelled or denied.', remedy: 'Start again.' };
+  }
+  if (error === 'consent_required') {
+    return { ...(KNOWN_AADSTS[65001] as Known), kind: 'request', error, aadsts: aadsts ?? 65001 };
+  }
   if (known) return { ...known, error, aadsts };
   if (error === 'invalid_grant' || error === 'interaction_required') {
     return { kind: 'definitive', error, aadsts, message: 'Entra ID refused the grant.', remedy: REAUTHORIZE };
@@ -168,12 +175,6 @@ export function classifyEntraAnswer(
       message: "Entra ID refused the app's credentials.",
       remedy: 'Check ENTRA_CLIENT_ID and the client credential settings.',
     };
-  }
-  if (error === 'access_denied') {
-    return { kind: 'request', error, aadsts, message: 'Sign-in was cancelled or denied.', remedy: 'Start again.' };
-  }
-  if (error === 'consent_required') {
-    return { ...(KNOWN_AADSTS[65001] as Known), kind: 'request', error, aadsts: aadsts ?? 65001 };
   }
   return {
     kind: httpStatus !== undefined && httpStatus < 500 ? 'request' : 'transient',

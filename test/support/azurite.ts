@@ -222,8 +222,9 @@ async function startOnce(options: AzuriteOptions, ports: AzuritePorts): Promise<
   const deadline = Date.now() + (options.startTimeoutMs ?? 30000);
   for (;;) {
     if (status.exited) {
+      const reason = /Exit due to unhandled error: .*/.exec(output)?.[0] ?? output.trim();
       throw new StartError(
-        `Azurite exited while starting (ports ${ports.blob}/${ports.queue}/${ports.table}): ${output.trim()}`,
+        `Azurite exited while starting (ports ${ports.blob}/${ports.queue}/${ports.table}): ${reason}`,
         /EADDRINUSE/.test(output),
       );
     }

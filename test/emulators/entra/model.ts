@@ -79,6 +79,8 @@ export interface PendingAuthorize {
   createdAt: number;
   user?: UserRecord;
   authTime?: number;
+  /** Browser session the sign-in created or reused (kept while the consent page is shown). */
+  sessionId?: string;
 }
 
 export interface CodeGrant {

@@ -1,0 +1,35 @@
+/**
+ * The local host process: validates the settings (one line and exit on a bad one, as in Azure),
+ * then serves every function on http://localhost:7071/api/. Started by scripts/start.ts.
+ */
+import { createBroker } from '../shared/broker';
+import { ConfigError, loadConfig } from '../shared/config';
+import { startLocalHost } from './host';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`ews-oauth-broker: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const broker = createBroker(config);
+  const port = Number(process.env.BROKER_HOST_PORT ?? 7071);
+  const host = await startLocalHost({ broker, port, hostname: 'localhost' });
+  console.log(`ews-oauth-broker is serving ${host.url}/api/ (health: ${host.url}/api/health, console: ${host.url}/api/console)`);
+  console.log(`Secret store: ${broker.secrets.kind === 'key-vault' ? `Key Vault ${config.keyVaultUrl ?? ''}` : `local encrypted file (development only) ${config.localSecretFile}`}`);
+  const stop = () => {
+    void host.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(`ews-oauth-broker failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

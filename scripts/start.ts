@@ -1,0 +1,120 @@
+/**
+ * `npm start`: everything needed to use the broker on this machine, without Core Tools.
+ *  - Azurite (tables) from node_modules, data kept in .azurite/;
+ *  - the local secret-store key, generated once into .broker-local/ (git-ignored);
+ *  - with no ENTRA_CLIENT_ID: the sandbox, a local Entra-compatible sign-in service with demo
+ *    mailboxes (the same emulator the tests use), so the whole flow can be clicked through;
+ *  - then the host (scripts/serve.ts) in a child process, because Node reads NODE_EXTRA_CA_CERTS
+ *    (the sandbox's CA) only when a process starts.
+ * Settings come from the environment, then local.settings.json "Values" (as `func start` reads them).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startAzurite } from '../test/support/azurite';
+import { startEntraEmulator } from '../test/emulators/entra';
+import { ensureTestPki } from '../test/emulators/tls';
+
+const root = resolve(__dirname, '..');
+const localDir = join(root, '.broker-local');
+const PORT = 7071;
+
+function localSettings(): Record<string, string> {
+  const file = join(root, 'local.settings.json');
+  if (!existsSync(file)) return {};
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, string> };
+  return parsed.Values ?? {};
+}
+
+function localSecretKey(): string {
+  const file = join(localDir, 'secret.key');
+  if (!existsSync(file)) {
+    mkdirSync(localDir, { recursive: true, mode: 0o700 });
+    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
+const SANDBOX_USERS = [
+  { username: 'support@contoso.test', password: 'Sandbox-Support-1' },
+  { username: 'sales@contoso.test', password: 'Sandbox-Sales-1' },
+  { username: 'admin@contoso.test', password: 'Sandbox-Admin-1', isAdmin: true },
+];
+
+async function main(): Promise<void> {
+  const env: Record<string, string | undefined> = { ...localSettings(), ...process.env };
+  const children: { stop(): Promise<void> }[] = [];
+  const stopAll = async () => {
+    for (const child of children.reverse()) await child.stop().catch(() => undefined);
+  };
+
+  if (!env.AzureWebJobsStorage || env.AzureWebJobsStorage === 'UseDevelopmentStorage=true') {
+    const azurite = await startAzurite({
+      location: join(root, '.azurite'),
+      ports: { blob: 10000, queue: 10001, table: 10002 },
+      silent: true,
+    });
+    children.push(azurite);
+    env.AzureWebJobsStorage = azurite.connectionString;
+    console.log(`Azurite (storage emulator) is serving tables at ${azurite.tableUrl}`);
+  }
+  if (!env.KEY_VAULT_URL && !env.BROKER_LOCAL_SECRET_KEY) {
+    env.BROKER_LOCAL_SECRET_KEY = localSecretKey();
+    env.BROKER_LOCAL_SECRET_FILE ??= join(localDir, 'secrets.json');
+  }
+
+  const sandbox = !env.ENTRA_CLIENT_ID;
+  if (sandbox) {
+    const pki = ensureTestPki(join(localDir, 'sandbox-pki'));
+    const entra = await startEntraEmulator({ pki, port: Number(env.SANDBOX_ENTRA_PORT ?? 7443) });
+    children.push({ stop: () => entra.close() });
+    const tenant = entra.tenants.primary;
+    for (const user of SANDBOX_USERS) entra.addUser({ ...user, tenantId: tenant.tenantId });
+    const publicBaseUrl = env.PUBLIC_BASE_URL ?? `http://localhost:${PORT}`;
+    const app = entra.registerApp({
+      clientSecret: randomBytes(24).toString('base64url'),
+      redirectUris: [`${publicBaseUrl}/api/callback`],
+      tenantId: tenant.tenantId,
+    });
+    Object.assign(env, {
+      ENTRA_TENANT_ID: tenant.tenantId,
+      ENTRA_CLIENT_ID: app.clientId,
+      ENTRA_CLIENT_CREDENTIAL: 'secret',
+      ENTRA_CLIENT_SECRET: app.clientSecret,
+      ENTRA_AUTHORITY_HOST: entra.url,
+      PUBLIC_BASE_URL: publicBaseUrl,
+      BROKER_SANDBOX: 'true',
+      BROKER_LOCAL_ADMIN: env.BROKER_LOCAL_ADMIN ?? 'true',
+      NODE_EXTRA_CA_CERTS: pki.caCertFile,
+    });
+    console.log('');
+    console.log('  SANDBOX: no ENTRA_CLIENT_ID is set, so sign-in is simulated on this machine.');
+    console.log(`  Sign-in service (Entra-compatible emulator): ${entra.url}/${tenant.tenantId}`);
+    console.log('  Demo accounts (user / password):');
+    for (const user of SANDBOX_USERS) console.log(`    ${user.username} / ${user.password}`);
+    console.log('');
+  }
+
+  const host = spawn(process.execPath, [require.resolve('tsx/cli'), join(__dirname, 'serve.ts')], {
+    stdio: 'inherit',
+    env: { ...env, BROKER_HOST_PORT: String(PORT) } as NodeJS.ProcessEnv,
+  });
+  const shutdown = () => {
+    host.kill('SIGTERM');
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  host.on('exit', (code) => {
+    void stopAll().then(() => process.exit(code ?? 0));
+  });
+  if (sandbox) {
+    console.log(`  Open http://localhost:${PORT}/api/console and click Authorize.`);
+    console.log('');
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`npm start failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+import { assertConnectionName, parseConnectionDefinition } from '../../shared/connections/connection';
+import { delegatedScopes } from '../../shared/connections/profiles';
+import { cloudFor } from '../../shared/config';
+import { BrokerError } from '../../shared/errors';
+
+describe('connection names', () => {
+  it.each(['a', 'support-in', 'a1', 'x'.repeat(48), '0-0'])('accepts %s', (name) => {
+    expect(assertConnectionName(name)).toBe(name);
+  });
+  it.each(['', '-a', 'a-', 'Support', 'a_b', 'a/b', 'x'.repeat(49), 'a.b', '../x', undefined, 42])('rejects %p', (name) => {
+    expect(() => assertConnectionName(name)).toThrow(expect.objectContaining({ code: 'invalid_connection_name' }));
+  });
+});
+
+describe('connection definitions', () => {
+  it('defaults the account to the mailbox and the grant to authorization_code', () => {
+    expect(parseConnectionDefinition({ mailbox: 'Support@Contoso.test', profile: 'ews' })).toEqual({
+      mailbox: 'support@contoso.test',
+      account: 'support@contoso.test',
+      profile: 'ews',
+      grant: 'authorization_code',
+      scopes: undefined,
+      description: '',
+    });
+  });
+
+  it('keeps a delegate account for a shared mailbox', () => {
+    const definition = parseConnectionDefinition({ mailbox: 'shared@contoso.test', account: 'agent@contoso.test', profile: 'ews-shared' });
+    expect(definition.account).toBe('agent@contoso.test');
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['not an object', 'ews', /body/],
+    ['null', null, /body/],
+    ['missing mailbox', { profile: 'ews' }, /mailbox/],
+    ['bad mailbox', { mailbox: 'not-an-address', profile: 'ews' }, /mailbox: expected an SMTP address/],
+    ['unknown profile', { mailbox: 'a@b.test', profile: 'exchange' }, /profile: expected one of/],
+    ['unknown field', { mailbox: 'a@b.test', profile: 'ews', password: 'x' }, /password|Unrecognized/i],
+    ['custom without scopes', { mailbox: 'a@b.test', profile: 'custom' }, /scopes: required/],
+    ['scopes without custom', { mailbox: 'a@b.test', profile: 'ews', scopes: ['x'] }, /scopes: only allowed/],
+    ['smtp app-only', { mailbox: 'a@b.test', profile: 'smtp', grant: 'client_credentials' }, /SMTP has no app-only/],
+    ['long description', { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(501) }, /description/],
+  ])('rejects %s', (_label, input, expected) => {
+    try {
+      parseConnectionDefinition(input);
+      throw new Error('accepted');
+    } catch (error) {
+      expect(error).toBeInstanceOf(BrokerError);
+      expect((error as BrokerError).code).toBe('invalid_connection');
+      expect((error as BrokerError).message).toMatch(expected);
+    }
+  });
+});
+
+describe('profile scopes', () => {
+  const global = cloudFor('https://login.microsoftonline.com');
+  it.each([
+    ['ews', ['https://outlook.office365.com/EWS.AccessAsUser.All']],
+    ['ews-shared', ['https://outlook.office365.com/EWS.AccessAsUser.All']],
+    ['imap', ['https://outlook.office.com/IMAP.AccessAsUser.All']],
+    ['pop', ['https://outlook.office.com/POP.AccessAsUser.All']],
+    ['smtp', ['https://outlook.office.com/SMTP.Send']],
+    ['graph-mail', ['https://graph.microsoft.com/Mail.ReadWrite', 'https://graph.microsoft.com/Mail.Send']],
+  ] as const)('%s asks for %j', (profile, scopes) => {
+    expect(delegatedScopes({ profile, scopes: undefined }, global)).toEqual(scopes);
+  });
+  it('follows the US Government cloud', () => {
+    expect(delegatedScopes({ profile: 'ews', scopes: undefined }, cloudFor('https://login.microsoftonline.us'))).toEqual([
+      'https://outlook.office365.us/EWS.AccessAsUser.All',
+    ]);
+  });
+});
