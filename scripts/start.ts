@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startAzurite } from '../test/support/azurite';
+import { DEFAULT_AZURITE_PORTS, startAzurite } from '../test/support/azurite';
 import { startEntraEmulator } from '../test/emulators/entra';
 import { ensureTestPki } from '../test/emulators/tls';
 
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   if (!env.AzureWebJobsStorage || env.AzureWebJobsStorage === 'UseDevelopmentStorage=true') {
     const azurite = await startAzurite({
       location: join(root, '.azurite'),
-      ports: { blob: 10000, queue: 10001, table: 10002 },
+      preferredPorts: DEFAULT_AZURITE_PORTS,
       silent: true,
     });
     children.push(azurite);

@@ -56,7 +56,7 @@ function resolveClient(
     return { ok: false };
   }
   const app = state.dir.apps.get(clientId.toLowerCase());
-  if (!app || (tenant && !app.multiTenant && tenant.id !== app.tenantId)) {
+  if (!app || (tenant && !app.multiTenant && tenant.tenantId !== app.tenantId)) {
     showError(state, ex, aadsts(700016, { clientId, tenant: tenant?.domain ?? segment }));
     return { ok: false };
   }
@@ -154,7 +154,7 @@ export function handleAuthorize(state: EmulatorState, ex: Exchange, params: URLS
   if (state.settings.interactionRequired) {
     return respondError(state, ex, base, 50076, { resource: app.displayName }, { error: 'interaction_required' });
   }
-  if (state.settings.consentRequired && !state.dir.hasAdminConsent(tenant.value?.id ?? app.tenantId, app.clientId)) {
+  if (state.settings.consentRequired && !state.dir.hasAdminConsent(tenant.value?.tenantId ?? app.tenantId, app.clientId)) {
     return respondError(state, ex, base, 65001, { clientId: app.clientId, appName: app.displayName }, { error: 'consent_required' });
   }
 
@@ -283,7 +283,7 @@ export function handleLogin(state: EmulatorState, ex: Exchange, form: URLSearchP
     showError(state, ex, aadsts(50057));
     return;
   }
-  if (pending.authorityTenant && user.tenantId !== pending.authorityTenant.id) {
+  if (pending.authorityTenant && user.tenantId !== pending.authorityTenant.tenantId) {
     state.stats.failedSignIns++;
     state.dir.pending.delete(pending.id);
     const home = state.dir.tenants.get(user.tenantId);
@@ -292,7 +292,7 @@ export function handleLogin(state: EmulatorState, ex: Exchange, form: URLSearchP
       ex,
       aadsts(50020, {
         username: user.username,
-        idp: `https://sts.windows.net/${home?.id ?? user.tenantId}/`,
+        idp: `https://sts.windows.net/${home?.tenantId ?? user.tenantId}/`,
         tenantName: pending.authorityTenant.displayName,
         clientId: pending.app.clientId,
         appName: pending.app.displayName,

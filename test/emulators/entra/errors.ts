@@ -56,6 +56,12 @@ export const AADSTS_TABLE = {
     status: 400,
     message: "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' is not valid.",
   },
+  1002012: {
+    error: 'invalid_scope',
+    status: 400,
+    message:
+      'The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).',
+  },
   28000: {
     error: 'invalid_request',
     status: 400,

@@ -2,7 +2,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 
 export interface TenantInfo {
-  id: string;
+  tenantId: string;
   domain: string;
   displayName: string;
 }
@@ -169,8 +169,8 @@ export class Directory {
   readonly managedIdentities = new Map<string, ManagedIdentityInfo>();
 
   addTenant(domain: string, displayName?: string): TenantInfo {
-    const tenant: TenantInfo = { id: randomUUID(), domain: domain.toLowerCase(), displayName: displayName ?? domain };
-    this.tenants.set(tenant.id, tenant);
+    const tenant: TenantInfo = { tenantId: randomUUID(), domain: domain.toLowerCase(), displayName: displayName ?? domain };
+    this.tenants.set(tenant.tenantId, tenant);
     return tenant;
   }
 

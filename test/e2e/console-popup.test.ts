@@ -1,0 +1,88 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser as Chromium, type BrowserContext } from 'playwright-core';
+import { secretNames } from '../../shared/secrets/secret-store';
+import { startHarness, USERS, type Harness } from '../support/harness';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * What an admin does: open the console, define a connection, click Authorize, sign in and consent
+ * in the popup; the popup closes itself and the console shows the connection as authorized.
+ */
+describe('console and authorization popup in a real browser', () => {
+  let harness: Harness;
+  let browser: Chromium;
+  let context: BrowserContext;
+
+  beforeAll(async () => {
+    harness = await startHarness();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-quic',
+        '--no-first-run',
+        `--user-data-dir=${mkdtempSync(join(tmpdir(), 'broker-chromium-'))}`,
+      ],
+    });
+    // The emulator's certificate comes from the run's test CA, which Chromium does not know.
+    context = await browser.newContext({ ignoreHTTPSErrors: true });
+  }, 60_000);
+
+  afterAll(async () => {
+    await context.close();
+    await browser.close();
+    await harness.close();
+  });
+
+  it('authorizes a connection through the popup, which closes itself', async () => {
+    const page = await context.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    await page.goto(`${harness.baseUrl}/api/console`);
+    await page.fill('input[name=name]', 'support-in');
+    await page.fill('input[name=mailbox]', USERS.support.username);
+    await page.selectOption('select[name=profile]', 'ews');
+    await page.click('form#define button[type=submit]');
+    const row = page.locator('tr[data-connection="support-in"]');
+    await row.locator('.status', { hasText: 'new' }).waitFor();
+
+    const popupPromise = page.waitForEvent('popup');
+    await row.getByRole('button', { name: 'Authorize' }).click();
+    const popup = await popupPromise;
+    await popup.waitForLoadState('domcontentloaded');
+    expect(new URL(popup.url()).origin).toBe(new URL(harness.entra.url).origin);
+    await expect(popup.locator('input[name=username]').inputValue()).resolves.toBe(USERS.support.username);
+    await popup.fill('input[name=password]', USERS.support.password);
+    await popup.locator('button[type=submit], input[type=submit]').first().click();
+    // Consent page, then the redirect to /api/callback, whose page closes the popup.
+    await popup.getByRole('button', { name: /accept/i }).click();
+    await popup.waitForEvent('close', { timeout: 15_000 });
+
+    await row.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 10_000 });
+    await expect(page.locator('#notice').textContent()).resolves.toContain('support-in is authorized');
+    expect(await harness.broker.secrets.get(secretNames.token('support-in'))).toBeDefined();
+    expect(consoleErrors).toEqual([]);
+    await page.screenshot({ path: join(tmpdir(), 'broker-console-authorized.png') });
+  }, 60_000);
+
+  it('shows the result in the page itself when opened without an opener', async () => {
+    const page = await context.newPage();
+    await page.goto(`${harness.baseUrl}/api/connections/support-in/authorize`);
+    await page.fill('input[name=password]', 'wrong-password-and-then-cancel');
+    await page.locator('button[type=submit], input[type=submit]').first().click();
+    await page.getByRole('button', { name: /cancel/i }).click();
+    await page.waitForURL(/\/api\/callback/);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Sign-in was cancelled');
+    expect(page.isClosed()).toBe(false);
+  }, 60_000);
+});

@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBroker, type Broker } from '../../shared/broker';
+import { loadConfig } from '../../shared/config';
+import { createLogger } from '../../shared/logging';
+import { startEntraEmulator, type EntraEmulator } from '../emulators/entra';
+import { startKeyVaultEmulator, type KeyVaultEmulator } from '../emulators/keyvault';
+import { startLocalHost, type LocalHost } from '../../scripts/host';
+import { testPki } from './pki';
+import { uniqueTablePrefix } from './storage';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+export const USERS = {
+  support: { username: 'support@contoso.test', password: 'Support-Pass-1' },
+  agent: { username: 'agent@contoso.test', password: 'Agent-Pass-1' },
+  outsider: { username: 'eve@fabrikam.test', password: 'Eve-Pass-1' },
+} as const;
+
+export interface HarnessOptions {
+  /** Store secrets in the Key Vault emulator (through the managed-identity endpoint) instead of the local file. */
+  keyVault?: boolean;
+  /** Authority `organizations` with this allow list (the primary tenant when true). */
+  multiTenant?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface Harness {
+  entra: EntraEmulator;
+  keyVault: KeyVaultEmulator | undefined;
+  broker: Broker;
+  host: LocalHost;
+  baseUrl: string;
+  /** Every log line the broker wrote. */
+  logs: string[];
+  /** Every value that must never appear in a log line, error body or page. */
+  secretsSeen: Set<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * The broker as users run it (local host, real SDKs, Azurite), wired to the Entra emulator and,
+ * optionally, the Key Vault emulator. Each harness gets its own tables.
+ */
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const pki = testPki();
+  const entra = await startEntraEmulator({ pki });
+  const tenant = entra.tenants.primary;
+  entra.addUser({ ...USERS.support, tenantId: tenant.tenantId });
+  entra.addUser({ ...USERS.agent, tenantId: tenant.tenantId });
+  entra.addUser({ ...USERS.outsider, tenantId: entra.tenants.other.tenantId });
+
+  const port = await freePort();
+  const baseUrl = `http://localhost:${port}`;
+  const clientSecret = randomBytes(24).toString('base64url');
+  const app = entra.registerApp({
+    clientSecret,
+    redirectUris: [`${baseUrl}/api/callback`],
+    tenantId: tenant.tenantId,
+    multiTenant: options.multiTenant === true,
+  });
+
+  const storage = process.env.TEST_STORAGE_CONNECTION_STRING;
+  if (!storage) throw new Error('TEST_STORAGE_CONNECTION_STRING is not set: run through npm test');
+  const env: Record<string, string> = {
+    ENTRA_TENANT_ID: options.multiTenant ? 'organizations' : tenant.tenantId,
+    ENTRA_CLIENT_ID: app.clientId,
+    ENTRA_CLIENT_CREDENTIAL: 'secret',
+    ENTRA_CLIENT_SECRET: clientSecret,
+    ENTRA_AUTHORITY_HOST: entra.url,
+    PUBLIC_BASE_URL: baseUrl,
+    AzureWebJobsStorage: storage,
+    BROKER_TABLE_PREFIX: uniqueTablePrefix(),
+    BROKER_LOCAL_ADMIN: 'true',
+    ...(options.multiTenant ? { ALLOWED_TENANTS: tenant.tenantId } : {}),
+  };
+
+  let keyVault: KeyVaultEmulator | undefined;
+  if (options.keyVault) {
+    const identity = entra.addManagedIdentity();
+    keyVault = await startKeyVaultEmulator({
+      pki,
+      authority: `${entra.url}/${tenant.tenantId}`,
+      verifyToken: (bearer) => entra.verifyAccessToken(bearer, 'https://vault.azure.net').valid,
+    });
+    // @azure/identity reads the App Service managed-identity endpoint from these variables itself.
+    process.env.IDENTITY_ENDPOINT = identity.endpoint;
+    process.env.IDENTITY_HEADER = identity.identityHeader;
+    env.KEY_VAULT_URL = keyVault.url;
+    env.MANAGED_IDENTITY_CLIENT_ID = identity.clientId;
+  } else {
+    env.BROKER_LOCAL_SECRET_KEY = randomBytes(32).toString('base64');
+    env.BROKER_LOCAL_SECRET_FILE = join(mkdtempSync(join(tmpdir(), 'broker-secrets-')), 'secrets.json');
+  }
+  Object.assign(env, options.env);
+
+  const logs: string[] = [];
+  const logger = createLogger((_level, line) => logs.push(line));
+  const broker = createBroker(loadConfig(env), { logger });
+  const host = await startLocalHost({ broker, port, hostname: '127.0.0.1' });
+  const secretsSeen = new Set<string>([clientSecret]);
+
+  return {
+    entra,
+    keyVault,
+    broker,
+    host,
+    baseUrl,
+    logs,
+    secretsSeen,
+    async close() {
+      await host.close();
+      await keyVault?.close();
+      await entra.close();
+      if (options.keyVault) {
+        delete process.env.IDENTITY_ENDPOINT;
+        delete process.env.IDENTITY_HEADER;
+      }
+    },
+  };
+}
+
+/** A browser's cookie jar and redirect handling, for driving the browser routes over HTTP. */
+export class Browser {
+  private readonly cookies = new Map<string, string>();
+
+  async get(url: string | URL): Promise<Response> {
+    const target = new URL(url);
+    const cookieHeader = [...this.cookies.entries()].map(([name, value]) => `${name}=${value}`).join('; ');
+    const response = await fetch(target, {
+      redirect: 'manual',
+      headers: cookieHeader && target.hostname === 'localhost' ? { cookie: cookieHeader } : {},
+    });
+    for (const setCookie of response.headers.getSetCookie()) {
+      const [pair] = setCookie.split(';');
+      const index = pair?.indexOf('=') ?? -1;
+      if (pair && index > 0) {
+        const name = pair.slice(0, index);
+        const value = pair.slice(index + 1);
+        if (value === '' || /max-age=0/i.test(setCookie)) this.cookies.delete(name);
+        else this.cookies.set(name, value);
+      }
+    }
+    return response;
+  }
+
+  forget(): void {
+    this.cookies.clear();
+  }
+}
+
+/** JSON API calls as an admin would make them. */
+export async function api(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; json: Record<string, unknown>; text: string }> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    json = {};
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}
+
+/** Fails when any secret value appears in any of the given texts. */
+export function expectNoSecrets(secrets: Iterable<string>, texts: string[]): void {
+  const haystack = texts.join('\n');
+  for (const secret of secrets) {
+    if (secret.length >= 8 && haystack.includes(secret)) {
+      throw new Error(`a secret value (${secret.slice(0, 4)}…, ${secret.length} chars) leaked into logs or bodies`);
+    }
+  }
+}
