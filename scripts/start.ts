@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       ENTRA_TENANT_ID: tenant.tenantId,
       ENTRA_CLIENT_ID: app.clientId,
       ENTRA_CLIENT_CREDENTIAL: 'secret',
-      ENTRA_CLIENT_SECRET: app.clientSecret,
+      ENTRA_CLIENT_SECRET: app.clientSecret ?? '',
       ENTRA_AUTHORITY_HOST: entra.url,
       PUBLIC_BASE_URL: publicBaseUrl,
       BROKER_SANDBOX: 'true',

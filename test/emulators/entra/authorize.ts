@@ -31,7 +31,11 @@ function showError(state: EmulatorState, ex: Exchange, err: AadstsError): void {
 }
 
 /** Resolves the tenant segment: undefined tenant for common/organizations. */
-function resolveTenant(state: EmulatorState, ex: Exchange, segment: string): Resolved<TenantInfo | undefined> {
+function resolveTenant(
+  state: EmulatorState,
+  ex: Exchange,
+  segment: string,
+): Resolved<TenantInfo | undefined> {
   const lower = segment.toLowerCase();
   if (lower === 'common' || lower === 'organizations') return { ok: true, value: undefined };
   const tenant = state.dir.findTenant(segment);
@@ -77,7 +81,11 @@ function resolveClient(
 }
 
 /** Sends the authorization response (success or error) to the redirect URI in the requested response mode. */
-function respond(ex: Exchange, p: Pick<PendingAuthorize, 'redirectUri' | 'responseMode'>, fields: Record<string, string>): void {
+function respond(
+  ex: Exchange,
+  p: Pick<PendingAuthorize, 'redirectUri' | 'responseMode'>,
+  fields: Record<string, string>,
+): void {
   if (p.responseMode === 'form_post') {
     sendHtml(ex, 200, formPostPage(p.redirectUri, fields));
     return;
@@ -108,7 +116,10 @@ function respondError(
   respond(ex, p, fields);
 }
 
-function sessionFrom(state: EmulatorState, ex: Exchange): { id: string; user: UserRecord; authTime: number } | undefined {
+function sessionFrom(
+  state: EmulatorState,
+  ex: Exchange,
+): { id: string; user: UserRecord; authTime: number } | undefined {
   const id = parseCookies(ex.req).get(SESSION_COOKIE);
   return id ? state.dir.sessions.get(id) : undefined;
 }
@@ -118,7 +129,12 @@ export function normalizeScopes(raw: string[]): string[] {
   return [...new Set(raw.map((s) => (OIDC_SCOPES.has(s) ? s : parseResourceScope(s).full)))];
 }
 
-export function handleAuthorize(state: EmulatorState, ex: Exchange, params: URLSearchParams, segment: string): void {
+export function handleAuthorize(
+  state: EmulatorState,
+  ex: Exchange,
+  params: URLSearchParams,
+  segment: string,
+): void {
   count(state, 'authorize');
   const tenant = resolveTenant(state, ex, segment);
   if (!tenant.ok) return;
@@ -126,18 +142,29 @@ export function handleAuthorize(state: EmulatorState, ex: Exchange, params: URLS
   if (!client.ok) return;
   const { app, redirectUri } = client.value;
   const modeParam = params.get('response_mode') ?? 'query';
-  const responseMode: ResponseMode = modeParam === 'form_post' || modeParam === 'fragment' ? modeParam : 'query';
+  const responseMode: ResponseMode =
+    modeParam === 'form_post' || modeParam === 'fragment' ? modeParam : 'query';
   const base = { redirectUri, responseMode, state: params.get('state') ?? undefined };
 
   const responseType = params.get('response_type');
-  if (!responseType) return respondError(state, ex, base, 900144, { parameter: 'response_type' });
-  if (responseType !== 'code') return respondError(state, ex, base, 700054, { responseType });
+  if (!responseType) {
+    respondError(state, ex, base, 900144, { parameter: 'response_type' });
+    return;
+  }
+  if (responseType !== 'code') {
+    respondError(state, ex, base, 700054, { responseType });
+    return;
+  }
 
   const rawScopes = splitScopes(params.get('scope'));
-  if (rawScopes.length === 0) return respondError(state, ex, base, 900144, { parameter: 'scope' });
+  if (rawScopes.length === 0) {
+    respondError(state, ex, base, 900144, { parameter: 'scope' });
+    return;
+  }
   const scopes = normalizeScopes(rawScopes);
   if (!scopes.some((s) => s === 'openid' || !OIDC_SCOPES.has(s))) {
-    return respondError(state, ex, base, 70011, { scope: rawScopes.join(' ') });
+    respondError(state, ex, base, 70011, { scope: rawScopes.join(' ') });
+    return;
   }
 
   const codeChallenge = params.get('code_challenge') ?? undefined;
@@ -145,17 +172,33 @@ export function handleAuthorize(state: EmulatorState, ex: Exchange, params: URLS
   if (codeChallenge !== undefined) {
     const method = params.get('code_challenge_method') ?? 'plain';
     if (method !== 'S256' && method !== 'plain') {
-      return respondError(state, ex, base, 90023, { value: method, parameter: 'code_challenge_method' });
+      respondError(state, ex, base, 90023, { value: method, parameter: 'code_challenge_method' });
+      return;
     }
-    if (codeChallenge.length < 43 || codeChallenge.length > 128) return respondError(state, ex, base, 501491);
+    if (codeChallenge.length < 43 || codeChallenge.length > 128) {
+      respondError(state, ex, base, 501491);
+      return;
+    }
     codeChallengeMethod = method;
   }
 
   if (state.settings.interactionRequired) {
-    return respondError(state, ex, base, 50076, { resource: app.displayName }, { error: 'interaction_required' });
+    respondError(state, ex, base, 50076, { resource: app.displayName }, { error: 'interaction_required' });
+    return;
   }
-  if (state.settings.consentRequired && !state.dir.hasAdminConsent(tenant.value?.tenantId ?? app.tenantId, app.clientId)) {
-    return respondError(state, ex, base, 65001, { clientId: app.clientId, appName: app.displayName }, { error: 'consent_required' });
+  if (
+    state.settings.consentRequired &&
+    !state.dir.hasAdminConsent(tenant.value?.tenantId ?? app.tenantId, app.clientId)
+  ) {
+    respondError(
+      state,
+      ex,
+      base,
+      65001,
+      { clientId: app.clientId, appName: app.displayName },
+      { error: 'consent_required' },
+    );
+    return;
   }
 
   const pending: PendingAuthorize = {
@@ -181,9 +224,20 @@ export function handleAuthorize(state: EmulatorState, ex: Exchange, params: URLS
   const session = sessionFrom(state, ex);
   const hintMatches = !pending.loginHint || pending.loginHint.toLowerCase() === session?.user.username;
   if (pending.prompt === 'none') {
-    if (!session || !hintMatches) return respondError(state, ex, base, 50058, {}, { error: 'login_required' });
+    if (!session || !hintMatches) {
+      respondError(state, ex, base, 50058, {}, { error: 'login_required' });
+      return;
+    }
     if (state.dir.missingConsent(session.user, app.clientId, scopes).length > 0) {
-      return respondError(state, ex, base, 65001, { clientId: app.clientId, appName: app.displayName }, { error: 'consent_required' });
+      respondError(
+        state,
+        ex,
+        base,
+        65001,
+        { clientId: app.clientId, appName: app.displayName },
+        { error: 'consent_required' },
+      );
+      return;
     }
     pending.user = session.user;
     pending.authTime = session.authTime;
@@ -200,7 +254,12 @@ export function handleAuthorize(state: EmulatorState, ex: Exchange, params: URLS
   renderSignIn(ex, pending);
 }
 
-export function handleAdminConsent(state: EmulatorState, ex: Exchange, params: URLSearchParams, segment: string): void {
+export function handleAdminConsent(
+  state: EmulatorState,
+  ex: Exchange,
+  params: URLSearchParams,
+  segment: string,
+): void {
   count(state, 'adminconsent');
   const tenant = resolveTenant(state, ex, segment);
   if (!tenant.ok) return;
@@ -243,7 +302,11 @@ function renderSignIn(ex: Exchange, p: PendingAuthorize, error?: string, status 
   );
 }
 
-function takePending(state: EmulatorState, ex: Exchange, form: URLSearchParams): PendingAuthorize | undefined {
+function takePending(
+  state: EmulatorState,
+  ex: Exchange,
+  form: URLSearchParams,
+): PendingAuthorize | undefined {
   const ctx = form.get('ctx') ?? '';
   const pending = state.dir.pending.get(ctx);
   if (!pending || state.now() - pending.createdAt > PENDING_LIFETIME_MS) {
@@ -269,12 +332,20 @@ export function handleLogin(state: EmulatorState, ex: Exchange, form: URLSearchP
   const user = state.dir.findUser(username);
   if (!user) {
     state.stats.failedSignIns++;
-    renderSignIn(ex, pending, "This username may be incorrect. Make sure you typed it correctly. Otherwise, contact your admin.");
+    renderSignIn(
+      ex,
+      pending,
+      'This username may be incorrect. Make sure you typed it correctly. Otherwise, contact your admin.',
+    );
     return;
   }
   if (user.password !== password) {
     state.stats.failedSignIns++;
-    renderSignIn(ex, pending, "Your account or password is incorrect. If you don't remember your password, reset it now.");
+    renderSignIn(
+      ex,
+      pending,
+      "Your account or password is incorrect. If you don't remember your password, reset it now.",
+    );
     return;
   }
   if (user.disabled) {
@@ -311,7 +382,13 @@ export function handleLogin(state: EmulatorState, ex: Exchange, form: URLSearchP
   });
 }
 
-function afterSignIn(state: EmulatorState, ex: Exchange, p: PendingAuthorize, sessionId: string, headers: Record<string, string> = {}): void {
+function afterSignIn(
+  state: EmulatorState,
+  ex: Exchange,
+  p: PendingAuthorize,
+  sessionId: string,
+  headers: Record<string, string> = {},
+): void {
   const user = p.user;
   if (!user) return;
   if (user.conditionalAccessBlocked) {
@@ -325,7 +402,10 @@ function afterSignIn(state: EmulatorState, ex: Exchange, p: PendingAuthorize, se
     respondError(state, ex, p, 90094);
     return;
   }
-  const missing = p.kind === 'adminconsent' || p.prompt === 'consent' ? p.scopes : state.dir.missingConsent(user, p.app.clientId, p.scopes);
+  const missing =
+    p.kind === 'adminconsent' || p.prompt === 'consent'
+      ? p.scopes
+      : state.dir.missingConsent(user, p.app.clientId, p.scopes);
   if (p.kind === 'adminconsent' || missing.length > 0) {
     p.sessionId = sessionId;
     const shown = (missing.length > 0 ? missing : p.scopes).filter((s) => s !== 'openid');
@@ -338,7 +418,10 @@ function afterSignIn(state: EmulatorState, ex: Exchange, p: PendingAuthorize, se
         appName: p.app.displayName,
         username: user.username,
         admin: p.kind === 'adminconsent',
-        scopes: (shown.length > 0 ? shown : ['(all permissions the application requires)']).map((scope) => ({ scope, description: scopeDescription(scope) })),
+        scopes: (shown.length > 0 ? shown : ['(all permissions the application requires)']).map((scope) => ({
+          scope,
+          description: scopeDescription(scope),
+        })),
       }),
       headers,
     );
@@ -358,7 +441,8 @@ function scopeDescription(scope: string): string {
       return 'View your email address';
     default: {
       const { resource, permission } = parseResourceScope(scope);
-      if (permission === 'EWS.AccessAsUser.All') return 'Access mailboxes as the signed-in user via Exchange Web Services';
+      if (permission === 'EWS.AccessAsUser.All')
+        return 'Access mailboxes as the signed-in user via Exchange Web Services';
       if (permission === '.default') return `All permissions the application requires for ${resource}`;
       return `${permission} (${resource})`;
     }
@@ -389,7 +473,11 @@ export function handleConsent(state: EmulatorState, ex: Exchange, form: URLSearc
     respond(ex, p, fields);
     return;
   }
-  state.dir.grantConsent(p.user, p.app.clientId, p.scopes.filter((s) => s !== 'openid'));
+  state.dir.grantConsent(
+    p.user,
+    p.app.clientId,
+    p.scopes.filter((s) => s !== 'openid'),
+  );
   completeAuthorize(state, ex, p, sessionId);
 }
 
@@ -427,7 +515,9 @@ export function handleLogout(state: EmulatorState, ex: Exchange, params: URLSear
   if (id) state.dir.sessions.delete(id);
   const clear = { 'set-cookie': `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0` };
   const target = params.get('post_logout_redirect_uri');
-  const registered = target ? [...state.dir.apps.values()].some((a) => a.redirectUris.includes(target)) : false;
+  const registered = target
+    ? [...state.dir.apps.values()].some((a) => a.redirectUris.includes(target))
+    : false;
   if (target && registered) {
     const url = new URL(target);
     const st = params.get('state');

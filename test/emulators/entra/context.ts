@@ -15,7 +15,7 @@ export interface QueuedFault {
 
 export interface EntraStats {
   /** Requests per endpoint name (`token`, `authorize`, `login`, `consent`, `openid-configuration`, …) and per `token:<grant_type>`. */
-  requests: Record<string, number>;
+  requests: Partial<Record<string, number>>;
   signIns: number;
   failedSignIns: number;
   consentsGranted: number;
@@ -62,7 +62,10 @@ export function newExchange(state: EmulatorState, req: IncomingMessage, res: Ser
     .filter((s) => s.length > 0)
     .map((s) => decodeURIComponent(s));
   const header = req.headers['client-request-id'];
-  const correlationId = (typeof header === 'string' ? header : undefined) ?? url.searchParams.get('client-request-id') ?? undefined;
+  const correlationId =
+    (typeof header === 'string' ? header : undefined) ??
+    url.searchParams.get('client-request-id') ??
+    undefined;
   return { req, res, url, segments, trace: newTrace(state.now(), correlationId) };
 }
 
@@ -77,7 +80,12 @@ function baseHeaders(ex: Exchange): Record<string, string> {
   };
 }
 
-export function sendJson(ex: Exchange, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  ex: Exchange,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   ex.res.writeHead(status, {
     ...baseHeaders(ex),
@@ -88,7 +96,12 @@ export function sendJson(ex: Exchange, status: number, body: unknown, headers: R
   ex.res.end(text);
 }
 
-export function sendHtml(ex: Exchange, status: number, html: string, headers: Record<string, string> = {}): void {
+export function sendHtml(
+  ex: Exchange,
+  status: number,
+  html: string,
+  headers: Record<string, string> = {},
+): void {
   ex.res.writeHead(status, {
     ...baseHeaders(ex),
     'content-type': 'text/html; charset=utf-8',
@@ -105,7 +118,12 @@ export function sendRedirect(ex: Exchange, location: string, headers: Record<str
 }
 
 /** A token-endpoint style JSON error. */
-export function sendAadstsJson(state: EmulatorState, ex: Exchange, err: AadstsError, headers: Record<string, string> = {}): void {
+export function sendAadstsJson(
+  state: EmulatorState,
+  ex: Exchange,
+  err: AadstsError,
+  headers: Record<string, string> = {},
+): void {
   sendJson(ex, err.status, errorBody(err, ex.trace, state.url), headers);
 }
 

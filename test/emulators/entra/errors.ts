@@ -54,7 +54,8 @@ export const AADSTS_TABLE = {
   70011: {
     error: 'invalid_scope',
     status: 400,
-    message: "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' is not valid.",
+    message:
+      "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' is not valid.",
   },
   1002012: {
     error: 'invalid_scope',
@@ -98,7 +99,7 @@ export const AADSTS_TABLE = {
     error: 'login_required',
     status: 400,
     message:
-      'A silent sign-in request was sent but no user is signed in. The cookies used to represent the user\'s session were not sent in the request to Azure AD.',
+      "A silent sign-in request was sent but no user is signed in. The cookies used to represent the user's session were not sent in the request to Azure AD.",
   },
   50126: {
     error: 'invalid_grant',
@@ -124,7 +125,11 @@ export const AADSTS_TABLE = {
     message:
       'OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.',
   },
-  9002313: { error: 'invalid_grant', status: 400, message: 'Invalid request. Request is malformed or invalid.' },
+  9002313: {
+    error: 'invalid_grant',
+    status: 400,
+    message: 'Invalid request. Request is malformed or invalid.',
+  },
   70000: { error: 'invalid_grant', status: 400, message: '{detail}' },
   500112: {
     error: 'invalid_grant',
@@ -146,7 +151,7 @@ export const AADSTS_TABLE = {
     error: 'invalid_grant',
     status: 400,
     message:
-      "The refresh token has expired due to inactivity. The token was issued on {issued} and was inactive for {inactive}.",
+      'The refresh token has expired due to inactivity. The token was issued on {issued} and was inactive for {inactive}.',
   },
   50173: {
     error: 'invalid_grant',
@@ -166,7 +171,8 @@ export const AADSTS_TABLE = {
     error: 'invalid_grant',
     status: 400,
     suberror: 'message_only',
-    message: 'Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.',
+    message:
+      'Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.',
   },
   50057: {
     error: 'invalid_grant',
@@ -195,7 +201,8 @@ export const AADSTS_TABLE = {
   700024: {
     error: 'invalid_client',
     status: 401,
-    message: 'Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}.',
+    message:
+      'Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}.',
   },
   700027: {
     error: 'invalid_client',
@@ -210,7 +217,11 @@ export const AADSTS_TABLE = {
     message:
       'The server terminated an operation because it encountered a client request loop. Please contact your app vendor.',
   },
-  90033: { error: 'temporarily_unavailable', status: 503, message: 'A transient error has occurred. Please try again.' },
+  90033: {
+    error: 'temporarily_unavailable',
+    status: 503,
+    message: 'A transient error has occurred. Please try again.',
+  },
   50000: {
     error: 'server_error',
     status: 500,
@@ -230,7 +241,11 @@ export interface AadstsError {
 }
 
 /** Builds one AADSTS error from the table, filling `{name}` placeholders. */
-export function aadsts(code: AadstsCode, params: Record<string, string> = {}, overrides?: { error?: string; status?: number }): AadstsError {
+export function aadsts(
+  code: AadstsCode,
+  params: Record<string, string> = {},
+  overrides?: { error?: string; status?: number },
+): AadstsError {
   const def: AadstsDefinition = AADSTS_TABLE[code];
   const text = def.message.replace(/\{(\w+)\}/g, (_m, name: string) => params[name] ?? `{${name}}`);
   return {
@@ -244,7 +259,10 @@ export function aadsts(code: AadstsCode, params: Record<string, string> = {}, ov
 
 /** Entra's timestamp format: `2024-05-01 12:34:56Z`. */
 export function entraTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 export interface TraceInfo {
@@ -254,7 +272,11 @@ export interface TraceInfo {
 }
 
 export function newTrace(nowMs: number, correlationId?: string): TraceInfo {
-  return { traceId: randomUUID(), correlationId: correlationId ?? randomUUID(), timestamp: entraTimestamp(nowMs) };
+  return {
+    traceId: randomUUID(),
+    correlationId: correlationId ?? randomUUID(),
+    timestamp: entraTimestamp(nowMs),
+  };
 }
 
 /** `error_description` as Entra writes it: message, then Trace ID / Correlation ID / Timestamp lines. */

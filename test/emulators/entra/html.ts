@@ -52,7 +52,9 @@ export function signInPage(p: {
   error?: string;
   admin?: boolean;
 }): string {
-  const alert = p.error ? `<div class="alert" id="passwordError" role="alert">${escapeHtml(p.error)}</div>` : '';
+  const alert = p.error
+    ? `<div class="alert" id="passwordError" role="alert">${escapeHtml(p.error)}</div>`
+    : '';
   return page(
     'Sign in to your account',
     `<h1>Sign in</h1>
@@ -104,7 +106,12 @@ ${items}
 }
 
 /** Entra's error page (shown when it must not redirect, e.g. unknown app or unregistered redirect URI). */
-export function errorPage(p: { message: string; traceId: string; correlationId: string; timestamp: string }): string {
+export function errorPage(p: {
+  message: string;
+  traceId: string;
+  correlationId: string;
+  timestamp: string;
+}): string {
   return page(
     'Sign in to your account',
     `<h1>Sorry, but we’re having trouble signing you in.</h1>
@@ -124,7 +131,10 @@ export function formPostPage(action: string, fields: Record<string, string>): st
 }
 
 export function signedOutPage(): string {
-  return page('Sign out', '<h1>You signed out of your account</h1><p>It’s a good idea to close all browser windows.</p>');
+  return page(
+    'Sign out',
+    '<h1>You signed out of your account</h1><p>It’s a good idea to close all browser windows.</p>',
+  );
 }
 
 export function infoPage(title: string, text: string): string {

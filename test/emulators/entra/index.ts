@@ -33,7 +33,16 @@ import { AADSTS_TABLE, aadsts, type AadstsCode } from './errors';
 import { errorPage, infoPage } from './html';
 import { SigningKey } from './jwt';
 import { handleManagedIdentity } from './managed-identity';
-import { Directory, isGuid, type AppInfo, type AppRecord, type FederatedCredential, type ManagedIdentityInfo, type TenantInfo, type UserInfo } from './model';
+import {
+  Directory,
+  isGuid,
+  type AppInfo,
+  type AppRecord,
+  type FederatedCredential,
+  type ManagedIdentityInfo,
+  type TenantInfo,
+  type UserInfo,
+} from './model';
 import { handleToken } from './token-endpoint';
 
 export type { AppInfo, EntraStats, FederatedCredential, ManagedIdentityInfo, TenantInfo, UserInfo };
@@ -52,7 +61,7 @@ export interface EntraEmulatorOptions {
 export interface FailNextOptions {
   status: 500 | 503 | 429;
   retryAfterSeconds?: number;
-  /** Which requests fail: token endpoint, interactive endpoints (authorize, sign-in, consent), the managed-identity endpoint, discovery documents, or any. Default 'any'. */
+  /** Which requests fail: token endpoint, interactive endpoints (authorize, sign-in, consent), the managed-identity endpoint, discovery documents (only when named), or 'any' (all but discovery). Default 'any'. */
   endpoint?: FaultEndpoint;
 }
 
@@ -88,7 +97,13 @@ export interface EntraEmulator {
   url: string;
   tenants: { primary: TenantInfo; other: TenantInfo };
   addTenant(domain: string): TenantInfo;
-  addUser(u: { username: string; password: string; tenantId?: string; displayName?: string; isAdmin?: boolean }): UserInfo;
+  addUser(u: {
+    username: string;
+    password: string;
+    tenantId?: string;
+    displayName?: string;
+    isAdmin?: boolean;
+  }): UserInfo;
   registerApp(a: {
     clientId?: string;
     clientSecret?: string;
@@ -103,12 +118,19 @@ export interface EntraEmulator {
     roles?: string[];
   }): AppInfo;
   /** A managed identity served at `endpoint` (use as IDENTITY_ENDPOINT) behind `identityHeader` (IDENTITY_HEADER). Pass identityHeader to put several identities behind one header (user-assigned, selected by client_id). */
-  addManagedIdentity(m?: { clientId?: string; principalId?: string; identityHeader?: string }): ManagedIdentityInfo;
+  addManagedIdentity(m?: {
+    clientId?: string;
+    principalId?: string;
+    identityHeader?: string;
+  }): ManagedIdentityInfo;
   /** Grants tenant-wide admin consent for an app without the browser flow. */
   grantAdminConsent(clientId: string, tenantId?: string): void;
   faults: FaultControls;
   stats: EntraStats;
-  verifyAccessToken(token: string, audience: string): { valid: boolean; claims?: Record<string, unknown>; reason?: string };
+  verifyAccessToken(
+    token: string,
+    audience: string,
+  ): { valid: boolean; claims?: Record<string, unknown>; reason?: string };
   close(): Promise<void>;
 }
 
@@ -116,12 +138,22 @@ function endpointCategory(ex: Exchange): FaultEndpoint | undefined {
   const s = ex.segments;
   if (s[0] === 'msi') return 'managedIdentity';
   if (s[1] === 'oauth2' && s[3] === 'token') return 'token';
-  if ((s[1] === 'oauth2' && s[3] === 'authorize') || s[1] === 'login' || s[1] === 'Consent' || s.includes('adminconsent')) return 'authorize';
+  if (
+    (s[1] === 'oauth2' && s[3] === 'authorize') ||
+    s[1] === 'login' ||
+    s[1] === 'Consent' ||
+    s.includes('adminconsent')
+  )
+    return 'authorize';
   if (s.includes('.well-known') || s.includes('discovery')) return 'discovery';
   return undefined;
 }
 
-function discoveryDocument(state: EmulatorState, segment: string, tenant: TenantInfo | undefined): Record<string, unknown> {
+function discoveryDocument(
+  state: EmulatorState,
+  segment: string,
+  tenant: TenantInfo | undefined,
+): Record<string, unknown> {
   const base = `${state.url}/${tenant ? tenant.tenantId : segment}`;
   return {
     token_endpoint: `${base}/oauth2/v2.0/token`,
@@ -171,7 +203,11 @@ function discoveryDocument(state: EmulatorState, segment: string, tenant: Tenant
 }
 
 /** Resolves a tenant segment for discovery; sends AADSTS90002 and returns false when unknown. */
-function discoveryTenant(state: EmulatorState, ex: Exchange, segment: string): { tenant: TenantInfo | undefined } | false {
+function discoveryTenant(
+  state: EmulatorState,
+  ex: Exchange,
+  segment: string,
+): { tenant: TenantInfo | undefined } | false {
   const lower = segment.toLowerCase();
   if (lower === 'common' || lower === 'organizations') return { tenant: undefined };
   const tenant = state.dir.findTenant(segment);
@@ -189,19 +225,30 @@ async function route(state: EmulatorState, ex: Exchange): Promise<void> {
 
   // Injected faults come first (they model the service being unhealthy).
   if (category) {
-    const fault = state.settings.faultQueue.find((f) => f.remaining > 0 && (f.endpoint === 'any' || f.endpoint === category));
+    const fault = state.settings.faultQueue.find(
+      (f) =>
+        f.remaining > 0 && (f.endpoint === category || (f.endpoint === 'any' && category !== 'discovery')),
+    );
     if (fault) {
       fault.remaining--;
       state.settings.faultQueue = state.settings.faultQueue.filter((f) => f.remaining > 0);
       state.stats.faultsInjected++;
       count(state, `fault:${category}`);
       if (state.settings.latencyMs > 0) await sleep(state.settings.latencyMs);
-      return sendFault(state, ex, category, fault.status, fault.retryAfterSeconds);
+      sendFault(state, ex, category, fault.status, fault.retryAfterSeconds);
+      return;
     }
   }
-  if (state.settings.latencyMs > 0 && category && category !== 'discovery') await sleep(state.settings.latencyMs);
+  if (state.settings.latencyMs > 0 && category && category !== 'discovery')
+    await sleep(state.settings.latencyMs);
 
-  if (method === 'GET' && s[0] === 'common' && s[1] === 'discovery' && s[2] === 'instance' && s.length === 3) {
+  if (
+    method === 'GET' &&
+    s[0] === 'common' &&
+    s[1] === 'discovery' &&
+    s[2] === 'instance' &&
+    s.length === 3
+  ) {
     count(state, 'instance-discovery');
     const endpoint = ex.url.searchParams.get('authorization_endpoint') ?? '';
     let tenant = 'common';
@@ -210,21 +257,32 @@ async function route(state: EmulatorState, ex: Exchange): Promise<void> {
     } catch {
       // keep common
     }
-    return sendJson(ex, 200, {
+    sendJson(ex, 200, {
       tenant_discovery_endpoint: `${state.url}/${tenant}/v2.0/.well-known/openid-configuration`,
       'api-version': '1.1',
       metadata: [{ preferred_network: state.host, preferred_cache: state.host, aliases: [state.host] }],
     });
+    return;
   }
-  if (method === 'GET' && s[0] === 'msi' && s[1] === 'token' && s.length === 2) return handleManagedIdentity(state, ex);
+  if (method === 'GET' && s[0] === 'msi' && s[1] === 'token' && s.length === 2) {
+    handleManagedIdentity(state, ex);
+    return;
+  }
   if (method === 'GET' && s[0] === 'error' && s.length === 1) {
     count(state, 'error-page');
     const code = ex.url.searchParams.get('code') ?? '';
-    const known = /^\d+$/.test(code) && code in AADSTS_TABLE ? aadsts(Number(code) as AadstsCode).message : `AADSTS${code}`;
-    return sendHtml(ex, 200, infoPage(`Error AADSTS${code}`, known));
+    const known =
+      /^\d+$/.test(code) && code in AADSTS_TABLE
+        ? aadsts(Number(code) as AadstsCode).message
+        : `AADSTS${code}`;
+    sendHtml(ex, 200, infoPage(`Error AADSTS${code}`, known));
+    return;
   }
   const segment = s[0];
-  if (!segment) return sendHtml(ex, 404, infoPage('Not found', 'Microsoft Entra ID emulator'));
+  if (!segment) {
+    sendHtml(ex, 404, infoPage('Not found', 'Microsoft Entra ID emulator'));
+    return;
+  }
   const rest = s.slice(1).join('/');
 
   if (method === 'GET' && rest === 'v2.0/.well-known/openid-configuration') {
@@ -236,44 +294,70 @@ async function route(state: EmulatorState, ex: Exchange): Promise<void> {
   if (method === 'GET' && (rest === 'discovery/v2.0/keys' || rest === 'discovery/keys')) {
     count(state, 'keys');
     const t = discoveryTenant(state, ex, segment);
-    if (t) sendJson(ex, 200, { keys: [state.key.jwk(`${state.url}/${t.tenant ? t.tenant.tenantId : '{tenantid}'}/v2.0`)] });
+    if (t)
+      sendJson(ex, 200, {
+        keys: [state.key.jwk(`${state.url}/${t.tenant ? t.tenant.tenantId : '{tenantid}'}/v2.0`)],
+      });
     return;
   }
   if (rest === 'oauth2/v2.0/authorize' && (method === 'GET' || method === 'POST')) {
     const params = method === 'POST' ? await readForm(req) : ex.url.searchParams;
-    return handleAuthorize(state, ex, params, segment);
+    handleAuthorize(state, ex, params, segment);
+    return;
   }
   if (rest === 'oauth2/v2.0/token' && method === 'POST') {
     const contentType = req.headers['content-type'] ?? '';
     const form = await readForm(req);
     if (!contentType.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
       count(state, 'token');
-      return sendAadstsJson(state, ex, aadsts(900144, { parameter: 'grant_type' }));
+      sendAadstsJson(state, ex, aadsts(900144, { parameter: 'grant_type' }));
+      return;
     }
-    return handleToken(state, ex, form, segment);
+    handleToken(state, ex, form, segment);
+    return;
   }
-  if (rest === 'login' && method === 'POST') return handleLogin(state, ex, await readForm(req));
-  if (rest === 'Consent/Set' && method === 'POST') return handleConsent(state, ex, await readForm(req));
+  if (rest === 'login' && method === 'POST') {
+    handleLogin(state, ex, await readForm(req));
+    return;
+  }
+  if (rest === 'Consent/Set' && method === 'POST') {
+    handleConsent(state, ex, await readForm(req));
+    return;
+  }
   if ((rest === 'adminconsent' || rest === 'v2.0/adminconsent') && method === 'GET') {
-    return handleAdminConsent(state, ex, ex.url.searchParams, segment);
+    handleAdminConsent(state, ex, ex.url.searchParams, segment);
+    return;
   }
   if (rest === 'oauth2/v2.0/logout' && (method === 'GET' || method === 'POST')) {
     const params = method === 'POST' ? await readForm(req) : ex.url.searchParams;
-    return handleLogout(state, ex, params);
+    handleLogout(state, ex, params);
+    return;
   }
   count(state, 'not-found');
   sendHtml(ex, 404, infoPage('Not found', `No such endpoint: ${method} ${ex.url.pathname}`));
 }
 
-function sendFault(state: EmulatorState, ex: Exchange, category: FaultEndpoint, status: 429 | 500 | 503, retryAfterSeconds: number | undefined): void {
+function sendFault(
+  state: EmulatorState,
+  ex: Exchange,
+  category: FaultEndpoint,
+  status: 429 | 500 | 503,
+  retryAfterSeconds: number | undefined,
+): void {
   const code: AadstsCode = status === 429 ? 50196 : status === 503 ? 90033 : 50000;
   const err = aadsts(code, {}, { status });
   const headers: Record<string, string> = {};
-  if (retryAfterSeconds !== undefined || status === 429) headers['retry-after'] = String(retryAfterSeconds ?? 5);
+  if (retryAfterSeconds !== undefined || status === 429)
+    headers['retry-after'] = String(retryAfterSeconds ?? 5);
   if (category === 'authorize') {
     sendHtml(ex, status, errorPage({ message: err.message, ...ex.trace }), headers);
   } else if (category === 'managedIdentity') {
-    sendJson(ex, status, { statusCode: status, message: err.message, correlationId: ex.trace.correlationId }, headers);
+    sendJson(
+      ex,
+      status,
+      { statusCode: status, message: err.message, correlationId: ex.trace.correlationId },
+      headers,
+    );
   } else {
     sendAadstsJson(state, ex, err, headers);
   }
@@ -325,17 +409,20 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     },
   };
 
-  const server: Server = createServer({ cert: options.pki.serverCertPem, key: options.pki.serverKeyPem }, (req, res) => {
-    const ex = newExchange(state, req, res);
-    route(state, ex).catch((e: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      sendAadstsJson(state, ex, aadsts(50000, {}, { status: 500 }));
-      console.error('Entra emulator: unhandled error', e);
-    });
-  });
+  const server: Server = createServer(
+    { cert: options.pki.serverCertPem, key: options.pki.serverKeyPem },
+    (req, res) => {
+      const ex = newExchange(state, req, res);
+      route(state, ex).catch((e: unknown) => {
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        sendAadstsJson(state, ex, aadsts(50000, {}, { status: 500 }));
+        console.error('Entra emulator: unhandled error', e);
+      });
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => {
@@ -372,7 +459,8 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     },
     revokeConsent(username) {
       const user = dir.requireUser(username);
-      for (const k of [...dir.userConsents.keys()]) if (k.endsWith(`|${user.oid}`)) dir.userConsents.delete(k);
+      for (const k of [...dir.userConsents.keys()])
+        if (k.endsWith(`|${user.oid}`)) dir.userConsents.delete(k);
     },
     resetPassword(username, newPassword) {
       userFlag(username, (u) => {
@@ -431,7 +519,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         password: u.password,
         oid: randomUUID(),
         tenantId,
-        displayName: u.displayName ?? key.split('@')[0] ?? key,
+        displayName: u.displayName ?? key.replace(/@.*$/, ''),
         isAdmin: u.isAdmin ?? false,
         disabled: false,
         mfaRequired: false,
@@ -447,7 +535,8 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
       if (!isGuid(clientId)) throw new Error(`Entra emulator: clientId must be a GUID, got '${clientId}'`);
       const federatedCredentials = a.federatedCredentials ?? [];
       const clientSecret =
-        a.clientSecret ?? (a.publicClient === true || federatedCredentials.length > 0 ? undefined : generateSecret());
+        a.clientSecret ??
+        (a.publicClient === true || federatedCredentials.length > 0 ? undefined : generateSecret());
       const tenantId = a.tenantId ?? primary.tenantId;
       const record: AppRecord = {
         clientId,
@@ -461,8 +550,16 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         servicePrincipals: new Map(),
       };
       dir.apps.set(clientId, record);
-      const { servicePrincipals: _sp, ...info } = record;
-      return info;
+      return {
+        clientId,
+        clientSecret,
+        displayName: record.displayName,
+        redirectUris: [...record.redirectUris],
+        tenantId,
+        multiTenant: record.multiTenant,
+        federatedCredentials: record.federatedCredentials.map((f) => ({ ...f })),
+        roles: [...record.roles],
+      };
     },
     addManagedIdentity(m = {}) {
       const mi: ManagedIdentityInfo = {
@@ -486,16 +583,22 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
       if (!checked.ok) return { valid: false, reason: checked.reason };
       const claims = checked.jwt.payload;
       const nowSec = Math.floor(now() / 1000);
-      if (typeof claims.exp !== 'number' || claims.exp <= nowSec) return { valid: false, claims, reason: 'expired' };
-      if (typeof claims.nbf === 'number' && claims.nbf > nowSec + 300) return { valid: false, claims, reason: 'not yet valid' };
+      if (typeof claims.exp !== 'number' || claims.exp <= nowSec)
+        return { valid: false, claims, reason: 'expired' };
+      if (typeof claims.nbf === 'number' && claims.nbf > nowSec + 300)
+        return { valid: false, claims, reason: 'not yet valid' };
       const norm = (v: string): string => v.replace(/\/+$/, '').toLowerCase();
       const auds = Array.isArray(claims.aud) ? claims.aud.map(String) : [String(claims.aud)];
-      if (!auds.some((a) => norm(a) === norm(audience))) return { valid: false, claims, reason: 'audience mismatch' };
+      if (!auds.some((a) => norm(a) === norm(audience)))
+        return { valid: false, claims, reason: 'audience mismatch' };
       return { valid: true, claims };
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
+        server.close((err) => {
+          if (err) reject(err);
+          else resolve();
+        });
         server.closeAllConnections();
       }),
   };

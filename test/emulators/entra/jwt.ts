@@ -1,5 +1,5 @@
 /** RS256 signing key of one emulator instance (generated at start, never written to disk). */
-import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 
 export type JwtClaims = Record<string, unknown>;
 
@@ -55,14 +55,19 @@ export class SigningKey {
     if (!jwt) return { ok: false, reason: 'malformed' };
     if (jwt.header.alg !== 'RS256') return { ok: false, reason: 'unsupported alg' };
     if (jwt.header.kid !== this.kid) return { ok: false, reason: 'unknown kid' };
-    const [h, p, s] = token.split('.');
-    const valid = verify('sha256', Buffer.from(`${h ?? ''}.${p ?? ''}`), this.publicKey, Buffer.from(s ?? '', 'base64url'));
+    const parts = token.split('.');
+    const valid = verify(
+      'sha256',
+      Buffer.from(parts.slice(0, 2).join('.')),
+      this.publicKey,
+      Buffer.from(parts.at(2) ?? '', 'base64url'),
+    );
     return valid ? { ok: true, jwt } : { ok: false, reason: 'bad signature' };
   }
 
   /** The public key as one JWK entry, in the shape of Entra's v2.0 keys document. */
   jwk(issuer: string): Record<string, unknown> {
-    const jwk = createPublicKey(this.publicKey).export({ format: 'jwk' });
+    const jwk = this.publicKey.export({ format: 'jwk' });
     return { kty: 'RSA', use: 'sig', kid: this.kid, n: jwk.n, e: jwk.e, alg: 'RS256', issuer };
   }
 }

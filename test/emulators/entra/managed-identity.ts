@@ -19,17 +19,27 @@ export function handleManagedIdentity(state: EmulatorState, ex: Exchange): void 
   count(state, 'managed-identity');
   const header = ex.req.headers['x-identity-header'];
   const presented = typeof header === 'string' ? header : undefined;
-  if (!presented) return appServiceError(ex, 400, 'The X-IDENTITY-HEADER header is required.');
+  if (!presented) {
+    appServiceError(ex, 400, 'The X-IDENTITY-HEADER header is required.');
+    return;
+  }
   const candidates = [...state.dir.managedIdentities.values()].filter((m) => m.identityHeader === presented);
-  if (candidates.length === 0) return appServiceError(ex, 401, 'Unauthorized: the X-IDENTITY-HEADER value is not valid.');
+  if (candidates.length === 0) {
+    appServiceError(ex, 401, 'Unauthorized: the X-IDENTITY-HEADER value is not valid.');
+    return;
+  }
 
   const q = ex.url.searchParams;
   const apiVersion = q.get('api-version');
   if (apiVersion !== '2019-08-01') {
-    return appServiceError(ex, 400, `The api-version '${apiVersion ?? ''}' is not supported; use 2019-08-01.`);
+    appServiceError(ex, 400, `The api-version '${apiVersion ?? ''}' is not supported; use 2019-08-01.`);
+    return;
   }
   let resource = q.get('resource');
-  if (!resource) return appServiceError(ex, 400, "The 'resource' query parameter is required.");
+  if (!resource) {
+    appServiceError(ex, 400, "The 'resource' query parameter is required.");
+    return;
+  }
   if (resource.endsWith('/.default')) resource = resource.slice(0, -'/.default'.length);
 
   const clientId = q.get('client_id');
@@ -37,11 +47,18 @@ export function handleManagedIdentity(state: EmulatorState, ex: Exchange): void 
   const resId = q.get('mi_res_id');
   let identity: ManagedIdentityInfo | undefined;
   if (clientId) identity = candidates.find((m) => m.clientId.toLowerCase() === clientId.toLowerCase());
-  else if (objectId) identity = candidates.find((m) => m.principalId.toLowerCase() === objectId.toLowerCase());
-  else if (resId) identity = candidates.find((m) => resId.toLowerCase().endsWith(`/${m.clientId.toLowerCase()}`));
+  else if (objectId)
+    identity = candidates.find((m) => m.principalId.toLowerCase() === objectId.toLowerCase());
+  else if (resId)
+    identity = candidates.find((m) => resId.toLowerCase().endsWith(`/${m.clientId.toLowerCase()}`));
   else identity = candidates[0];
   if (!identity) {
-    return appServiceError(ex, 400, 'No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.');
+    appServiceError(
+      ex,
+      400,
+      'No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.',
+    );
+    return;
   }
 
   const nowSec = Math.floor(state.now() / 1000);

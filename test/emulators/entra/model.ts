@@ -169,7 +169,11 @@ export class Directory {
   readonly managedIdentities = new Map<string, ManagedIdentityInfo>();
 
   addTenant(domain: string, displayName?: string): TenantInfo {
-    const tenant: TenantInfo = { tenantId: randomUUID(), domain: domain.toLowerCase(), displayName: displayName ?? domain };
+    const tenant: TenantInfo = {
+      tenantId: randomUUID(),
+      domain: domain.toLowerCase(),
+      displayName: displayName ?? domain,
+    };
     this.tenants.set(tenant.tenantId, tenant);
     return tenant;
   }
@@ -204,7 +208,8 @@ export class Directory {
   /** Scopes (of `wanted`) this user has not consented to for this app, ignoring `openid`. */
   missingConsent(user: UserRecord, clientId: string, wanted: string[]): string[] {
     if (this.hasAdminConsent(user.tenantId, clientId)) return [];
-    const granted = this.userConsents.get(this.consentKey(user.tenantId, clientId, user.oid)) ?? new Set<string>();
+    const granted =
+      this.userConsents.get(this.consentKey(user.tenantId, clientId, user.oid)) ?? new Set<string>();
     return wanted.filter((s) => s !== 'openid' && !granted.has(s));
   }
 

@@ -38,18 +38,25 @@ function decodeEntities(s: string): string {
   });
 }
 
+/** A capture group, which is undefined at run time when it did not participate in the match. */
+function group(m: RegExpMatchArray, i: number): string | undefined {
+  return m.at(i);
+}
+
 function parseAttrs(source: string): Map<string, string> {
   const attrs = new Map<string, string>();
   const re = /([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?/g;
   for (const m of source.matchAll(re)) {
-    const name = (m[1] ?? '').toLowerCase();
-    attrs.set(name, decodeEntities(m[2] ?? m[3] ?? m[4] ?? ''));
+    const name = (group(m, 1) ?? '').toLowerCase();
+    attrs.set(name, decodeEntities(group(m, 2) ?? group(m, 3) ?? group(m, 4) ?? ''));
   }
   return attrs;
 }
 
 function stripTags(html: string): string {
-  return decodeEntities(html.replace(/<script[\s\S]*?<\/script>|<style[\s\S]*?<\/style>/gi, '').replace(/<[^>]+>/g, ' '))
+  return decodeEntities(
+    html.replace(/<script[\s\S]*?<\/script>|<style[\s\S]*?<\/style>/gi, '').replace(/<[^>]+>/g, ' '),
+  )
     .replace(/\s+/g, ' ')
     .trim();
 }
@@ -57,13 +64,19 @@ function stripTags(html: string): string {
 export function parseForms(html: string): ParsedForm[] {
   const forms: ParsedForm[] = [];
   for (const f of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
-    const body = f[2] ?? '';
+    const body = group(f, 2) ?? '';
     const controls: ParsedControl[] = [];
     for (const c of body.matchAll(/<input\b([^>]*)>|<button\b([^>]*)>([\s\S]*?)<\/button>/gi)) {
-      if (c[1] !== undefined) controls.push({ tag: 'input', attrs: parseAttrs(c[1]), text: '' });
-      else controls.push({ tag: 'button', attrs: parseAttrs(c[2] ?? ''), text: stripTags(c[3] ?? '') });
+      const input = group(c, 1);
+      if (input !== undefined) controls.push({ tag: 'input', attrs: parseAttrs(input), text: '' });
+      else
+        controls.push({
+          tag: 'button',
+          attrs: parseAttrs(group(c, 2) ?? ''),
+          text: stripTags(group(c, 3) ?? ''),
+        });
     }
-    forms.push({ attrs: parseAttrs(f[1] ?? ''), controls });
+    forms.push({ attrs: parseAttrs(group(f, 1) ?? ''), controls });
   }
   return forms;
 }
@@ -81,7 +94,11 @@ function submitLabel(c: ParsedControl): string {
 }
 
 /** The form data set a browser would send when `submitter` is pressed. */
-function formData(form: ParsedForm, submitter: ParsedControl | undefined, fill: (c: ParsedControl) => string | undefined): URLSearchParams {
+function formData(
+  form: ParsedForm,
+  submitter: ParsedControl | undefined,
+  fill: (c: ParsedControl) => string | undefined,
+): URLSearchParams {
   const data = new URLSearchParams();
   for (const c of form.controls) {
     const name = c.attrs.get('name');
@@ -92,7 +109,10 @@ function formData(form: ParsedForm, submitter: ParsedControl | undefined, fill: 
       continue;
     }
     if ((type === 'checkbox' || type === 'radio') && !c.attrs.has('checked')) continue;
-    data.append(name, fill(c) ?? c.attrs.get('value') ?? (type === 'checkbox' || type === 'radio' ? 'on' : ''));
+    data.append(
+      name,
+      fill(c) ?? c.attrs.get('value') ?? (type === 'checkbox' || type === 'radio' ? 'on' : ''),
+    );
   }
   return data;
 }
@@ -157,11 +177,14 @@ export async function signIn(authorizeUrl: string, opts: SignInOptions): Promise
     }
 
     const html = await res.text();
-    if (res.status !== 200) throw new Error(`signIn: HTTP ${res.status} from ${url.pathname}: ${stripTags(html).slice(0, 600)}`);
+    if (res.status !== 200)
+      throw new Error(`signIn: HTTP ${res.status} from ${url.pathname}: ${stripTags(html).slice(0, 600)}`);
     const forms = parseForms(html);
 
     // response_mode=form_post: the page auto-submits a form to the redirect URI.
-    const post = forms.find((f) => sameEndpoint(new URL(f.attrs.get('action') ?? url.toString(), url), redirectUri));
+    const post = forms.find((f) =>
+      sameEndpoint(new URL(f.attrs.get('action') ?? url.toString(), url), redirectUri),
+    );
     if (post) {
       const result = new URL(post.attrs.get('action') ?? '', url);
       for (const [k, v] of formData(post, undefined, () => undefined)) result.searchParams.append(k, v);
@@ -169,14 +192,18 @@ export async function signIn(authorizeUrl: string, opts: SignInOptions): Promise
     }
 
     const signInForm = forms.find((f) => f.controls.some((c) => controlType(c) === 'password'));
-    const consentForm = forms.find((f) => f.controls.some((c) => isSubmit(c) && /^accept$/i.test(submitLabel(c))));
+    const consentForm = forms.find((f) =>
+      f.controls.some((c) => isSubmit(c) && /^accept$/i.test(submitLabel(c))),
+    );
     let form: ParsedForm;
     let label: RegExp;
     let fill: (c: ParsedControl) => string | undefined = () => undefined;
     if (signInForm) {
       if (signInSubmitted && !opts.cancel) {
         const alert = /role="alert"[^>]*>([\s\S]*?)<\//i.exec(html);
-        throw new Error(`signIn: sign-in rejected for ${opts.username}: ${stripTags(alert?.[1] ?? html).slice(0, 300)}`);
+        throw new Error(
+          `signIn: sign-in rejected for ${opts.username}: ${stripTags(alert?.[1] ?? html).slice(0, 300)}`,
+        );
       }
       signInSubmitted = true;
       form = signInForm;
@@ -184,7 +211,8 @@ export async function signIn(authorizeUrl: string, opts: SignInOptions): Promise
       fill = (c) => {
         const type = controlType(c);
         if (type === 'password') return opts.password;
-        if (type === 'email' || (type === 'text' && c.attrs.get('autocomplete') === 'username')) return opts.username;
+        if (type === 'email' || (type === 'text' && c.attrs.get('autocomplete') === 'username'))
+          return opts.username;
         return undefined;
       };
     } else if (consentForm) {
@@ -194,8 +222,12 @@ export async function signIn(authorizeUrl: string, opts: SignInOptions): Promise
       throw new Error(`signIn: unexpected page at ${url.pathname}: ${stripTags(html).slice(0, 600)}`);
     }
     const submitter = form.controls.find((c) => isSubmit(c) && label.test(submitLabel(c)));
-    if (!submitter) throw new Error(`signIn: no button matching ${label.source} on the page at ${url.pathname}`);
-    const action = new URL(submitter.attrs.get('formaction') ?? form.attrs.get('action') ?? url.toString(), url);
+    if (!submitter)
+      throw new Error(`signIn: no button matching ${label.source} on the page at ${url.pathname}`);
+    const action = new URL(
+      submitter.attrs.get('formaction') ?? form.attrs.get('action') ?? url.toString(),
+      url,
+    );
     const method = (submitter.attrs.get('formmethod') ?? form.attrs.get('method') ?? 'get').toUpperCase();
     const data = formData(form, submitter, fill);
     if (method === 'POST') {

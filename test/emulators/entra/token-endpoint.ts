@@ -3,7 +3,14 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { normalizeScopes, AUTH_CODE_LIFETIME_MS } from './authorize';
 import { count, sendAadstsJson, sendJson, type EmulatorState, type Exchange } from './context';
 import { aadsts, entraTimestamp, type AadstsCode, type AadstsError } from './errors';
-import { OIDC_SCOPES, parseResourceScope, splitScopes, type AppRecord, type TenantInfo, type UserRecord } from './model';
+import {
+  OIDC_SCOPES,
+  parseResourceScope,
+  splitScopes,
+  type AppRecord,
+  type TenantInfo,
+  type UserRecord,
+} from './model';
 import { appTokenResponse, userTokenResponse } from './tokens';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -15,7 +22,11 @@ class TokenError extends Error {
   }
 }
 
-function fail(code: AadstsCode, params: Record<string, string> = {}, overrides?: { error?: string; status?: number }): never {
+function fail(
+  code: AadstsCode,
+  params: Record<string, string> = {},
+  overrides?: { error?: string; status?: number },
+): never {
   throw new TokenError(aadsts(code, params, overrides));
 }
 
@@ -24,7 +35,12 @@ interface ClientAuth {
   appidacr: '0' | '1' | '2';
 }
 
-export function handleToken(state: EmulatorState, ex: Exchange, form: URLSearchParams, segment: string): void {
+export function handleToken(
+  state: EmulatorState,
+  ex: Exchange,
+  form: URLSearchParams,
+  segment: string,
+): void {
   count(state, 'token');
   const grantType = form.get('grant_type') ?? '';
   count(state, `token:${grantType || '(none)'}`);
@@ -91,13 +107,15 @@ function authenticateClient(
   const assertionType = form.get('client_assertion_type');
   const assertion = form.get('client_assertion');
   if (assertionType || assertion) {
-    if (assertionType !== JWT_BEARER) fail(90023, { value: assertionType ?? '', parameter: 'client_assertion_type' });
+    if (assertionType !== JWT_BEARER)
+      fail(90023, { value: assertionType ?? '', parameter: 'client_assertion_type' });
     if (!assertion) fail(900144, { parameter: 'client_assertion' });
     verifyFederatedAssertion(state, app, assertion);
     return { app, appidacr: '2' };
   }
   if (secret !== undefined) {
-    if (app.clientSecret === undefined || !safeEqual(secret, app.clientSecret)) fail(7000215, { clientId: app.clientId });
+    if (app.clientSecret === undefined || !safeEqual(secret, app.clientSecret))
+      fail(7000215, { clientId: app.clientId });
     return { app, appidacr: '1' };
   }
   if (app.clientSecret === undefined && app.federatedCredentials.length === 0) return { app, appidacr: '0' };
@@ -124,8 +142,12 @@ function verifyFederatedAssertion(state: EmulatorState, app: AppRecord, assertio
   }
   const iss = typeof claims.iss === 'string' ? claims.iss : '';
   const sub = typeof claims.sub === 'string' ? claims.sub : '';
-  const auds = Array.isArray(claims.aud) ? claims.aud.map(String) : [typeof claims.aud === 'string' ? claims.aud : ''];
-  const match = app.federatedCredentials.some((f) => f.issuer === iss && f.subject === sub && auds.includes(f.audience));
+  const auds = Array.isArray(claims.aud)
+    ? claims.aud.map(String)
+    : [typeof claims.aud === 'string' ? claims.aud : ''];
+  const match = app.federatedCredentials.some(
+    (f) => f.issuer === iss && f.subject === sub && auds.includes(f.audience),
+  );
   if (!match) fail(70021, { iss, sub, aud: auds.join(',') });
 }
 
@@ -139,19 +161,38 @@ function requestedResourceScopes(rawScope: string | null): { resourceScopes: str
 }
 
 /** `.default` expands to what the user consented for that resource. */
-function expandDefault(state: EmulatorState, user: UserRecord, clientId: string, resourceScopes: string[]): string[] {
-  if (resourceScopes.length !== 1 || parseResourceScope(resourceScopes[0] ?? '').permission !== '.default') return resourceScopes;
+function expandDefault(
+  state: EmulatorState,
+  user: UserRecord,
+  clientId: string,
+  resourceScopes: string[],
+): string[] {
+  if (resourceScopes.length !== 1 || parseResourceScope(resourceScopes[0] ?? '').permission !== '.default')
+    return resourceScopes;
   const resource = parseResourceScope(resourceScopes[0] ?? '').resource;
-  const granted = state.dir.userConsents.get(state.dir.consentKey(user.tenantId, clientId, user.oid)) ?? new Set<string>();
-  const own = [...granted].filter((s) => !OIDC_SCOPES.has(s) && parseResourceScope(s).resource === resource && !s.endsWith('/.default'));
+  const granted =
+    state.dir.userConsents.get(state.dir.consentKey(user.tenantId, clientId, user.oid)) ?? new Set<string>();
+  const own = [...granted].filter(
+    (s) => !OIDC_SCOPES.has(s) && parseResourceScope(s).resource === resource && !s.endsWith('/.default'),
+  );
   return own.length > 0 ? own : resourceScopes;
 }
 
 /** Checks done on every user-token issuance (code or refresh), in Entra's order of precedence. */
-function checkUserPolicies(state: EmulatorState, user: UserRecord, authTime: number, mfa: boolean, app: AppRecord, resourceScopes: string[]): void {
+function checkUserPolicies(
+  state: EmulatorState,
+  user: UserRecord,
+  authTime: number,
+  mfa: boolean,
+  app: AppRecord,
+  resourceScopes: string[],
+): void {
   if (user.disabled) fail(50057);
   if (authTime < user.tokensValidFrom) {
-    fail(50173, { issued: new Date(authTime).toISOString(), validFrom: new Date(user.tokensValidFrom).toISOString() });
+    fail(50173, {
+      issued: new Date(authTime).toISOString(),
+      validFrom: new Date(user.tokensValidFrom).toISOString(),
+    });
   }
   if (user.conditionalAccessBlocked) fail(53003);
   if (user.mfaRequired && !mfa) {
@@ -167,7 +208,12 @@ function pkceMatches(verifier: string, challenge: string, method: 'S256' | 'plai
   return computed === challenge;
 }
 
-function redeemCode(state: EmulatorState, form: URLSearchParams, client: ClientAuth, tenant: TenantInfo | undefined): Record<string, unknown> {
+function redeemCode(
+  state: EmulatorState,
+  form: URLSearchParams,
+  client: ClientAuth,
+  tenant: TenantInfo | undefined,
+): Record<string, unknown> {
   const code = form.get('code');
   if (!code) fail(900144, { parameter: 'code' });
   if (!/^1\.[A-Za-z0-9_-]{40,}$/.test(code)) fail(9002313);
@@ -177,15 +223,19 @@ function redeemCode(state: EmulatorState, form: URLSearchParams, client: ClientA
   if (grant.redeemedAt !== undefined) fail(54005);
   if (now - grant.issuedAt > AUTH_CODE_LIFETIME_MS) fail(70008);
   if (grant.clientId !== client.app.clientId) {
-    fail(70000, { detail: `The provided authorization code was issued to a different client. Client ID: '${client.app.clientId}'.` });
+    fail(70000, {
+      detail: `The provided authorization code was issued to a different client. Client ID: '${client.app.clientId}'.`,
+    });
   }
   if (tenant && tenant.tenantId !== grant.user.tenantId) fail(700005);
   const redirectUri = form.get('redirect_uri');
   if (!redirectUri) fail(900144, { parameter: 'redirect_uri' });
-  if (redirectUri !== grant.redirectUri) fail(500112, { presented: redirectUri, expected: grant.redirectUri });
+  if (redirectUri !== grant.redirectUri)
+    fail(500112, { presented: redirectUri, expected: grant.redirectUri });
   if (grant.codeChallenge !== undefined) {
     const verifier = form.get('code_verifier');
-    if (!verifier || !pkceMatches(verifier, grant.codeChallenge, grant.codeChallengeMethod ?? 'plain')) fail(501481);
+    if (!verifier || !pkceMatches(verifier, grant.codeChallenge, grant.codeChallengeMethod ?? 'plain'))
+      fail(501481);
   }
   // A code is single-use even when the redemption then fails a policy check.
   grant.redeemedAt = now;
@@ -195,7 +245,9 @@ function redeemCode(state: EmulatorState, form: URLSearchParams, client: ClientA
   if (resourceScopes.length === 0) {
     const fromCode = grant.scopes.filter((s) => !OIDC_SCOPES.has(s));
     const first = fromCode[0];
-    resourceScopes = first ? fromCode.filter((s) => parseResourceScope(s).resource === parseResourceScope(first).resource) : [];
+    resourceScopes = first
+      ? fromCode.filter((s) => parseResourceScope(s).resource === parseResourceScope(first).resource)
+      : [];
   }
   resourceScopes = expandDefault(state, grant.user, client.app.clientId, resourceScopes);
   checkUserPolicies(state, grant.user, grant.authTime, grant.mfa, client.app, resourceScopes);
@@ -214,7 +266,12 @@ function redeemCode(state: EmulatorState, form: URLSearchParams, client: ClientA
   });
 }
 
-function redeemRefreshToken(state: EmulatorState, form: URLSearchParams, client: ClientAuth, tenant: TenantInfo | undefined): Record<string, unknown> {
+function redeemRefreshToken(
+  state: EmulatorState,
+  form: URLSearchParams,
+  client: ClientAuth,
+  tenant: TenantInfo | undefined,
+): Record<string, unknown> {
   const token = form.get('refresh_token');
   if (!token) fail(900144, { parameter: 'refresh_token' });
   const grant = state.dir.refreshTokens.get(token);
@@ -224,7 +281,9 @@ function redeemRefreshToken(state: EmulatorState, form: URLSearchParams, client:
   }
   const now = state.now();
   if (grant.clientId !== client.app.clientId) {
-    fail(70000, { detail: `The refresh token was issued to a different client. Client ID: '${client.app.clientId}'.` });
+    fail(70000, {
+      detail: `The refresh token was issued to a different client. Client ID: '${client.app.clientId}'.`,
+    });
   }
   if (tenant && tenant.tenantId !== grant.user.tenantId) {
     fail(70000, { detail: 'The refresh token was issued to a different tenant.' });
@@ -244,7 +303,9 @@ function redeemRefreshToken(state: EmulatorState, form: URLSearchParams, client:
   if (resourceScopes.length === 0) {
     const fromGrant = grant.scopes.filter((s) => !OIDC_SCOPES.has(s));
     const first = fromGrant[0];
-    resourceScopes = first ? fromGrant.filter((s) => parseResourceScope(s).resource === parseResourceScope(first).resource) : [];
+    resourceScopes = first
+      ? fromGrant.filter((s) => parseResourceScope(s).resource === parseResourceScope(first).resource)
+      : [];
   }
   resourceScopes = expandDefault(state, grant.user, client.app.clientId, resourceScopes);
   checkUserPolicies(state, grant.user, grant.authTime, grant.mfa, client.app, resourceScopes);
@@ -254,7 +315,10 @@ function redeemRefreshToken(state: EmulatorState, form: URLSearchParams, client:
   else grant.revokedAt = now;
   state.stats.refreshes++;
   const oidcGranted = grant.scopes.filter((s) => OIDC_SCOPES.has(s));
-  const oidcScopes = requested.oidc.length > 0 ? oidcGranted.filter((s) => requested.oidc.includes(s) || s === 'offline_access') : oidcGranted;
+  const oidcScopes =
+    requested.oidc.length > 0
+      ? oidcGranted.filter((s) => requested.oidc.includes(s) || s === 'offline_access')
+      : oidcGranted;
   return userTokenResponse(state, {
     user: grant.user,
     app: client.app,
@@ -269,7 +333,12 @@ function redeemRefreshToken(state: EmulatorState, form: URLSearchParams, client:
   });
 }
 
-function clientCredentials(state: EmulatorState, form: URLSearchParams, client: ClientAuth, tenant: TenantInfo | undefined): Record<string, unknown> {
+function clientCredentials(
+  state: EmulatorState,
+  form: URLSearchParams,
+  client: ClientAuth,
+  tenant: TenantInfo | undefined,
+): Record<string, unknown> {
   if (client.appidacr === '0') fail(7000218);
   const scopes = splitScopes(form.get('scope'));
   if (scopes.length === 0) fail(900144, { parameter: 'scope' });

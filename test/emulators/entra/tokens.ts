@@ -1,7 +1,15 @@
 /** Minting of access tokens, id tokens and refresh tokens (shapes follow Entra's v1/v2 tokens). */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { EmulatorState } from './context';
-import { GRAPH_RESOURCE, OIDC_SCOPES, opaqueToken, parseResourceScope, type AppRecord, type RefreshGrant, type UserRecord } from './model';
+import {
+  GRAPH_RESOURCE,
+  OIDC_SCOPES,
+  opaqueToken,
+  parseResourceScope,
+  type AppRecord,
+  type RefreshGrant,
+  type UserRecord,
+} from './model';
 
 export function uti(): string {
   return randomBytes(16).toString('base64url');
@@ -131,7 +139,13 @@ function issueRefreshToken(state: EmulatorState, r: UserTokenRequest): RefreshGr
 }
 
 /** App-only (client credentials) token response. */
-export function appTokenResponse(state: EmulatorState, app: AppRecord, tenantId: string, resource: string, appidacr: '1' | '2'): Record<string, unknown> {
+export function appTokenResponse(
+  state: EmulatorState,
+  app: AppRecord,
+  tenantId: string,
+  resource: string,
+  appidacr: '1' | '2',
+): Record<string, unknown> {
   const nowSec = Math.floor(state.now() / 1000);
   const lifetime = state.settings.accessTokenLifetimeSeconds;
   const sp = state.dir.servicePrincipalId(app, tenantId);
