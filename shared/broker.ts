@@ -45,7 +45,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
   const registry = new TableConnectionRegistry(storage);
   const sessions = new TableAuthSessionStore(storage);
   const audit = new TableAuditLog(storage);
-  const secrets = createSecretStore(config, credential);
+  const secrets = createSecretStore(config, credential, { logger });
   const msal = createMsalClientFactory(
     config,
     outbound,

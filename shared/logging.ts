@@ -14,10 +14,9 @@ export interface Logger {
 export type LogLevelName = 'info' | 'warn' | 'error';
 export type LogSink = (level: LogLevelName, line: string) => void;
 
-const SENSITIVE_KEY =
-  /(token|secret|password|verifier|assertion|authorization|cookie|^code$|credential|client_info|^value$|cache)/i;
+/** A key naming a secret thing (`accessToken`, `client_secret`, `value`), not one naming facts about it (`tokenExpiresOn`). */
+const SENSITIVE_KEY = /(token|secret|password|verifier|assertion|authorization|cookie|credential|client_info|cache|^value|^code)$/i;
 const JWT = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
-const SAFE_KEYS = new Set(['tokenExpiresOn', 'expiresOn', 'errorCode']);
 
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return value.replace(JWT, '[redacted-jwt]');
@@ -34,7 +33,7 @@ export function redact(fields: LogFields, depth = 0): LogFields {
     // would not be: only known-safe shapes (snake_case words) pass.
     if (key === 'code' && typeof value === 'string' && /^[a-z_]{3,40}$/.test(value)) {
       out[key] = value;
-    } else if (SENSITIVE_KEY.test(key) && !SAFE_KEYS.has(key)) {
+    } else if (SENSITIVE_KEY.test(key)) {
       out[key] = '[redacted]';
     } else {
       out[key] = redactValue(value, depth);

@@ -34,7 +34,7 @@ export const USERS = {
 
 export interface HarnessOptions {
   /** Store secrets in the Key Vault emulator (through the managed-identity endpoint) instead of the local file. */
-  keyVault?: boolean;
+  keyVault?: boolean | { purgeProtection?: boolean; deleteDelayMs?: number };
   /** Authority `organizations` with this allow list (the primary tenant when true). */
   multiTenant?: boolean;
   env?: Record<string, string>;
@@ -95,6 +95,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const identity = entra.addManagedIdentity();
     keyVault = await startKeyVaultEmulator({
       pki,
+      ...(typeof options.keyVault === 'object' ? options.keyVault : {}),
       authority: `${entra.url}/${tenant.tenantId}`,
       verifyToken: (bearer) => entra.verifyAccessToken(bearer, 'https://vault.azure.net').valid,
     });

@@ -1,0 +1,48 @@
+import type { TokenCredential } from '@azure/identity';
+import type { BrokerConfig } from '../config';
+import { BrokerError } from '../errors';
+import type { Logger } from '../logging';
+import { KeyVaultSecretStore, type KeyVaultTuning } from './key-vault-store';
+import { LocalFileSecretStore } from './local-file-store';
+import type { SecretStore } from './secret-store';
+
+export type { SecretProperties, SecretStore, StoredSecret } from './secret-store';
+export { secretNames } from './secret-store';
+export {
+  KeyVaultSecretStore,
+  createSecretClient,
+  type KeyVaultSecretStoreOptions,
+  type KeyVaultTuning,
+} from './key-vault-store';
+export { LocalFileSecretStore, type LocalFileSecretStoreOptions } from './local-file-store';
+
+export interface CreateSecretStoreOptions {
+  logger?: Logger;
+  /** Key Vault retry/poll/timeout tuning (tests shorten it). */
+  keyVault?: KeyVaultTuning;
+}
+
+/**
+ * Key Vault when KEY_VAULT_URL is set (always in Azure: config.ts requires it there), otherwise
+ * the encrypted local file keyed by BROKER_LOCAL_SECRET_KEY.
+ */
+export function createSecretStore(
+  config: BrokerConfig,
+  credential: TokenCredential,
+  options: CreateSecretStoreOptions = {},
+): SecretStore {
+  if (config.keyVaultUrl) {
+    return new KeyVaultSecretStore({
+      vaultUrl: config.keyVaultUrl,
+      credential,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...options.keyVault,
+    });
+  }
+  if (!config.localSecretKey) {
+    throw new BrokerError('configuration_error', 'Neither KEY_VAULT_URL nor BROKER_LOCAL_SECRET_KEY is set', {
+      remedy: 'Set KEY_VAULT_URL (Azure), or BROKER_LOCAL_SECRET_KEY for the local encrypted file.',
+    });
+  }
+  return new LocalFileSecretStore({ file: config.localSecretFile, key: config.localSecretKey });
+}
