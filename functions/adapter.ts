@@ -1,4 +1,5 @@
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import type { HttpRequest, InvocationContext } from '@azure/functions';
+import { type HttpResponseInit } from '@azure/functions';
 import type { Broker } from '../shared/broker';
 import { BrokerError } from '../shared/errors';
 import type { Handler } from '../shared/http/handlers';
@@ -13,7 +14,10 @@ export interface HttpFunctionDefinition {
   handler: Handler;
 }
 
-export type FunctionsHttpHandler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+export type FunctionsHttpHandler = (
+  request: HttpRequest,
+  context: InvocationContext,
+) => Promise<HttpResponseInit>;
 
 function toBrokerRequest(request: HttpRequest, context: InvocationContext): BrokerRequest {
   return {
@@ -51,5 +55,6 @@ function toResponseInit(response: BrokerResponse): HttpResponseInit {
 
 /** Binds a shared handler to the Functions programming model. */
 export function adaptHttp(handler: Handler, broker: () => Broker): FunctionsHttpHandler {
-  return async (request, context) => toResponseInit(await handler(broker(), toBrokerRequest(request, context)));
+  return async (request, context) =>
+    toResponseInit(await handler(broker(), toBrokerRequest(request, context)));
 }

@@ -77,17 +77,25 @@ export interface LocalHost {
   close(): Promise<void>;
 }
 
-export async function startLocalHost(options: { broker: Broker; port?: number; hostname?: string }): Promise<LocalHost> {
+export async function startLocalHost(options: {
+  broker: Broker;
+  port?: number;
+  hostname?: string;
+}): Promise<LocalHost> {
   const routes = httpFunctions
     .map(compile)
     .sort((a, b) => b.literalSegments - a.literalSegments || a.parameters.length - b.parameters.length);
-  const handlers = new Map(routes.map((route) => [route, adaptHttp(route.definition.handler, () => options.broker)]));
+  const handlers = new Map(
+    routes.map((route) => [route, adaptHttp(route.definition.handler, () => options.broker)]),
+  );
 
   const server = http.createServer((incoming, outgoing) => {
     void (async () => {
       let result: HttpResponseInit;
       const url = new URL(incoming.url ?? '/', `http://${incoming.headers.host ?? 'localhost'}`);
-      const path = url.pathname.startsWith(ROUTE_PREFIX) ? url.pathname.slice(ROUTE_PREFIX.length) : undefined;
+      const path = url.pathname.startsWith(ROUTE_PREFIX)
+        ? url.pathname.slice(ROUTE_PREFIX.length)
+        : undefined;
       const route = path === undefined ? undefined : routes.find((candidate) => candidate.pattern.test(path));
       const handler = route ? handlers.get(route) : undefined;
       if (!route || !handler || path === undefined) {
@@ -114,11 +122,14 @@ export async function startLocalHost(options: { broker: Broker; port?: number; h
             query: Object.fromEntries(url.searchParams),
             body: body.length > 0 ? { bytes: body } : undefined,
           });
-          const context = new InvocationContext({ invocationId: randomUUID(), functionName: route.definition.name });
+          const context = new InvocationContext({
+            invocationId: randomUUID(),
+            functionName: route.definition.name,
+          });
           result = await handler(request, context);
         }
       }
-      const headers = new Headers(result.headers as Record<string, string> | undefined);
+      const headers = new Headers(result.headers);
       const flat: Record<string, string | string[]> = Object.fromEntries(headers.entries());
       if (result.cookies?.length) flat['set-cookie'] = result.cookies.map(serializeCookie);
       outgoing.writeHead(result.status ?? 200, flat);

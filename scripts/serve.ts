@@ -20,8 +20,12 @@ async function main(): Promise<void> {
   const broker = createBroker(config);
   const port = Number(process.env.BROKER_HOST_PORT ?? 7071);
   const host = await startLocalHost({ broker, port, hostname: 'localhost' });
-  console.log(`ews-oauth-broker is serving ${host.url}/api/ (health: ${host.url}/api/health, console: ${host.url}/api/console)`);
-  console.log(`Secret store: ${broker.secrets.kind === 'key-vault' ? `Key Vault ${config.keyVaultUrl ?? ''}` : `local encrypted file (development only) ${config.localSecretFile}`}`);
+  console.log(
+    `ews-oauth-broker is serving ${host.url}/api/ (health: ${host.url}/api/health, console: ${host.url}/api/console)`,
+  );
+  console.log(
+    `Secret store: ${broker.secrets.kind === 'key-vault' ? `Key Vault ${config.keyVaultUrl ?? ''}` : `local encrypted file (development only) ${config.localSecretFile}`}`,
+  );
   const stop = () => {
     void host.close().then(() => process.exit(0));
   };
@@ -30,6 +34,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(`ews-oauth-broker failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(
+    `ews-oauth-broker failed to start: ${error instanceof Error ? error.message : String(error)}`,
+  );
   process.exit(1);
 });

@@ -98,7 +98,7 @@ async function main(): Promise<void> {
 
   const host = spawn(process.execPath, [require.resolve('tsx/cli'), join(__dirname, 'serve.ts')], {
     stdio: 'inherit',
-    env: { ...env, BROKER_HOST_PORT: String(PORT) } as NodeJS.ProcessEnv,
+    env: { ...env, BROKER_HOST_PORT: String(PORT) },
   });
   const shutdown = () => {
     host.kill('SIGTERM');

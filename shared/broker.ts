@@ -53,6 +53,15 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     config.clientCredential.kind === 'managed-identity' ? credential : undefined,
   );
   const tokens = new TokenService({ registry, secrets, audit, logger, now });
-  const authorization = new AuthorizationService({ config, registry, sessions, audit, msal, tokens, logger, now });
+  const authorization = new AuthorizationService({
+    config,
+    registry,
+    sessions,
+    audit,
+    msal,
+    tokens,
+    logger,
+    now,
+  });
   return { config, logger, now, outbound, registry, sessions, audit, secrets, msal, tokens, authorization };
 }

@@ -28,9 +28,7 @@ export interface BrokerConfig {
   tenantId: string;
   clientId: string;
   clientCredential:
-    | { kind: 'managed-identity' }
-    | { kind: 'secret'; secret: string }
-    | { kind: 'certificate'; pem: string };
+    { kind: 'managed-identity' } | { kind: 'secret'; secret: string } | { kind: 'certificate'; pem: string };
   managedIdentityClientId: string | undefined;
   cloud: CloudEndpoints;
   /** Tenant ids (GUIDs) whose accounts may authorize; empty = the configured tenant, resolved from its metadata. */
@@ -106,7 +104,11 @@ function isLoopback(url: URL): boolean {
 }
 
 const emptyToUndefined = (value: unknown) =>
-  typeof value === 'string' && value.trim() === '' ? undefined : typeof value === 'string' ? value.trim() : value;
+  typeof value === 'string' && value.trim() === ''
+    ? undefined
+    : typeof value === 'string'
+      ? value.trim()
+      : value;
 
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
 
@@ -130,7 +132,10 @@ function httpsUrl(what: string, options: { allowHttpLoopback?: boolean } = {}) {
           ctx.addIssue({ code: 'custom', message: `expected ${what} as an https:// URL` });
         }
         if (url.search || url.hash || url.username || url.password) {
-          ctx.addIssue({ code: 'custom', message: `expected ${what} without query, fragment or credentials` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected ${what} without query, fragment or credentials`,
+          });
         }
       })
       .transform((value) => (value === undefined ? undefined : value.replace(/\/+$/, ''))),
@@ -157,7 +162,9 @@ function boolean(defaultValue: boolean) {
         message: 'expected true or false',
       })
       .optional()
-      .transform((value) => (value === undefined ? defaultValue : ['true', '1'].includes(value.toLowerCase()))),
+      .transform((value) =>
+        value === undefined ? defaultValue : ['true', '1'].includes(value.toLowerCase()),
+      ),
   );
 }
 
@@ -210,7 +217,9 @@ const schema = z.object({
         message: 'expected a comma-separated list of tenant GUIDs',
       }),
   ),
-  PUBLIC_BASE_URL: httpsUrl('the public base URL, e.g. https://broker.contoso.com', { allowHttpLoopback: true }),
+  PUBLIC_BASE_URL: httpsUrl('the public base URL, e.g. https://broker.contoso.com', {
+    allowHttpLoopback: true,
+  }),
   WEBSITE_HOSTNAME: optionalString,
   KEY_VAULT_URL: httpsUrl('the vault URL, e.g. https://contoso-broker.vault.azure.net'),
   BROKER_LOCAL_SECRET_KEY: z.preprocess(
@@ -218,7 +227,9 @@ const schema = z.object({
     z
       .string()
       .optional()
-      .transform((v) => (v === undefined ? undefined : Buffer.from(v, /^[0-9a-f]{64}$/i.test(v) ? 'hex' : 'base64')))
+      .transform((v) =>
+        v === undefined ? undefined : Buffer.from(v, /^[0-9a-f]{64}$/i.test(v) ? 'hex' : 'base64'),
+      )
       .refine((key) => key === undefined || key.length === 32, {
         message: 'expected 32 bytes as 64 hex characters or base64',
       }),
@@ -275,7 +286,9 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
     );
   }
   if (credential === 'secret' && !raw.ENTRA_CLIENT_SECRET) {
-    problems.push('ENTRA_CLIENT_SECRET: required with ENTRA_CLIENT_CREDENTIAL=secret (use a Key Vault reference in Azure)');
+    problems.push(
+      'ENTRA_CLIENT_SECRET: required with ENTRA_CLIENT_CREDENTIAL=secret (use a Key Vault reference in Azure)',
+    );
   }
   if (credential === 'certificate') {
     const pem = raw.ENTRA_CLIENT_CERTIFICATE ?? '';
@@ -286,11 +299,15 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
     }
   }
   if (raw.ENTRA_TENANT_ID === 'organizations' && raw.ALLOWED_TENANTS.length === 0) {
-    problems.push('ALLOWED_TENANTS: required with ENTRA_TENANT_ID=organizations (the tenant GUIDs allowed to authorize)');
+    problems.push(
+      'ALLOWED_TENANTS: required with ENTRA_TENANT_ID=organizations (the tenant GUIDs allowed to authorize)',
+    );
   }
   if (!raw.KEY_VAULT_URL) {
     if (runningInAzure) {
-      problems.push('KEY_VAULT_URL: required in Azure (the local encrypted file store is for development only)');
+      problems.push(
+        'KEY_VAULT_URL: required in Azure (the local encrypted file store is for development only)',
+      );
     } else if (!raw.BROKER_LOCAL_SECRET_KEY) {
       problems.push(
         'BROKER_LOCAL_SECRET_KEY: required without KEY_VAULT_URL (32 bytes, hex or base64; `npm start` generates one)',
@@ -298,7 +315,9 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
     }
   }
   if (raw.BROKER_LOCAL_ADMIN && runningInAzure) {
-    problems.push('BROKER_LOCAL_ADMIN: must not be true in Azure (admins are checked through App Service Authentication)');
+    problems.push(
+      'BROKER_LOCAL_ADMIN: must not be true in Azure (admins are checked through App Service Authentication)',
+    );
   }
   if (raw.NOTIFY_WEBHOOK_URL && !raw.NOTIFY_WEBHOOK_SECRET) {
     problems.push('NOTIFY_WEBHOOK_SECRET: required with NOTIFY_WEBHOOK_URL (the HMAC-SHA256 signing key)');
@@ -310,7 +329,8 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
 }
 
 function storageSettings(raw: RawSettings, runningInAzure: boolean): StorageSettings | string {
-  if (raw.AzureWebJobsStorage) return { kind: 'connection-string', connectionString: raw.AzureWebJobsStorage };
+  if (raw.AzureWebJobsStorage)
+    return { kind: 'connection-string', connectionString: raw.AzureWebJobsStorage };
   const tableServiceUrl =
     raw.AzureWebJobsStorage__tableServiceUri ??
     (raw.AzureWebJobsStorage__accountName
@@ -344,7 +364,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
   const credentialKind: ClientCredentialKind =
     raw.ENTRA_CLIENT_CREDENTIAL ?? (runningInAzure ? 'managed-identity' : 'secret');
   const publicBaseUrl =
-    raw.PUBLIC_BASE_URL ?? (raw.WEBSITE_HOSTNAME ? `https://${raw.WEBSITE_HOSTNAME}` : 'http://localhost:7071');
+    raw.PUBLIC_BASE_URL ??
+    (raw.WEBSITE_HOSTNAME ? `https://${raw.WEBSITE_HOSTNAME}` : 'http://localhost:7071');
   const noProxy = (raw.NO_PROXY ?? raw.no_proxy ?? '')
     .split(',')
     .map((entry) => entry.trim().toLowerCase())

@@ -15,7 +15,8 @@ export type LogLevelName = 'info' | 'warn' | 'error';
 export type LogSink = (level: LogLevelName, line: string) => void;
 
 /** A key naming a secret thing (`accessToken`, `client_secret`, `value`), not one naming facts about it (`tokenExpiresOn`). */
-const SENSITIVE_KEY = /(token|secret|password|verifier|assertion|authorization|cookie|credential|client_info|cache|^value|^code)$/i;
+const SENSITIVE_KEY =
+  /(token|secret|password|verifier|assertion|authorization|cookie|credential|client_info|cache|^value|^code)$/i;
 const JWT = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
 
 function redactValue(value: unknown, depth: number): unknown {
@@ -50,7 +51,10 @@ const consoleSink: LogSink = (level, line) => {
 
 export function createLogger(sink: LogSink = consoleSink, base: LogFields = {}): Logger {
   const write = (level: LogLevelName, event: string, fields: LogFields = {}) => {
-    sink(level, JSON.stringify({ level, event, time: new Date().toISOString(), ...redact({ ...base, ...fields }) }));
+    sink(
+      level,
+      JSON.stringify({ level, event, time: new Date().toISOString(), ...redact({ ...base, ...fields }) }),
+    );
   };
   return {
     info: (event, fields) => {

@@ -25,7 +25,10 @@ export interface ConnectionRegistry {
   get(name: string): Promise<Connection | undefined>;
   list(): Promise<Connection[]>;
   /** Creates with status `new`, or changes the definition of an existing one (keeping its state). */
-  upsertDefinition(name: string, definition: ConnectionDefinition): Promise<{ connection: Connection; created: boolean }>;
+  upsertDefinition(
+    name: string,
+    definition: ConnectionDefinition,
+  ): Promise<{ connection: Connection; created: boolean }>;
   /** Changes broker-owned state. `undefined` in `state` clears the field; absent keys stay. */
   updateState(name: string, state: ConnectionState, etag: string): Promise<Connection>;
   /** True when it existed. */

@@ -35,7 +35,9 @@ export function identifyCaller(request: BrokerRequest, config: BrokerConfig): Ca
       if (principal) {
         const roleTypes = new Set([...(principal.role_typ ? [principal.role_typ] : []), ...ROLE_CLAIM_TYPES]);
         const roles = (principal.claims ?? [])
-          .filter((claim) => claim.typ !== undefined && roleTypes.has(claim.typ) && typeof claim.val === 'string')
+          .filter(
+            (claim) => claim.typ !== undefined && roleTypes.has(claim.typ) && typeof claim.val === 'string',
+          )
           .map((claim) => claim.val as string);
         const name =
           request.headers.get('x-ms-client-principal-name') ??
@@ -52,7 +54,7 @@ export function identifyCaller(request: BrokerRequest, config: BrokerConfig): Ca
 function decodePrincipal(encoded: string): ClientPrincipal | undefined {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8'));
-    return parsed && typeof parsed === 'object' ? (parsed as ClientPrincipal) : undefined;
+    return parsed && typeof parsed === 'object' ? parsed : undefined;
   } catch {
     return undefined;
   }

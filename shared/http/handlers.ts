@@ -19,7 +19,8 @@ function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Ha
     try {
       if (!methods.includes(request.method)) {
         const error = new BrokerError('method_not_allowed', `${request.method} is not allowed here.`);
-        const response = kind === 'api' ? problem(error, request.correlationId) : errorPage(error, request.correlationId);
+        const response =
+          kind === 'api' ? problem(error, request.correlationId) : errorPage(error, request.correlationId);
         response.headers.Allow = methods.join(', ');
         return response;
       }
@@ -27,7 +28,11 @@ function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Ha
     } catch (thrown) {
       const error = toBrokerError(thrown, broker.logger, request.correlationId);
       if (error.status >= 500) {
-        broker.logger.error('request.failed', { code: error.code, correlationId: request.correlationId, path: request.url.pathname });
+        broker.logger.error('request.failed', {
+          code: error.code,
+          correlationId: request.correlationId,
+          path: request.url.pathname,
+        });
       }
       return kind === 'api'
         ? problem(error, request.correlationId, request.url.pathname)
@@ -134,8 +139,15 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
       correlationId: request.correlationId,
       at: broker.now().toISOString(),
     });
-    broker.logger.info(created ? 'connection.created' : 'connection.changed', { connection: name, actor: caller.name });
-    return json(created ? 201 : 200, connectionView(connection), created ? { Location: `/api/connections/${name}` } : {});
+    broker.logger.info(created ? 'connection.created' : 'connection.changed', {
+      connection: name,
+      actor: caller.name,
+    });
+    return json(
+      created ? 201 : 200,
+      connectionView(connection),
+      created ? { Location: `/api/connections/${name}` } : {},
+    );
   }
   await existingConnection(broker, name);
   // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
@@ -157,7 +169,11 @@ export const authorize: Handler = guard('browser', ['GET'], async (broker, reque
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   const started = await broker.authorization.start(name, caller.name);
-  broker.logger.info('authorization.started', { connection: name, actor: caller.name, correlationId: request.correlationId });
+  broker.logger.info('authorization.started', {
+    connection: name,
+    actor: caller.name,
+    correlationId: request.correlationId,
+  });
   const secure = broker.config.publicBaseUrl.startsWith('https://');
   const cookie: ResponseCookie = {
     // `__Host-` pins the cookie to this host and path over HTTPS; plain HTTP (localhost) can't use it.
@@ -170,7 +186,11 @@ export const authorize: Handler = guard('browser', ['GET'], async (broker, reque
     // Lax: the cookie must come back on Entra's top-level redirect to /api/callback.
     sameSite: 'Lax',
   };
-  return { status: 302, headers: { Location: started.redirectUrl, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' }, cookies: [cookie] };
+  return {
+    status: 302,
+    headers: { Location: started.redirectUrl, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
+    cookies: [cookie],
+  };
 });
 
 function readCookie(request: BrokerRequest, name: string): string | undefined {
@@ -192,8 +212,9 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
   const query = request.url.searchParams;
   const take = (key: string) => {
     const values = query.getAll(key);
-    if (values.length > 1) throw new BrokerError('invalid_request', `The parameter ${key} appears more than once.`);
-    const value = values[0];
+    if (values.length > 1)
+      throw new BrokerError('invalid_request', `The parameter ${key} appears more than once.`);
+    const value: string | undefined = values[0];
     if (value !== undefined && value.length > MAX_QUERY_VALUE) {
       throw new BrokerError('invalid_request', `The parameter ${key} is too long.`);
     }
@@ -210,7 +231,12 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
   };
   try {
     const completed = await broker.authorization.complete(
-      { code: take('code'), state: take('state'), error: take('error'), error_description: take('error_description') },
+      {
+        code: take('code'),
+        state: take('state'),
+        error: take('error'),
+        error_description: take('error_description'),
+      },
       binding,
       request.correlationId,
     );
@@ -227,7 +253,12 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
     return { ...response, cookies: [clearCookie] };
   } catch (thrown) {
     const error = toBrokerError(thrown, broker.logger, request.correlationId);
-    return callbackPage(appOrigin, { ok: false, connection: null, error, correlationId: request.correlationId });
+    return callbackPage(appOrigin, {
+      ok: false,
+      connection: null,
+      error,
+      correlationId: request.correlationId,
+    });
   }
 });
 
@@ -241,6 +272,10 @@ export const token: Handler = guard('api', ['GET'], async (broker, request) => {
 export const adminConsole: Handler = guard('browser', ['GET'], (broker, request) => {
   requireAdmin(identifyCaller(request, broker.config));
   return Promise.resolve(
-    consolePage({ sandbox: broker.config.sandbox, secretStore: broker.secrets.kind, redirectUri: broker.config.redirectUri }),
+    consolePage({
+      sandbox: broker.config.sandbox,
+      secretStore: broker.secrets.kind,
+      redirectUri: broker.config.redirectUri,
+    }),
   );
 });

@@ -22,20 +22,23 @@ const STYLE = `
   .sandbox { background: #ffd54f; color: #000; padding: .5rem 1rem; font-weight: 600; border-radius: .5rem; }
   table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #8884; }
   button { font: inherit; padding: .3rem .8rem; cursor: pointer; }
-  input, select { font: inherit; padding: .25rem .4rem; }
+  input, select { font: inherit; padding: .25rem .4rem; width: 100%; box-sizing: border-box; }
   form.define { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: .5rem; align-items: end; }
   .muted { opacity: .75; font-size: .9em; }
 `;
 
 /** JSON inside a <script> element: `<` escaped so the data can never close the element. */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 function page(title: string, nonce: string, body: string, script = ''): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escapeHtml(title)} · ews-oauth-broker</title>
+<meta name="robots" content="noindex"><link rel="icon" href="data:,"><title>${escapeHtml(title)} · ews-oauth-broker</title>
 <style nonce="${nonce}">${STYLE}</style></head>
 <body>${body}${script ? `<script nonce="${nonce}">${script}</script>` : ''}</body></html>`;
 }
@@ -46,7 +49,9 @@ function page(title: string, nonce: string, body: string, script = ''): string {
  */
 export function callbackPage(
   appOrigin: string,
-  outcome: { ok: true; connection: string; status: string; signedInAs: string } | { ok: false; connection: string | null; error: BrokerError; correlationId: string },
+  outcome:
+    | { ok: true; connection: string; status: string; signedInAs: string }
+    | { ok: false; connection: string | null; error: BrokerError; correlationId: string },
 ): BrokerResponse {
   const message: AuthorizationMessage = outcome.ok
     ? {
@@ -121,7 +126,11 @@ export function errorPage(error: BrokerError, correlationId: string): BrokerResp
 }
 
 /** The admin console: connections, their status, define/authorize/delete. */
-export function consolePage(options: { sandbox: boolean; secretStore: string; redirectUri: string }): BrokerResponse {
+export function consolePage(options: {
+  sandbox: boolean;
+  secretStore: string;
+  redirectUri: string;
+}): BrokerResponse {
   const banner = options.sandbox
     ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
     : '';
@@ -135,7 +144,7 @@ export function consolePage(options: { sandbox: boolean; secretStore: string; re
   <tbody id="rows"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table>
   <h2>Define a connection</h2>
   <form class="define" id="define">
-    <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
+    <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
     <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
     <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
     <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option></select></label>

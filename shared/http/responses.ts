@@ -13,7 +13,11 @@ export const BASE_SECURITY_HEADERS: Record<string, string> = {
   'Cross-Origin-Opener-Policy': 'unsafe-none',
 };
 
-export function json(status: number, body: unknown, extraHeaders: Record<string, string> = {}): BrokerResponse {
+export function json(
+  status: number,
+  body: unknown,
+  extraHeaders: Record<string, string> = {},
+): BrokerResponse {
   return {
     status,
     headers: { ...BASE_SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', ...extraHeaders },
@@ -29,7 +33,11 @@ export function noContent(): BrokerResponse {
  * An HTML page under a strict Content-Security-Policy: scripts and styles only with this
  * response's nonce. The callback page's script talks to window.opener; the console's to /api.
  */
-export function html(status: number, render: (nonce: string) => string, extraHeaders: Record<string, string> = {}) {
+export function html(
+  status: number,
+  render: (nonce: string) => string,
+  extraHeaders: Record<string, string> = {},
+) {
   const nonce = randomBytes(16).toString('base64');
   const response: BrokerResponse = {
     status,
@@ -61,13 +69,17 @@ export function escapeHtml(value: string): string {
 export function toBrokerError(error: unknown, logger: Logger, correlationId: string): BrokerError {
   if (isBrokerError(error)) return error;
   logger.error('request.unhandled_error', { correlationId, error });
-  return new BrokerError('internal_error', 'Something went wrong inside the broker. The correlation id helps find it.');
+  return new BrokerError(
+    'internal_error',
+    'Something went wrong inside the broker. The correlation id helps find it.',
+  );
 }
 
 /** RFC 9457 problem details with the broker's stable `code`. */
 export function problem(error: BrokerError, correlationId: string, instance?: string): BrokerResponse {
   const headers: Record<string, string> = { 'Content-Type': 'application/problem+json; charset=utf-8' };
-  if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(Math.ceil(error.retryAfterSeconds));
+  if (error.retryAfterSeconds !== undefined)
+    headers['Retry-After'] = String(Math.ceil(error.retryAfterSeconds));
   if (error.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="ews-oauth-broker"';
   const body: Record<string, unknown> = {
     type: `https://github.com/ews-oauth-broker/ews-oauth-broker#error-${error.code}`,
@@ -81,7 +93,11 @@ export function problem(error: BrokerError, correlationId: string, instance?: st
   if (error.aadsts !== undefined) body.aadsts = `AADSTS${error.aadsts}`;
   if (error.remedy) body.remedy = error.remedy;
   if (error.actionUrl) body.actionUrl = error.actionUrl;
-  return { status: error.status, headers: { ...BASE_SECURITY_HEADERS, ...headers }, body: JSON.stringify(body) };
+  return {
+    status: error.status,
+    headers: { ...BASE_SECURITY_HEADERS, ...headers },
+    body: JSON.stringify(body),
+  };
 }
 
 function titleFor(error: BrokerError): string {

@@ -1,4 +1,10 @@
-import { EnvHttpProxyAgent, fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from 'undici';
+import {
+  EnvHttpProxyAgent,
+  fetch as undiciFetch,
+  type Dispatcher,
+  type RequestInit,
+  type Response,
+} from 'undici';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
 
@@ -46,7 +52,10 @@ export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
       body = text ? JSON.parse(text) : {};
     } catch {
       // A proxy or gateway answered with HTML: hand MSAL an error body it classifies, never the page.
-      body = { error: 'temporarily_unavailable', error_description: `Non-JSON response (HTTP ${response.status})` };
+      body = {
+        error: 'temporarily_unavailable',
+        error_description: `Non-JSON response (HTTP ${response.status})`,
+      };
     }
     return { headers, body: body as T, status: response.status };
   }

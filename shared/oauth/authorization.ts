@@ -119,9 +119,13 @@ export class AuthorizationService {
     const { config, registry, sessions, audit, msal, tokens, logger, now } = this.deps;
     const state = parameters.state;
     if (!state || !STATE_SHAPE.test(state)) {
-      throw new BrokerError('state_invalid', 'This sign-in response does not belong to an authorization started here.', {
-        remedy: 'Start again from the console.',
-      });
+      throw new BrokerError(
+        'state_invalid',
+        'This sign-in response does not belong to an authorization started here.',
+        {
+          remedy: 'Start again from the console.',
+        },
+      );
     }
     const session = await sessions.peek(state);
     if (!session) {
@@ -137,9 +141,13 @@ export class AuthorizationService {
     }
     if (!browserBinding || !sameHash(sha256(browserBinding), session.browserBindingHash)) {
       // Not consumed: the browser that started it can still finish.
-      throw new BrokerError('state_invalid', 'This sign-in was started in a different browser or its cookie is gone.', {
-        remedy: 'Finish the sign-in in the browser where you clicked Authorize, or start again.',
-      });
+      throw new BrokerError(
+        'state_invalid',
+        'This sign-in was started in a different browser or its cookie is gone.',
+        {
+          remedy: 'Finish the sign-in in the browser where you clicked Authorize, or start again.',
+        },
+      );
     }
     const consumed = await sessions.consume(state);
     if (!consumed) {
@@ -158,7 +166,12 @@ export class AuthorizationService {
         correlationId,
         at: now().toISOString(),
       });
-      logger.warn('authorization.failed', { connection: name, code: error.code, aadsts: error.aadsts, correlationId });
+      logger.warn('authorization.failed', {
+        connection: name,
+        code: error.code,
+        aadsts: error.aadsts,
+        correlationId,
+      });
       throw error;
     };
 
@@ -172,7 +185,8 @@ export class AuthorizationService {
     }
 
     const connection = await registry.get(name);
-    if (!connection) return fail(new BrokerError('connection_not_found', `Connection ${name} was removed meanwhile.`));
+    if (!connection)
+      return fail(new BrokerError('connection_not_found', `Connection ${name} was removed meanwhile.`));
 
     const cache = new OperationCache();
     let result;
@@ -192,13 +206,21 @@ export class AuthorizationService {
 
     const claims = result.idTokenClaims as Record<string, unknown>;
     const tenantId = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : '';
-    const signedInAs = String(claims.preferred_username ?? claims.upn ?? claims.email ?? '').toLowerCase();
-    const allowed = config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
+    const nameClaim = [claims.preferred_username, claims.upn, claims.email].find(
+      (value) => typeof value === 'string',
+    );
+    const signedInAs = typeof nameClaim === 'string' ? nameClaim.toLowerCase() : '';
+    const allowed =
+      config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
     if (!allowed.includes(tenantId)) {
       return fail(
-        new BrokerError('tenant_not_allowed', `Accounts of tenant ${tenantId || '(unknown)'} may not authorize here.`, {
-          remedy: 'Sign in with an account of an allowed tenant, or add the tenant to ALLOWED_TENANTS.',
-        }),
+        new BrokerError(
+          'tenant_not_allowed',
+          `Accounts of tenant ${tenantId || '(unknown)'} may not authorize here.`,
+          {
+            remedy: 'Sign in with an account of an allowed tenant, or add the tenant to ALLOWED_TENANTS.',
+          },
+        ),
       );
     }
     if (signedInAs !== connection.account) {

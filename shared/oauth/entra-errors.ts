@@ -59,7 +59,8 @@ const KNOWN_AADSTS: Record<number, Known> = {
   53003: {
     kind: 'definitive',
     message: 'A Conditional Access policy blocked the token.',
-    remedy: 'Ask an Entra administrator to check the sign-in logs and Conditional Access policies, then authorize again.',
+    remedy:
+      'Ask an Entra administrator to check the sign-in logs and Conditional Access policies, then authorize again.',
   },
   70043: {
     kind: 'definitive',
@@ -69,10 +70,15 @@ const KNOWN_AADSTS: Record<number, Known> = {
   65001: {
     kind: 'definitive',
     message: 'Consent for the app was not given or was revoked.',
-    remedy: 'A Global Administrator grants admin consent (link below), then the connection is authorized again.',
+    remedy:
+      'A Global Administrator grants admin consent (link below), then the connection is authorized again.',
   },
   50126: { kind: 'definitive', message: 'The user name or password is wrong.', remedy: REAUTHORIZE },
-  50057: { kind: 'definitive', message: 'The account is disabled.', remedy: 'Enable the account, then authorize again.' },
+  50057: {
+    kind: 'definitive',
+    message: 'The account is disabled.',
+    remedy: 'Enable the account, then authorize again.',
+  },
   50053: {
     kind: 'transient',
     message: 'The account is locked after too many sign-in attempts.',
@@ -97,7 +103,8 @@ const KNOWN_AADSTS: Record<number, Known> = {
   70021: {
     kind: 'configuration',
     message: "No federated identity credential of the app matches the managed identity's assertion.",
-    remedy: "Check the App Registration's federated credential (issuer, subject = the identity's principal id, audience).",
+    remedy:
+      "Check the App Registration's federated credential (issuer, subject = the identity's principal id, audience).",
   },
   700027: {
     kind: 'configuration',
@@ -151,17 +158,31 @@ export function classifyEntraAnswer(
       kind: 'transient',
       error,
       aadsts,
-      message: httpStatus === 429 ? 'Entra ID is throttling requests.' : 'Entra ID is temporarily unavailable.',
+      message:
+        httpStatus === 429 ? 'Entra ID is throttling requests.' : 'Entra ID is temporarily unavailable.',
       remedy: 'Nothing to do: the broker retries with backoff.',
       retryAfterSeconds,
     };
   }
   // Answers on the interactive redirect: the sign-in ended without a grant; nothing was lost.
   if (error === 'access_denied') {
-    return { kind: 'request', error, aadsts, message: 'Sign-in was cancelled or denied.', remedy: 'Start again.' };
+    return {
+      kind: 'request',
+      error,
+      aadsts,
+      message: 'Sign-in was cancelled or denied.',
+      remedy: 'Start again.',
+    };
   }
   if (error === 'consent_required') {
-    return { ...(KNOWN_AADSTS[65001] as Known), kind: 'request', error, aadsts: aadsts ?? 65001 };
+    return {
+      kind: 'request',
+      error,
+      aadsts: aadsts ?? 65001,
+      message: 'Consent for the app was not given.',
+      remedy:
+        'A Global Administrator grants admin consent (link below), then the connection is authorized again.',
+    };
   }
   if (known) return { ...known, error, aadsts };
   if (error === 'invalid_grant' || error === 'interaction_required') {
@@ -199,8 +220,12 @@ export function classifyMsalError(error: unknown): EntraFailure {
       kind: transient ? 'transient' : 'request',
       error: transient ? 'network_error' : error.errorCode,
       aadsts: undefined,
-      message: transient ? 'Entra ID could not be reached.' : `The token response was not usable (${error.errorCode}).`,
-      remedy: transient ? 'Nothing to do: the broker retries with backoff.' : 'Start the authorization again.',
+      message: transient
+        ? 'Entra ID could not be reached.'
+        : `The token response was not usable (${error.errorCode}).`,
+      remedy: transient
+        ? 'Nothing to do: the broker retries with backoff.'
+        : 'Start the authorization again.',
     };
   }
   return {

@@ -90,9 +90,13 @@ export function createMsalClientFactory(
         try {
           response = await outbound.fetch(url);
         } catch (error) {
-          throw new BrokerError('upstream_unavailable', `Entra ID could not be reached at ${authorityHost}.`, {
-            cause: error,
-          });
+          throw new BrokerError(
+            'upstream_unavailable',
+            `Entra ID could not be reached at ${authorityHost}.`,
+            {
+              cause: error,
+            },
+          );
         }
         const text = await response.text();
         if (!response.ok) {
@@ -173,12 +177,17 @@ function buildClientCredential(
     case 'secret':
       return { clientSecret: credential.secret };
     case 'certificate': {
-      const certificatePem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(credential.pem)?.[0];
+      const certificatePem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
+        credential.pem,
+      )?.[0];
       const privateKey = /-----BEGIN (RSA )?PRIVATE KEY-----[\s\S]+?-----END (RSA )?PRIVATE KEY-----/.exec(
         credential.pem,
       )?.[0];
       if (!certificatePem || !privateKey) {
-        throw new BrokerError('configuration_error', 'ENTRA_CLIENT_CERTIFICATE must hold a certificate and its key.');
+        throw new BrokerError(
+          'configuration_error',
+          'ENTRA_CLIENT_CERTIFICATE must hold a certificate and its key.',
+        );
       }
       const certificate = new X509Certificate(certificatePem);
       return {
@@ -199,7 +208,8 @@ function buildClientCredential(
       return {
         clientAssertion: async () => {
           const token = await managedIdentity.getToken(scope);
-          if (!token) throw new BrokerError('upstream_unavailable', 'The managed identity returned no token.');
+          if (!token)
+            throw new BrokerError('upstream_unavailable', 'The managed identity returned no token.');
           return token.token;
         },
       };

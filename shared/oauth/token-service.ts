@@ -1,6 +1,10 @@
 import type { AuthenticationResult } from '@azure/msal-node';
 import type { Connection } from '../connections/connection';
-import { ConcurrentUpdateError, type ConnectionRegistry, type ConnectionState } from '../connections/registry';
+import {
+  ConcurrentUpdateError,
+  type ConnectionRegistry,
+  type ConnectionState,
+} from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { AuditLog } from '../audit/audit-log';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
@@ -98,22 +102,34 @@ export class TokenService {
       throw new BrokerError('connection_disabled', `Connection ${connection.name} is disabled.`);
     }
     if (connection.status === 'new') {
-      throw new BrokerError('connection_not_authorized', `Connection ${connection.name} has not been authorized yet.`, {
-        remedy: 'An admin opens the console and clicks Authorize.',
-      });
+      throw new BrokerError(
+        'connection_not_authorized',
+        `Connection ${connection.name} has not been authorized yet.`,
+        {
+          remedy: 'An admin opens the console and clicks Authorize.',
+        },
+      );
     }
     const secret = await this.deps.secrets.get(secretNames.token(connection.name));
     const now = this.deps.now();
     if (!secret?.expiresOn || secret.expiresOn.getTime() <= now.getTime()) {
       if (connection.status === 'reauthorization_required') {
-        throw new BrokerError('reauthorization_required', `Connection ${connection.name} must be authorized again.`, {
-          aadsts: connection.lastError?.aadsts,
-          remedy: connection.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
-        });
+        throw new BrokerError(
+          'reauthorization_required',
+          `Connection ${connection.name} must be authorized again.`,
+          {
+            aadsts: connection.lastError?.aadsts,
+            remedy: connection.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
+          },
+        );
       }
-      throw new BrokerError('token_unavailable', `No valid access token is published for ${connection.name}.`, {
-        retryAfterSeconds: 30,
-      });
+      throw new BrokerError(
+        'token_unavailable',
+        `No valid access token is published for ${connection.name}.`,
+        {
+          retryAfterSeconds: 30,
+        },
+      );
     }
     return {
       access_token: secret.value,
@@ -148,7 +164,11 @@ export class TokenService {
         current = fresh;
       }
     }
-    if (!updated) throw new BrokerError('upstream_unavailable', `Connection ${current.name} is being changed; try again.`);
+    if (!updated)
+      throw new BrokerError(
+        'upstream_unavailable',
+        `Connection ${current.name} is being changed; try again.`,
+      );
     const statusChanged = state.status !== undefined && state.status !== current.status;
     await audit.record({
       connection: current.name,

@@ -64,7 +64,9 @@ export function ensureTestPki(dir: string, extraHostNames: string[] = []): TestP
   caCert.publicKey = forge.pki.publicKeyFromPem(caKeys.publicKeyPem);
   caCert.serialNumber = serialNumber();
   validity(caCert, 30);
-  const caSubject = [{ name: 'commonName', value: 'ews-oauth-broker test CA (generated, not trusted anywhere else)' }];
+  const caSubject = [
+    { name: 'commonName', value: 'ews-oauth-broker test CA (generated, not trusted anywhere else)' },
+  ];
   caCert.setSubject(caSubject);
   caCert.setIssuer(caSubject);
   caCert.setExtensions([

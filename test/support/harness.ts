@@ -193,7 +193,9 @@ export function expectNoSecrets(secrets: Iterable<string>, texts: string[]): voi
   const haystack = texts.join('\n');
   for (const secret of secrets) {
     if (secret.length >= 8 && haystack.includes(secret)) {
-      throw new Error(`a secret value (${secret.slice(0, 4)}…, ${secret.length} chars) leaked into logs or bodies`);
+      throw new Error(
+        `a secret value (${secret.slice(0, 4)}…, ${secret.length} chars) leaked into logs or bodies`,
+      );
     }
   }
 }

@@ -23,22 +23,39 @@ function request(headers: Record<string, string>): BrokerRequest {
 
 function principal(roles: string[]): string {
   return Buffer.from(
-    JSON.stringify({ auth_typ: 'aad', name_typ: 'name', role_typ: 'roles', claims: [{ typ: 'name', val: 'Ada' }, ...roles.map((val) => ({ typ: 'roles', val }))] }),
+    JSON.stringify({
+      auth_typ: 'aad',
+      name_typ: 'name',
+      role_typ: 'roles',
+      claims: [{ typ: 'name', val: 'Ada' }, ...roles.map((val) => ({ typ: 'roles', val }))],
+    }),
   ).toString('base64');
 }
 
 describe('identifyCaller', () => {
   it('ignores the App Service principal header when the platform has not turned authentication on', () => {
-    const caller = identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': principal(['Broker.Admin']) }), loadConfig(baseEnv));
+    const caller = identifyCaller(
+      request({ 'X-MS-CLIENT-PRINCIPAL': principal(['Broker.Admin']) }),
+      loadConfig(baseEnv),
+    );
     expect(caller.via).toBe('none');
     expect(() => requireAdmin(caller)).toThrow(expect.objectContaining({ code: 'unauthenticated' }));
   });
 
   it('trusts the header when WEBSITE_AUTH_ENABLED says so, and checks the app role', () => {
     const config = loadConfig({ ...baseEnv, WEBSITE_AUTH_ENABLED: 'True' });
-    const admin = identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': principal(['Broker.Admin']), 'X-MS-CLIENT-PRINCIPAL-NAME': 'ada@contoso.com' }), config);
+    const admin = identifyCaller(
+      request({
+        'X-MS-CLIENT-PRINCIPAL': principal(['Broker.Admin']),
+        'X-MS-CLIENT-PRINCIPAL-NAME': 'ada@contoso.com',
+      }),
+      config,
+    );
     expect(requireAdmin(admin).name).toBe('ada@contoso.com');
-    const reader = identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': principal(['Broker.TokenReader']) }), config);
+    const reader = identifyCaller(
+      request({ 'X-MS-CLIENT-PRINCIPAL': principal(['Broker.TokenReader']) }),
+      config,
+    );
     expect(() => requireAdmin(reader)).toThrow(expect.objectContaining({ code: 'forbidden' }));
     expect(requireTokenReader(reader).roles).toContain('Broker.TokenReader');
     const nobody = identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': principal([]) }), config);
@@ -47,11 +64,15 @@ describe('identifyCaller', () => {
 
   it('treats a garbled principal as no principal', () => {
     const config = loadConfig({ ...baseEnv, WEBSITE_AUTH_ENABLED: 'true' });
-    expect(identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': '%%%not-base64-json' }), config).via).toBe('none');
+    expect(identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': '%%%not-base64-json' }), config).via).toBe(
+      'none',
+    );
   });
 
   it('opens admin routes locally only with BROKER_LOCAL_ADMIN', () => {
-    expect(identifyCaller(request({}), loadConfig({ ...baseEnv, BROKER_LOCAL_ADMIN: 'true' })).roles).toContain('Broker.Admin');
+    expect(
+      identifyCaller(request({}), loadConfig({ ...baseEnv, BROKER_LOCAL_ADMIN: 'true' })).roles,
+    ).toContain('Broker.Admin');
     expect(identifyCaller(request({}), loadConfig(baseEnv)).roles).toEqual([]);
   });
 });

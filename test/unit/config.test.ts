@@ -27,9 +27,17 @@ describe('loadConfig', () => {
     expect(config.cloud.exchangeResource).toBe('https://outlook.office365.com');
     expect(config.publicBaseUrl).toBe('http://localhost:7071');
     expect(config.redirectUri).toBe('http://localhost:7071/api/callback');
-    expect(config.storage).toEqual({ kind: 'connection-string', connectionString: 'UseDevelopmentStorage=true' });
+    expect(config.storage).toEqual({
+      kind: 'connection-string',
+      connectionString: 'UseDevelopmentStorage=true',
+    });
     expect(config.authSessionTtlSeconds).toBe(600);
-    expect(config.refresh).toEqual({ schedule: '0 */10 * * * *', marginMinutes: 15, keepaliveDays: 7, concurrency: 8 });
+    expect(config.refresh).toEqual({
+      schedule: '0 */10 * * * *',
+      marginMinutes: 15,
+      keepaliveDays: 7,
+      concurrency: 8,
+    });
     expect(config.localAdmin).toBe(false);
     expect(config.keyVaultUrl).toBeUndefined();
   });
@@ -57,7 +65,11 @@ describe('loadConfig', () => {
 
   it.each([
     ['https://login.microsoftonline.us', 'https://outlook.office365.us', 'https://graph.microsoft.us'],
-    ['https://login.partner.microsoftonline.cn', 'https://partner.outlook.cn', 'https://microsoftgraph.chinacloudapi.cn'],
+    [
+      'https://login.partner.microsoftonline.cn',
+      'https://partner.outlook.cn',
+      'https://microsoftgraph.chinacloudapi.cn',
+    ],
   ])('maps the %s cloud to its Exchange and Graph hosts', (authority, exchange, graph) => {
     const config = loadConfig({ ...base, ENTRA_AUTHORITY_HOST: authority });
     expect(config.cloud.exchangeResource).toBe(exchange);
@@ -69,18 +81,46 @@ describe('loadConfig', () => {
     ['bad tenant', { ENTRA_TENANT_ID: 'not a tenant' }, /^ENTRA_TENANT_ID: expected a tenant GUID/],
     ['bad client id', { ENTRA_CLIENT_ID: 'abc' }, /^ENTRA_CLIENT_ID: expected a GUID/],
     ['secret credential without secret', { ENTRA_CLIENT_SECRET: '' }, /^ENTRA_CLIENT_SECRET: required/],
-    ['unknown credential kind', { ENTRA_CLIENT_CREDENTIAL: 'password' }, /^ENTRA_CLIENT_CREDENTIAL: expected/],
-    ['managed identity without id', { ENTRA_CLIENT_CREDENTIAL: 'managed-identity' }, /^MANAGED_IDENTITY_CLIENT_ID: required/],
-    ['http authority', { ENTRA_AUTHORITY_HOST: 'http://login.example.com' }, /^ENTRA_AUTHORITY_HOST: expected .* https/],
+    [
+      'unknown credential kind',
+      { ENTRA_CLIENT_CREDENTIAL: 'password' },
+      /^ENTRA_CLIENT_CREDENTIAL: expected/,
+    ],
+    [
+      'managed identity without id',
+      { ENTRA_CLIENT_CREDENTIAL: 'managed-identity' },
+      /^MANAGED_IDENTITY_CLIENT_ID: required/,
+    ],
+    [
+      'http authority',
+      { ENTRA_AUTHORITY_HOST: 'http://login.example.com' },
+      /^ENTRA_AUTHORITY_HOST: expected .* https/,
+    ],
     ['http vault', { KEY_VAULT_URL: 'http://vault.example.com' }, /^KEY_VAULT_URL: expected .* https/],
-    ['public http base url', { PUBLIC_BASE_URL: 'http://broker.example.com' }, /^PUBLIC_BASE_URL: expected .* https/],
+    [
+      'public http base url',
+      { PUBLIC_BASE_URL: 'http://broker.example.com' },
+      /^PUBLIC_BASE_URL: expected .* https/,
+    ],
     ['short local key', { BROKER_LOCAL_SECRET_KEY: 'abcd' }, /^BROKER_LOCAL_SECRET_KEY: expected 32 bytes/],
-    ['concurrency out of range', { REFRESH_CONCURRENCY: '0' }, /^REFRESH_CONCURRENCY: expected a whole number/],
-    ['margin not a number', { REFRESH_MARGIN_MINUTES: 'soon' }, /^REFRESH_MARGIN_MINUTES: expected a whole number/],
+    [
+      'concurrency out of range',
+      { REFRESH_CONCURRENCY: '0' },
+      /^REFRESH_CONCURRENCY: expected a whole number/,
+    ],
+    [
+      'margin not a number',
+      { REFRESH_MARGIN_MINUTES: 'soon' },
+      /^REFRESH_MARGIN_MINUTES: expected a whole number/,
+    ],
     ['bad schedule', { REFRESH_SCHEDULE: '*/10 * * * *' }, /^REFRESH_SCHEDULE: expected an NCRONTAB/],
     ['multi-tenant without allow list', { ENTRA_TENANT_ID: 'organizations' }, /^ALLOWED_TENANTS: required/],
     ['allow list with a domain', { ALLOWED_TENANTS: 'contoso.com' }, /^ALLOWED_TENANTS: expected/],
-    ['webhook without secret', { NOTIFY_WEBHOOK_URL: 'https://hooks.example.com/x' }, /^NOTIFY_WEBHOOK_SECRET: required/],
+    [
+      'webhook without secret',
+      { NOTIFY_WEBHOOK_URL: 'https://hooks.example.com/x' },
+      /^NOTIFY_WEBHOOK_SECRET: required/,
+    ],
     ['boolean typo', { BROKER_LOCAL_ADMIN: 'yes' }, /^BROKER_LOCAL_ADMIN: expected true or false/],
   ])('rejects %s with a line naming the setting', (_label, overrides, expected) => {
     const problems = problemsOf({ ...base, ...overrides });
@@ -98,7 +138,10 @@ describe('loadConfig', () => {
       BROKER_LOCAL_ADMIN: 'true',
     });
     expect(problems).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^KEY_VAULT_URL: required in Azure/), expect.stringMatching(/^BROKER_LOCAL_ADMIN: must not be true in Azure/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/^KEY_VAULT_URL: required in Azure/),
+        expect.stringMatching(/^BROKER_LOCAL_ADMIN: must not be true in Azure/),
+      ]),
     );
   });
 

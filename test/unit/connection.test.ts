@@ -7,9 +7,14 @@ describe('connection names', () => {
   it.each(['a', 'support-in', 'a1', 'x'.repeat(48), '0-0'])('accepts %s', (name) => {
     expect(assertConnectionName(name)).toBe(name);
   });
-  it.each(['', '-a', 'a-', 'Support', 'a_b', 'a/b', 'x'.repeat(49), 'a.b', '../x', undefined, 42])('rejects %p', (name) => {
-    expect(() => assertConnectionName(name)).toThrow(expect.objectContaining({ code: 'invalid_connection_name' }));
-  });
+  it.each(['', '-a', 'a-', 'Support', 'a_b', 'a/b', 'x'.repeat(49), 'a.b', '../x', undefined, 42])(
+    'rejects %p',
+    (name) => {
+      expect(() => assertConnectionName(name)).toThrow(
+        expect.objectContaining({ code: 'invalid_connection_name' }),
+      );
+    },
+  );
 });
 
 describe('connection definitions', () => {
@@ -25,7 +30,11 @@ describe('connection definitions', () => {
   });
 
   it('keeps a delegate account for a shared mailbox', () => {
-    const definition = parseConnectionDefinition({ mailbox: 'shared@contoso.test', account: 'agent@contoso.test', profile: 'ews-shared' });
+    const definition = parseConnectionDefinition({
+      mailbox: 'shared@contoso.test',
+      account: 'agent@contoso.test',
+      profile: 'ews-shared',
+    });
     expect(definition.account).toBe('agent@contoso.test');
   });
 
@@ -38,8 +47,16 @@ describe('connection definitions', () => {
     ['unknown field', { mailbox: 'a@b.test', profile: 'ews', password: 'x' }, /password|Unrecognized/i],
     ['custom without scopes', { mailbox: 'a@b.test', profile: 'custom' }, /scopes: required/],
     ['scopes without custom', { mailbox: 'a@b.test', profile: 'ews', scopes: ['x'] }, /scopes: only allowed/],
-    ['smtp app-only', { mailbox: 'a@b.test', profile: 'smtp', grant: 'client_credentials' }, /SMTP has no app-only/],
-    ['long description', { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(501) }, /description/],
+    [
+      'smtp app-only',
+      { mailbox: 'a@b.test', profile: 'smtp', grant: 'client_credentials' },
+      /SMTP has no app-only/,
+    ],
+    [
+      'long description',
+      { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(501) },
+      /description/,
+    ],
   ])('rejects %s', (_label, input, expected) => {
     try {
       parseConnectionDefinition(input);
@@ -65,8 +82,8 @@ describe('profile scopes', () => {
     expect(delegatedScopes({ profile, scopes: undefined }, global)).toEqual(scopes);
   });
   it('follows the US Government cloud', () => {
-    expect(delegatedScopes({ profile: 'ews', scopes: undefined }, cloudFor('https://login.microsoftonline.us'))).toEqual([
-      'https://outlook.office365.us/EWS.AccessAsUser.All',
-    ]);
+    expect(
+      delegatedScopes({ profile: 'ews', scopes: undefined }, cloudFor('https://login.microsoftonline.us')),
+    ).toEqual(['https://outlook.office365.us/EWS.AccessAsUser.All']);
   });
 });

@@ -1,5 +1,9 @@
 import { ServerError, InteractionRequiredAuthError, AuthError } from '@azure/msal-node';
-import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError } from '../../shared/oauth/entra-errors';
+import {
+  brokerErrorForInteractive,
+  classifyEntraAnswer,
+  classifyMsalError,
+} from '../../shared/oauth/entra-errors';
 
 describe('classifyEntraAnswer', () => {
   it.each<[string, number | undefined, number | undefined, string]>([
@@ -35,11 +39,26 @@ describe('classifyEntraAnswer', () => {
 
 describe('classifyMsalError', () => {
   it('reads the AADSTS number from a ServerError', () => {
-    const error = new ServerError('invalid_grant', 'corr', 'AADSTS50173: The provided grant has expired due to it being revoked.', undefined, undefined, 400);
-    expect(classifyMsalError(error)).toMatchObject({ kind: 'definitive', aadsts: 50173, error: 'invalid_grant' });
+    const error = new ServerError(
+      'invalid_grant',
+      'corr',
+      'AADSTS50173: The provided grant has expired due to it being revoked.',
+      undefined,
+      undefined,
+      400,
+    );
+    expect(classifyMsalError(error)).toMatchObject({
+      kind: 'definitive',
+      aadsts: 50173,
+      error: 'invalid_grant',
+    });
   });
   it('reads interaction_required', () => {
-    const error = new InteractionRequiredAuthError('interaction_required', 'corr', 'AADSTS50076: Due to a configuration change made by your administrator…');
+    const error = new InteractionRequiredAuthError(
+      'interaction_required',
+      'corr',
+      'AADSTS50076: Due to a configuration change made by your administrator…',
+    );
     expect(classifyMsalError(error)).toMatchObject({ kind: 'definitive', aadsts: 50076 });
   });
   it('treats MSAL network failures as transient', () => {
@@ -60,7 +79,11 @@ describe('brokerErrorForInteractive', () => {
     expect(brokerErrorForInteractive(classifyEntraAnswer(error, aadsts), adminConsentUrl).code).toBe(code);
   });
   it('offers the admin-consent link only when consent is missing', () => {
-    expect(brokerErrorForInteractive(classifyEntraAnswer('consent_required', 65001), adminConsentUrl).actionUrl).toBe(adminConsentUrl);
-    expect(brokerErrorForInteractive(classifyEntraAnswer('access_denied', 65004), adminConsentUrl).actionUrl).toBeUndefined();
+    expect(
+      brokerErrorForInteractive(classifyEntraAnswer('consent_required', 65001), adminConsentUrl).actionUrl,
+    ).toBe(adminConsentUrl);
+    expect(
+      brokerErrorForInteractive(classifyEntraAnswer('access_denied', 65004), adminConsentUrl).actionUrl,
+    ).toBeUndefined();
   });
 });

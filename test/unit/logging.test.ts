@@ -3,12 +3,20 @@ import { createLogger, redact } from '../../shared/logging';
 const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
 
 describe('redact', () => {
-  it.each(['access_token', 'refreshToken', 'client_secret', 'codeVerifier', 'authorization', 'cookie', 'client_assertion', 'password', 'value', 'cache'])(
-    'hides the value under %s',
-    (key) => {
-      expect(redact({ [key]: 'sensitive' })[key]).toBe('[redacted]');
-    },
-  );
+  it.each([
+    'access_token',
+    'refreshToken',
+    'client_secret',
+    'codeVerifier',
+    'authorization',
+    'cookie',
+    'client_assertion',
+    'password',
+    'value',
+    'cache',
+  ])('hides the value under %s', (key) => {
+    expect(redact({ [key]: 'sensitive' })[key]).toBe('[redacted]');
+  });
   it('hides an OAuth code under `code` but keeps a stable error code', () => {
     expect(redact({ code: '0.AXoA-abc.def_ghi' }).code).toBe('[redacted]');
     expect(redact({ code: 'account_mismatch' }).code).toBe('account_mismatch');
@@ -30,7 +38,13 @@ describe('createLogger', () => {
     const logger = createLogger((_level, line) => lines.push(line), { app: 'broker' });
     logger.warn('connection.status_changed', { connection: 'a', access_token: JWT });
     expect(lines).toHaveLength(1);
-    const parsed = JSON.parse(lines[0]!);
-    expect(parsed).toMatchObject({ level: 'warn', event: 'connection.status_changed', app: 'broker', connection: 'a', access_token: '[redacted]' });
+    const parsed = JSON.parse(lines[0] ?? '');
+    expect(parsed).toMatchObject({
+      level: 'warn',
+      event: 'connection.status_changed',
+      app: 'broker',
+      connection: 'a',
+      access_token: '[redacted]',
+    });
   });
 });

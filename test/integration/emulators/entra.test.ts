@@ -132,7 +132,7 @@ function cachedRefreshToken(cca: ConfidentialClientApplication): string {
   };
   const tokens = Object.values(cache.RefreshToken);
   expect(tokens).toHaveLength(1);
-  return tokens[0].secret;
+  return tokens[0]?.secret ?? '';
 }
 
 async function failure(p: Promise<unknown>): Promise<AuthError> {

@@ -60,7 +60,11 @@ describe('authorize a connection end to end (local encrypted store)', () => {
     expect(list.status).toBe(200);
     expect(list.json.connections).toEqual([expect.objectContaining({ name: 'support-in', status: 'new' })]);
 
-    const { authorizeUrl, callback, page } = await authorizeThroughBrowser(harness, 'support-in', USERS.support);
+    const { authorizeUrl, callback, page } = await authorizeThroughBrowser(
+      harness,
+      'support-in',
+      USERS.support,
+    );
     bodies.push(page);
     const query = authorizeUrl.searchParams;
     expect(authorizeUrl.pathname).toBe(`/${harness.entra.tenants.primary.tenantId}/oauth2/v2.0/authorize`);
@@ -83,26 +87,43 @@ describe('authorize a connection end to end (local encrypted store)', () => {
     await collectStoredSecrets(harness, 'support-in');
     const cache = await harness.broker.secrets.get(secretNames.cache('support-in'));
     expect(cache?.contentType).toBe('application/json');
-    expect(Object.keys((JSON.parse(cache?.value ?? '{}') as { RefreshToken?: object }).RefreshToken ?? {})).toHaveLength(1);
+    expect(
+      Object.keys((JSON.parse(cache?.value ?? '{}') as { RefreshToken?: object }).RefreshToken ?? {}),
+    ).toHaveLength(1);
     const published = await harness.broker.secrets.get(secretNames.token('support-in'));
     expect(published?.expiresOn?.getTime()).toBeGreaterThan(Date.now());
-    expect(published?.tags).toMatchObject({ mailbox: 'support@contoso.test', expiresOn: published?.expiresOn?.toISOString() });
+    expect(published?.tags).toMatchObject({
+      mailbox: 'support@contoso.test',
+      expiresOn: published?.expiresOn?.toISOString(),
+    });
     expect(published?.tags?.scope).toContain(EWS_SCOPE);
 
     const connection = await api(harness.baseUrl, 'GET', '/api/connections/support-in');
-    expect(connection.json).toMatchObject({ status: 'authorized', authorizedBy: 'support@contoso.test', consecutiveFailures: 0 });
+    expect(connection.json).toMatchObject({
+      status: 'authorized',
+      authorizedBy: 'support@contoso.test',
+      consecutiveFailures: 0,
+    });
     expect(connection.json.recentEvents).toEqual(
-      expect.arrayContaining([expect.objectContaining({ type: 'connection.authorized', fromStatus: 'new', toStatus: 'authorized' })]),
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'connection.authorized', fromStatus: 'new', toStatus: 'authorized' }),
+      ]),
     );
 
     // The token route's body carries the access token by design; it is not checked for leaks.
     const token = await api(harness.baseUrl, 'GET', '/api/connections/support-in/token');
     expect(token.status).toBe(200);
     expect(token.headers.get('cache-control')).toBe('no-store');
-    expect(token.json).toMatchObject({ token_type: 'Bearer', mailbox: 'support@contoso.test', access_token: published?.value });
+    expect(token.json).toMatchObject({
+      token_type: 'Bearer',
+      mailbox: 'support@contoso.test',
+      access_token: published?.value,
+    });
     expect(Date.parse(String(token.json.expires_on))).toBe(published?.expiresOn?.getTime());
     expect(token.json.expires_in).toBeGreaterThan(3000);
-    expect(harness.entra.verifyAccessToken(String(token.json.access_token), 'https://outlook.office365.com').valid).toBe(true);
+    expect(
+      harness.entra.verifyAccessToken(String(token.json.access_token), 'https://outlook.office365.com').valid,
+    ).toBe(true);
     expect(Buffer.from(String(token.json.xoauth2), 'base64').toString()).toBe(
       `user=support@contoso.test\x01auth=Bearer ${String(token.json.access_token)}\x01\x01`,
     );
@@ -130,7 +151,12 @@ describe('authorize a connection end to end (local encrypted store)', () => {
     const connection = await api(harness.baseUrl, 'GET', '/api/connections/support-in');
     expect(connection.json.status).toBe('authorized');
     expect(connection.json.recentEvents).toEqual(
-      expect.arrayContaining([expect.objectContaining({ type: 'authorization.failed', reason: expect.stringContaining('account_mismatch') })]),
+      expect.arrayContaining([
+        expect.objectContaining({
+          type: 'authorization.failed',
+          reason: expect.stringContaining('account_mismatch'),
+        }),
+      ]),
     );
   });
 
@@ -150,7 +176,10 @@ describe('authorize a connection end to end (local encrypted store)', () => {
 
   describe('state', () => {
     beforeAll(async () => {
-      await api(harness.baseUrl, 'PUT', '/api/connections/state-check', { mailbox: 'support@contoso.test', profile: 'imap' });
+      await api(harness.baseUrl, 'PUT', '/api/connections/state-check', {
+        mailbox: 'support@contoso.test',
+        profile: 'imap',
+      });
     });
 
     async function startAndSignIn(browser: Browser) {
@@ -198,7 +227,10 @@ describe('authorize a connection end to end (local encrypted store)', () => {
       expect((await harness.broker.registry.get('state-check'))?.status).toBe('authorized');
       // Back to "new" for the next cases.
       await api(harness.baseUrl, 'DELETE', '/api/connections/state-check');
-      await api(harness.baseUrl, 'PUT', '/api/connections/state-check', { mailbox: 'support@contoso.test', profile: 'imap' });
+      await api(harness.baseUrl, 'PUT', '/api/connections/state-check', {
+        mailbox: 'support@contoso.test',
+        profile: 'imap',
+      });
     });
 
     it('rejects a replayed callback', async () => {
@@ -219,7 +251,10 @@ describe('authorize a connection end to end (local encrypted store)', () => {
       expect(replay.status).toBe(400);
       expect(page).toContain('state_invalid');
       await api(harness.baseUrl, 'DELETE', '/api/connections/state-check');
-      await api(harness.baseUrl, 'PUT', '/api/connections/state-check', { mailbox: 'support@contoso.test', profile: 'imap' });
+      await api(harness.baseUrl, 'PUT', '/api/connections/state-check', {
+        mailbox: 'support@contoso.test',
+        profile: 'imap',
+      });
     });
 
     it('rejects an expired state and deletes it', async () => {
@@ -229,7 +264,10 @@ describe('authorize a connection end to end (local encrypted store)', () => {
       const session = await harness.broker.sessions.consume(state);
       expect(session).toBeDefined();
       if (!session) return;
-      await harness.broker.sessions.create({ ...session, expiresAt: new Date(Date.now() - 1000).toISOString() });
+      await harness.broker.sessions.create({
+        ...session,
+        expiresAt: new Date(Date.now() - 1000).toISOString(),
+      });
       const response = await browser.get(callbackUrl);
       const page = await response.text();
       bodies.push(page);
@@ -259,7 +297,10 @@ describe('authorize a connection end to end (local encrypted store)', () => {
     it('shows a cancelled sign-in as access_denied', async () => {
       const browser = new Browser();
       const start = await browser.get(`${harness.baseUrl}/api/connections/state-check/authorize`);
-      const callbackUrl = await signIn(start.headers.get('location') ?? '', { ...USERS.support, cancel: true });
+      const callbackUrl = await signIn(start.headers.get('location') ?? '', {
+        ...USERS.support,
+        cancel: true,
+      });
       expect(callbackUrl.searchParams.get('error')).toBe('access_denied');
       const response = await browser.get(callbackUrl);
       const page = await response.text();
@@ -275,7 +316,10 @@ describe('authorize a connection end to end (local encrypted store)', () => {
       try {
         const browser = new Browser();
         const start = await browser.get(`${harness.baseUrl}/api/connections/state-check/authorize`);
-        const callbackUrl = await signIn(start.headers.get('location') ?? '', { ...USERS.support, consent: 'accept' });
+        const callbackUrl = await signIn(start.headers.get('location') ?? '', {
+          ...USERS.support,
+          consent: 'accept',
+        });
         expect(callbackUrl.searchParams.get('error')).toBe('consent_required');
         const response = await browser.get(callbackUrl);
         const page = await response.text();
@@ -297,19 +341,83 @@ describe('authorize a connection end to end (local encrypted store)', () => {
 
   describe('bad input gets a clear 4xx problem and changes nothing', () => {
     it.each<[string, string, string, unknown, Record<string, string>, number, string]>([
-      ['an invalid name', 'PUT', '/api/connections/Bad_Name', { mailbox: 'a@b.test', profile: 'ews' }, {}, 400, 'invalid_connection_name'],
-      ['a too long name', 'GET', `/api/connections/${'a'.repeat(49)}`, undefined, {}, 400, 'invalid_connection_name'],
+      [
+        'an invalid name',
+        'PUT',
+        '/api/connections/Bad_Name',
+        { mailbox: 'a@b.test', profile: 'ews' },
+        {},
+        400,
+        'invalid_connection_name',
+      ],
+      [
+        'a too long name',
+        'GET',
+        `/api/connections/${'a'.repeat(49)}`,
+        undefined,
+        {},
+        400,
+        'invalid_connection_name',
+      ],
       ['an unknown connection', 'GET', '/api/connections/nobody', undefined, {}, 404, 'connection_not_found'],
-      ['a token of an unknown connection', 'GET', '/api/connections/nobody/token', undefined, {}, 404, 'connection_not_found'],
+      [
+        'a token of an unknown connection',
+        'GET',
+        '/api/connections/nobody/token',
+        undefined,
+        {},
+        404,
+        'connection_not_found',
+      ],
       ['malformed JSON', 'PUT', '/api/connections/x1', '{"mailbox":', {}, 400, 'invalid_request'],
       ['a JSON array', 'PUT', '/api/connections/x1', [], {}, 400, 'invalid_connection'],
-      ['a wrong media type', 'PUT', '/api/connections/x1', undefined, { 'content-type': 'text/plain' }, 415, 'unsupported_media_type'],
-      ['an oversized body', 'PUT', '/api/connections/x1', { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(40_000) }, {}, 413, 'payload_too_large'],
-      ['an unknown profile', 'PUT', '/api/connections/x1', { mailbox: 'a@b.test', profile: 'mapi' }, {}, 400, 'invalid_connection'],
+      [
+        'a wrong media type',
+        'PUT',
+        '/api/connections/x1',
+        undefined,
+        { 'content-type': 'text/plain' },
+        415,
+        'unsupported_media_type',
+      ],
+      [
+        'an oversized body',
+        'PUT',
+        '/api/connections/x1',
+        { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(40_000) },
+        {},
+        413,
+        'payload_too_large',
+      ],
+      [
+        'an unknown profile',
+        'PUT',
+        '/api/connections/x1',
+        { mailbox: 'a@b.test', profile: 'mapi' },
+        {},
+        400,
+        'invalid_connection',
+      ],
       ['a wrong method on the list', 'POST', '/api/connections', {}, {}, 405, 'method_not_allowed'],
-      ['a wrong method on the token', 'DELETE', '/api/connections/support-in/token', undefined, {}, 405, 'method_not_allowed'],
+      [
+        'a wrong method on the token',
+        'DELETE',
+        '/api/connections/support-in/token',
+        undefined,
+        {},
+        405,
+        'method_not_allowed',
+      ],
       ['a wrong method on health', 'PATCH', '/api/health', {}, {}, 405, 'method_not_allowed'],
-      ['a token before authorization', 'GET', '/api/connections/state-check/token', undefined, {}, 409, 'connection_not_authorized'],
+      [
+        'a token before authorization',
+        'GET',
+        '/api/connections/state-check/token',
+        undefined,
+        {},
+        409,
+        'connection_not_authorized',
+      ],
     ])('%s', async (_label, method, path, body, headers, status, code) => {
       const before = await harness.broker.registry.list();
       const response = await api(harness.baseUrl, method, path, body, headers);
@@ -346,7 +454,11 @@ describe('authorize a connection end to end (local encrypted store)', () => {
   it('is healthy', async () => {
     const health = await api(harness.baseUrl, 'GET', '/api/health');
     expect(health.status).toBe(200);
-    expect(health.json).toMatchObject({ status: 'ok', secretStore: 'local-file', checks: { storage: 'ok', secrets: 'ok', entra: 'ok' } });
+    expect(health.json).toMatchObject({
+      status: 'ok',
+      secretStore: 'local-file',
+      checks: { storage: 'ok', secrets: 'ok', entra: 'ok' },
+    });
   });
 });
 
@@ -364,7 +476,12 @@ describe('admin routes without an admin', () => {
     ['PUT', '/api/connections/x'],
     ['DELETE', '/api/connections/x'],
   ])('%s %s answers 401', async (method, path) => {
-    const response = await api(harness.baseUrl, method, path, method === 'PUT' ? { mailbox: 'a@b.test', profile: 'ews' } : undefined);
+    const response = await api(
+      harness.baseUrl,
+      method,
+      path,
+      method === 'PUT' ? { mailbox: 'a@b.test', profile: 'ews' } : undefined,
+    );
     expect(response.status).toBe(401);
     expect(response.json.code).toBe('unauthenticated');
     expect(await harness.broker.registry.list()).toEqual([]);
@@ -377,8 +494,12 @@ describe('admin routes without an admin', () => {
   });
 
   it('ignores a forged App Service principal header when platform authentication is off', async () => {
-    const forged = Buffer.from(JSON.stringify({ claims: [{ typ: 'roles', val: 'Broker.Admin' }] })).toString('base64');
-    const response = await api(harness.baseUrl, 'GET', '/api/connections', undefined, { 'x-ms-client-principal': forged });
+    const forged = Buffer.from(JSON.stringify({ claims: [{ typ: 'roles', val: 'Broker.Admin' }] })).toString(
+      'base64',
+    );
+    const response = await api(harness.baseUrl, 'GET', '/api/connections', undefined, {
+      'x-ms-client-principal': forged,
+    });
     expect(response.status).toBe(401);
   });
 });
@@ -393,7 +514,10 @@ describe('multi-tenant app', () => {
   });
 
   it('refuses an account of a tenant not in ALLOWED_TENANTS', async () => {
-    await api(harness.baseUrl, 'PUT', '/api/connections/outside', { mailbox: 'eve@fabrikam.test', profile: 'ews' });
+    await api(harness.baseUrl, 'PUT', '/api/connections/outside', {
+      mailbox: 'eve@fabrikam.test',
+      profile: 'ews',
+    });
     const { callback, page } = await authorizeThroughBrowser(harness, 'outside', USERS.outsider);
     expect(callback.status).toBe(403);
     expect(page).toContain('tenant_not_allowed');
@@ -402,7 +526,10 @@ describe('multi-tenant app', () => {
   });
 
   it('accepts an account of an allowed tenant', async () => {
-    await api(harness.baseUrl, 'PUT', '/api/connections/inside', { mailbox: 'support@contoso.test', profile: 'graph-mail' });
+    await api(harness.baseUrl, 'PUT', '/api/connections/inside', {
+      mailbox: 'support@contoso.test',
+      profile: 'graph-mail',
+    });
     const { callback } = await authorizeThroughBrowser(harness, 'inside', USERS.support);
     expect(callback.status).toBe(200);
     expect((await harness.broker.registry.get('inside'))?.status).toBe('authorized');
