@@ -63,13 +63,10 @@ describe('console and authorization popup in a real browser', () => {
     await popup.fill('input[name=passwd]', USERS.support.password);
     await popup.getByRole('button', { name: 'Sign in' }).click();
     // Consent page, then the redirect to /api/callback, whose page closes the popup.
+    // Listen before clicking: the popup may close before the click's promise settles.
+    const closed = popup.waitForEvent('close', { timeout: 20_000 });
     await popup.getByRole('button', { name: /accept/i }).click();
-    await popup.waitForEvent('close', { timeout: 15_000 }).catch(async (error: unknown) => {
-      throw new Error(
-        `popup did not close; it shows ${popup.url()}: ${(await popup.content()).slice(0, 3000)}`,
-        { cause: error },
-      );
-    });
+    await closed;
 
     await row.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 10_000 });
     await expect(page.locator('#notice').textContent()).resolves.toContain('support-in is authorized');
