@@ -39,6 +39,7 @@ export interface EmulatorState {
   settings: {
     latencyMs: number;
     lenientRotation: boolean;
+    omitRefreshToken: boolean;
     accessTokenLifetimeSeconds: number;
     consentRequired: boolean;
     interactionRequired: boolean;

@@ -70,6 +70,8 @@ export interface FaultControls {
   latencyMs: number;
   /** When true, a refresh token stays valid after use (no rotation revocation), as real Entra often behaves. */
   lenientRotation: boolean;
+  /** When true, refresh answers carry no new refresh token (Entra may do so); the presented one stays valid. */
+  omitRefreshToken: boolean;
   /** `expires_in` of access tokens issued from now on. */
   accessTokenLifetimeSeconds: number;
   /** Removes the user's consents (all apps); the next refresh fails with invalid_grant AADSTS65001 (suberror consent_required). */
@@ -402,6 +404,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     settings: {
       latencyMs: 0,
       lenientRotation: false,
+      omitRefreshToken: false,
       accessTokenLifetimeSeconds: defaultLifetime,
       consentRequired: false,
       interactionRequired: false,
@@ -451,6 +454,12 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     set lenientRotation(v: boolean) {
       state.settings.lenientRotation = v;
     },
+    get omitRefreshToken() {
+      return state.settings.omitRefreshToken;
+    },
+    set omitRefreshToken(v: boolean) {
+      state.settings.omitRefreshToken = v;
+    },
     get accessTokenLifetimeSeconds() {
       return state.settings.accessTokenLifetimeSeconds;
     },
@@ -496,6 +505,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
       Object.assign(state.settings, {
         latencyMs: 0,
         lenientRotation: false,
+        omitRefreshToken: false,
         accessTokenLifetimeSeconds: defaultLifetime,
         consentRequired: false,
         interactionRequired: false,

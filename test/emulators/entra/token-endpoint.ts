@@ -311,7 +311,9 @@ function redeemRefreshToken(
   checkUserPolicies(state, grant.user, grant.authTime, grant.mfa, client.app, resourceScopes);
 
   // Rotation: the presented token is replaced (unless faults.lenientRotation keeps it usable).
-  if (state.settings.lenientRotation) grant.lastUsedAt = now;
+  // An answer without a new refresh token (faults.omitRefreshToken) leaves the presented one valid.
+  const omitRefreshToken = state.settings.omitRefreshToken;
+  if (state.settings.lenientRotation || omitRefreshToken) grant.lastUsedAt = now;
   else grant.revokedAt = now;
   state.stats.refreshes++;
   const oidcGranted = grant.scopes.filter((s) => OIDC_SCOPES.has(s));
@@ -323,7 +325,7 @@ function redeemRefreshToken(
     user: grant.user,
     app: client.app,
     resourceScopes,
-    oidcScopes,
+    oidcScopes: omitRefreshToken ? oidcScopes.filter((s) => s !== 'offline_access') : oidcScopes,
     nonce: undefined,
     authTime: grant.authTime,
     sessionId: grant.sessionId,

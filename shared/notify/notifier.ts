@@ -1,0 +1,22 @@
+/** A status change worth telling someone about (SPEC §2, issue: notifications). */
+export interface StatusNotification {
+  /** Stable event type. */
+  type: 'connection.reauthorization_required' | 'connection.degraded' | 'connection.recovered';
+  connection: string;
+  mailbox: string;
+  status: string;
+  previousStatus: string;
+  /** Plain-words reason; never a secret. */
+  reason?: string;
+  aadsts?: number;
+  remedy?: string;
+  /** ISO 8601 UTC time of the change. */
+  at: string;
+}
+
+export interface Notifier {
+  /** Queues the event for delivery and returns at once: delivery never blocks a refresh. */
+  notify(event: StatusNotification): void;
+  /** Resolves when every queued delivery has finished (delivered or given up); for shutdown and tests. */
+  drain(): Promise<void>;
+}
