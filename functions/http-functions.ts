@@ -4,6 +4,7 @@ import { callback } from './callback';
 import { connectionsItem, connectionsList } from './connections';
 import { adminConsole } from './console';
 import { health } from './health';
+import { refresh } from './refresh';
 import { token } from './token';
 
 /** Every HTTP function of the app: the Functions host registers them (index.ts), the local host serves them. */
@@ -13,6 +14,7 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   connectionsItem,
   authorize,
   callback,
+  refresh,
   token,
   adminConsole,
 ];

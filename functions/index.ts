@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from '../shared/config';
 import { adaptHttp } from './adapter';
 import { broker } from './broker-instance';
 import { httpFunctions } from './http-functions';
+import { refreshTokensTimer } from './refresh-tokens';
 
 // The Functions host's entry (package.json "main"). Bad settings stop start-up with one line.
 try {
@@ -20,3 +21,10 @@ for (const definition of httpFunctions) {
     handler: adaptHttp(definition.handler, broker),
   });
 }
+
+app.timer(refreshTokensTimer.name, {
+  schedule: refreshTokensTimer.schedule,
+  runOnStartup: false,
+  useMonitor: true,
+  handler: (timer, context) => refreshTokensTimer.run(broker(), context, timer),
+});

@@ -12,6 +12,12 @@ import { AuthorizationService } from './oauth/authorization';
 import { createMsalClientFactory, type MsalClientFactory } from './oauth/msal-client';
 import { TableAuthSessionStore } from './oauth/table-session-store';
 import { TokenService } from './oauth/token-service';
+import { RefreshService, type BrokerHealthState } from './oauth/refresh';
+import { TokenReader } from './oauth/token-reader';
+import type { Notifier } from './notify/notifier';
+import { createNotifier } from './notify/webhook-notifier';
+import type { LeaseStore } from './storage/lease';
+import { TableLeaseStore } from './storage/table-lease';
 import { createSecretStore } from './secrets';
 import type { SecretStore } from './secrets/secret-store';
 
@@ -28,12 +34,20 @@ export interface Broker {
   msal: MsalClientFactory;
   tokens: TokenService;
   authorization: AuthorizationService;
+  leases: LeaseStore;
+  notifier: Notifier;
+  health: BrokerHealthState;
+  refresher: RefreshService;
+  tokenReader: TokenReader;
 }
 
 export interface BrokerOverrides {
   logger?: Logger;
   now?: () => Date;
   credential?: TokenCredential;
+  /** Refresh tuning for tests and benchmarks. */
+  refresh?: { slotTimeoutMs?: number; leaseMs?: number };
+  tokenMemoryTtlMs?: number;
 }
 
 export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Broker {
@@ -52,7 +66,15 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     logger,
     config.clientCredential.kind === 'managed-identity' ? credential : undefined,
   );
-  const tokens = new TokenService({ registry, secrets, audit, logger, now });
+  const notifier = createNotifier({
+    url: config.notify.webhookUrl,
+    secret: config.notify.webhookSecret,
+    outbound,
+    logger,
+    now,
+  });
+  const leases = new TableLeaseStore({ ...storage, now });
+  const tokens = new TokenService({ registry, secrets, audit, logger, now, notifier });
   const authorization = new AuthorizationService({
     config,
     registry,
@@ -63,5 +85,45 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     logger,
     now,
   });
-  return { config, logger, now, outbound, registry, sessions, audit, secrets, msal, tokens, authorization };
+  const health: BrokerHealthState = { configurationProblem: undefined };
+  const refresher = new RefreshService({
+    config,
+    registry,
+    secrets,
+    leases,
+    msal,
+    tokens,
+    notifier,
+    logger,
+    now,
+    health,
+    retryAfterFor: outbound.retryAfterFor,
+    ...overrides.refresh,
+  });
+  const tokenReader = new TokenReader({
+    registry,
+    secrets,
+    refresher,
+    marginMinutes: config.refresh.marginMinutes,
+    now,
+    memoryTtlMs: overrides.tokenMemoryTtlMs,
+  });
+  return {
+    config,
+    logger,
+    now,
+    outbound,
+    registry,
+    sessions,
+    audit,
+    secrets,
+    msal,
+    tokens,
+    authorization,
+    leases,
+    notifier,
+    health,
+    refresher,
+    tokenReader,
+  };
 }

@@ -50,8 +50,10 @@ export interface BrokerConfig {
     marginMinutes: number;
     keepaliveDays: number;
     concurrency: number;
+    /** How long one timer run may keep starting refreshes; the rest wait for the next run. */
+    budgetSeconds: number;
   };
-  notify: { webhookUrl: string | undefined; webhookSecret: string | undefined };
+  notify: { webhookUrl: string | undefined; webhookSecret: string | undefined; degradedAfterMinutes: number };
   localAdmin: boolean;
   /** App Service Authentication is on: only then are its identity headers trusted. */
   platformAuthEnabled: boolean;
@@ -263,6 +265,8 @@ const schema = z.object({
   REFRESH_MARGIN_MINUTES: integer(15, 1, 55),
   REFRESH_KEEPALIVE_DAYS: integer(7, 1, 80),
   REFRESH_CONCURRENCY: integer(8, 1, 64),
+  REFRESH_BUDGET_SECONDS: integer(240, 10, 1800),
+  NOTIFY_DEGRADED_AFTER_MINUTES: integer(60, 1, 10080),
   NOTIFY_WEBHOOK_URL: httpsUrl('the webhook URL', { allowHttpLoopback: true }),
   NOTIFY_WEBHOOK_SECRET: optionalString,
   BROKER_LOCAL_ADMIN: boolean(false),
@@ -396,8 +400,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
       marginMinutes: raw.REFRESH_MARGIN_MINUTES,
       keepaliveDays: raw.REFRESH_KEEPALIVE_DAYS,
       concurrency: raw.REFRESH_CONCURRENCY,
+      budgetSeconds: raw.REFRESH_BUDGET_SECONDS,
     },
-    notify: { webhookUrl: raw.NOTIFY_WEBHOOK_URL, webhookSecret: raw.NOTIFY_WEBHOOK_SECRET },
+    notify: {
+      webhookUrl: raw.NOTIFY_WEBHOOK_URL,
+      webhookSecret: raw.NOTIFY_WEBHOOK_SECRET,
+      degradedAfterMinutes: raw.NOTIFY_DEGRADED_AFTER_MINUTES,
+    },
     localAdmin: raw.BROKER_LOCAL_ADMIN,
     platformAuthEnabled: raw.WEBSITE_AUTH_ENABLED,
     runningInAzure,

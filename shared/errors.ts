@@ -27,6 +27,7 @@ export type BrokerErrorCode =
   | 'account_mismatch'
   | 'tenant_not_allowed'
   | 'reauthorization_required'
+  | 'refresh_in_progress'
   | 'token_unavailable'
   | 'ews_blocked'
   | 'upstream_unavailable'
@@ -56,6 +57,7 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   account_mismatch: 403,
   tenant_not_allowed: 403,
   reauthorization_required: 409,
+  refresh_in_progress: 409,
   token_unavailable: 503,
   ews_blocked: 403,
   upstream_unavailable: 503,

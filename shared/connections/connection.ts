@@ -49,6 +49,9 @@ export interface Connection extends ConnectionDefinition {
   tokenExpiresOn: string | undefined;
   lastRefreshAt: string | undefined;
   consecutiveFailures: number;
+  /** When the current run of transient failures began (status `degraded`). */
+  degradedSince: string | undefined;
+  /** Earliest time the next automatic refresh may try (backoff after failures). */
   nextAttemptAt: string | undefined;
   lastError: LastError | undefined;
   /** Optimistic-concurrency tag of the stored row. */

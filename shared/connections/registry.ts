@@ -12,6 +12,7 @@ export type ConnectionState = Partial<
     | 'tokenExpiresOn'
     | 'lastRefreshAt'
     | 'consecutiveFailures'
+    | 'degradedSince'
     | 'nextAttemptAt'
     | 'lastError'
   >

@@ -101,6 +101,7 @@ function toConnection(columns: Columns, etag: string): Connection {
     tokenExpiresOn: stringColumn(columns, 'tokenExpiresOn'),
     lastRefreshAt: stringColumn(columns, 'lastRefreshAt'),
     consecutiveFailures: numberColumn(columns, 'consecutiveFailures') ?? 0,
+    degradedSince: stringColumn(columns, 'degradedSince'),
     nextAttemptAt: stringColumn(columns, 'nextAttemptAt'),
     lastError: parseLastError(columns.lastError),
     etag,

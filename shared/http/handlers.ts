@@ -60,6 +60,7 @@ export function connectionView(connection: Connection) {
     tokenExpiresOn: connection.tokenExpiresOn ?? null,
     lastRefreshAt: connection.lastRefreshAt ?? null,
     consecutiveFailures: connection.consecutiveFailures,
+    degradedSince: connection.degradedSince ?? null,
     nextAttemptAt: connection.nextAttemptAt ?? null,
     lastError: connection.lastError ?? null,
   };
@@ -105,12 +106,25 @@ export const health: Handler = guard('api', ['GET'], async (broker, request) => 
     probe('secrets', () => broker.secrets.check()),
     probe('entra', () => broker.msal.resolvedTenantId()),
   ]);
+  // Set by a refresh that Entra refused for the app itself (bad secret, unknown app): every
+  // connection would fail the same way, so the broker as a whole is unhealthy.
+  const problem = broker.health.configurationProblem;
+  checks.entra_credentials = problem ? 'configuration_error' : 'ok';
+  const details = problem
+    ? {
+        configurationProblem: {
+          ...problem,
+          aadsts: problem.aadsts !== undefined ? `AADSTS${problem.aadsts}` : null,
+        },
+      }
+    : {};
   const ok = Object.values(checks).every((value) => value === 'ok');
   return json(ok ? 200 : 503, {
     status: ok ? 'ok' : 'unhealthy',
     checks,
     secretStore: broker.secrets.kind,
     sandbox: broker.config.sandbox,
+    ...details,
   });
 });
 
@@ -154,6 +168,7 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
   await broker.secrets.delete(secretNames.token(name));
   await broker.secrets.delete(secretNames.cache(name));
   await broker.registry.delete(name);
+  broker.tokenReader.forget(name);
   await broker.audit.record({
     connection: name,
     type: 'connection.deleted',
@@ -264,9 +279,44 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
 
 export const token: Handler = guard('api', ['GET'], async (broker, request) => {
   requireTokenReader(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  return json(200, await broker.tokenReader.read(name));
+});
+
+export const refreshNow: Handler = guard('api', ['POST'], async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
   const connection = await existingConnection(broker, request.params.name);
-  const published = await broker.tokens.readPublished(connection);
-  return json(200, published);
+  if (connection.status === 'new') {
+    throw new BrokerError(
+      'connection_not_authorized',
+      `Connection ${connection.name} has not been authorized yet.`,
+    );
+  }
+  const outcome = await broker.refresher.refresh(connection.name, { actor: caller.name, force: true });
+  broker.tokenReader.forget(connection.name);
+  if (outcome.result === 'busy') {
+    throw new BrokerError('refresh_in_progress', `A refresh of ${connection.name} is already running.`, {
+      retryAfterSeconds: 5,
+    });
+  }
+  const current = await existingConnection(broker, connection.name);
+  if (outcome.result === 'failed') {
+    const definitive = outcome.status === 'reauthorization_required';
+    throw new BrokerError(
+      definitive
+        ? 'reauthorization_required'
+        : outcome.reason === 'configuration'
+          ? 'configuration_error'
+          : 'upstream_unavailable',
+      outcome.failure?.message ?? 'The refresh failed.',
+      {
+        aadsts: outcome.failure?.aadsts,
+        remedy: current.lastError?.remedy,
+        retryAfterSeconds: definitive ? undefined : 60,
+      },
+    );
+  }
+  return json(200, { result: outcome.result, reason: outcome.reason, connection: connectionView(current) });
 });
 
 export const adminConsole: Handler = guard('browser', ['GET'], (broker, request) => {

@@ -18,6 +18,21 @@ export interface Outbound {
   fetch(url: string, init?: RequestInit & { timeoutMs?: number }): Promise<Response>;
   /** MSAL's network client over the same dispatcher. */
   msalNetworkModule: INetworkModule;
+  /**
+   * The Retry-After (seconds) Entra sent with a 429/503 for an MSAL request, by MSAL correlation
+   * id: MSAL's errors do not carry response headers, and backoff must honour it.
+   */
+  retryAfterFor(correlationId: string): number | undefined;
+}
+
+const REMEMBERED_RETRY_AFTERS = 1000;
+
+/** Retry-After as seconds, from delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null | undefined, nowMs = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - nowMs) / 1000));
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -40,6 +55,18 @@ export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
       ...(dispatcher ? { dispatcher } : {}),
     });
   };
+
+  const retryAfters = new Map<string, number>();
+  function remember(correlationId: string | undefined, response: Response): void {
+    if (!correlationId || (response.status !== 429 && response.status < 500)) return;
+    const seconds = parseRetryAfter(response.headers.get('retry-after'));
+    if (seconds === undefined) return;
+    retryAfters.set(correlationId, seconds);
+    if (retryAfters.size > REMEMBERED_RETRY_AFTERS) {
+      const oldest = retryAfters.keys().next();
+      if (!oldest.done) retryAfters.delete(oldest.value);
+    }
+  }
 
   async function toMsalResponse<T>(response: Response): Promise<NetworkResponse<T>> {
     const headers: Record<string, string> = {};
@@ -67,6 +94,7 @@ export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
         headers: options?.headers,
         timeoutMs: timeout ?? DEFAULT_TIMEOUT_MS,
       });
+      remember(options?.correlationId, response);
       return toMsalResponse<T>(response);
     },
     async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions) {
@@ -75,9 +103,14 @@ export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
         headers: options?.headers,
         body: options?.body,
       });
+      remember(options?.correlationId, response);
       return toMsalResponse<T>(response);
     },
   };
 
-  return { fetch: fetchWithTimeout, msalNetworkModule };
+  return {
+    fetch: fetchWithTimeout,
+    msalNetworkModule,
+    retryAfterFor: (correlationId) => retryAfters.get(correlationId),
+  };
 }

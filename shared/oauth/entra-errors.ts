@@ -206,12 +206,23 @@ export function classifyEntraAnswer(
   };
 }
 
-/** Classifies what MSAL threw, or a network failure beneath it. */
-export function classifyMsalError(error: unknown): EntraFailure {
+/**
+ * Classifies what MSAL threw, or a network failure beneath it. `retryAfterFor` finds the
+ * Retry-After Entra sent for the request (MSAL's errors keep no headers).
+ */
+export function classifyMsalError(
+  error: unknown,
+  retryAfterFor: (correlationId: string) => number | undefined = () => undefined,
+): EntraFailure {
   if (error instanceof ServerError || error instanceof InteractionRequiredAuthError) {
     const aadsts = error.errorNo ? Number(error.errorNo) : aadstsOf(error.errorMessage);
     const status = error instanceof ServerError ? error.status : undefined;
-    return classifyEntraAnswer(error.errorCode, Number.isFinite(aadsts) ? aadsts : undefined, status);
+    return classifyEntraAnswer(
+      error.errorCode,
+      Number.isFinite(aadsts) ? aadsts : undefined,
+      status,
+      retryAfterFor(error.correlationId),
+    );
   }
   if (error instanceof AuthError) {
     // MSAL's own client-side errors: a network failure, a timeout, or a response it could not use.

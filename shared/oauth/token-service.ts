@@ -9,6 +9,7 @@ import { BrokerError } from '../errors';
 import type { AuditLog } from '../audit/audit-log';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import type { Logger } from '../logging';
+import type { Notifier } from '../notify/notifier';
 
 /** What the token route hands to consumers (SPEC §3). */
 export interface PublishedToken {
@@ -34,6 +35,7 @@ export interface TokenServiceDeps {
   audit: AuditLog;
   logger: Logger;
   now: () => Date;
+  notifier: Notifier;
 }
 
 /**
@@ -57,7 +59,7 @@ export class TokenService {
       tags: { mailbox: connection.mailbox, account: connection.account },
     });
     const expiresOn = await this.publish(connection, result);
-    return this.changeState(
+    const updated = await this.changeState(
       connection,
       {
         status: 'authorized',
@@ -68,6 +70,7 @@ export class TokenService {
         tokenExpiresOn: expiresOn.toISOString(),
         lastRefreshAt: now().toISOString(),
         consecutiveFailures: 0,
+        degradedSince: undefined,
         nextAttemptAt: undefined,
         lastError: undefined,
       },
@@ -78,11 +81,25 @@ export class TokenService {
         correlationId: details.correlationId,
       },
     );
+    if (connection.status === 'reauthorization_required' || connection.status === 'degraded') {
+      this.deps.notifier.notify({
+        type: 'connection.recovered',
+        connection: connection.name,
+        mailbox: connection.mailbox,
+        status: updated.status,
+        previousStatus: connection.status,
+        reason: `Authorized again by ${details.signedInAs}.`,
+        at: now().toISOString(),
+      });
+    }
+    return updated;
   }
 
   /** Publishes an access token as `conn-{name}-token` with its expiry; returns the expiry. */
   async publish(connection: Connection, result: AuthenticationResult): Promise<Date> {
-    const expiresOn = result.expiresOn ?? new Date(this.deps.now().getTime() + 3600_000);
+    // MSAL dates the expiry by the wall clock; the broker keeps time by its own (injectable) clock.
+    const lifetimeMs = result.expiresOn ? result.expiresOn.getTime() - Date.now() : 3600_000;
+    const expiresOn = new Date(this.deps.now().getTime() + Math.round(lifetimeMs / 1000) * 1000);
     const scope = result.scopes.join(' ');
     await this.deps.secrets.set(secretNames.token(connection.name), result.accessToken, {
       contentType: 'text/plain',
@@ -94,52 +111,6 @@ export class TokenService {
       },
     });
     return expiresOn;
-  }
-
-  /** The published access token of a connection, as the token route returns it. */
-  async readPublished(connection: Connection): Promise<PublishedToken> {
-    if (connection.status === 'disabled') {
-      throw new BrokerError('connection_disabled', `Connection ${connection.name} is disabled.`);
-    }
-    if (connection.status === 'new') {
-      throw new BrokerError(
-        'connection_not_authorized',
-        `Connection ${connection.name} has not been authorized yet.`,
-        {
-          remedy: 'An admin opens the console and clicks Authorize.',
-        },
-      );
-    }
-    const secret = await this.deps.secrets.get(secretNames.token(connection.name));
-    const now = this.deps.now();
-    if (!secret?.expiresOn || secret.expiresOn.getTime() <= now.getTime()) {
-      if (connection.status === 'reauthorization_required') {
-        throw new BrokerError(
-          'reauthorization_required',
-          `Connection ${connection.name} must be authorized again.`,
-          {
-            aadsts: connection.lastError?.aadsts,
-            remedy: connection.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
-          },
-        );
-      }
-      throw new BrokerError(
-        'token_unavailable',
-        `No valid access token is published for ${connection.name}.`,
-        {
-          retryAfterSeconds: 30,
-        },
-      );
-    }
-    return {
-      access_token: secret.value,
-      token_type: 'Bearer',
-      expires_on: secret.expiresOn.toISOString(),
-      expires_in: Math.max(0, Math.floor((secret.expiresOn.getTime() - now.getTime()) / 1000)),
-      scope: secret.tags?.scope ?? '',
-      mailbox: connection.mailbox,
-      xoauth2: xoauth2(connection.mailbox, secret.value),
-    };
   }
 
   /**

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createBroker, type Broker } from '../../shared/broker';
+import { createBroker, type Broker, type BrokerOverrides } from '../../shared/broker';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logging';
 import { startEntraEmulator, type EntraEmulator } from '../emulators/entra';
@@ -38,6 +38,19 @@ export interface HarnessOptions {
   /** Authority `organizations` with this allow list (the primary tenant when true). */
   multiTenant?: boolean;
   env?: Record<string, string>;
+  /** A clock shared by the broker and the emulators (ms since epoch); default the real one. */
+  clock?: TestClock;
+  brokerOverrides?: BrokerOverrides;
+}
+
+/** A controllable clock: tests move time instead of waiting for it. */
+export class TestClock {
+  constructor(public ms = Date.now()) {}
+  readonly now = (): number => this.ms;
+  readonly date = (): Date => new Date(this.ms);
+  advance(milliseconds: number): void {
+    this.ms += milliseconds;
+  }
 }
 
 export interface Harness {
@@ -50,6 +63,10 @@ export interface Harness {
   logs: string[];
   /** Every value that must never appear in a log line, error body or page. */
   secretsSeen: Set<string>;
+  /** The settings the broker was built from. */
+  env: Record<string, string>;
+  /** Another broker over the same stores (a second instance), with some settings changed. */
+  secondBroker(overrides?: Record<string, string>, extra?: BrokerOverrides): Broker;
   close(): Promise<void>;
 }
 
@@ -59,7 +76,7 @@ export interface Harness {
  */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const pki = testPki();
-  const entra = await startEntraEmulator({ pki });
+  const entra = await startEntraEmulator({ pki, ...(options.clock ? { now: options.clock.now } : {}) });
   const tenant = entra.tenants.primary;
   entra.addUser({ ...USERS.support, tenantId: tenant.tenantId });
   entra.addUser({ ...USERS.agent, tenantId: tenant.tenantId });
@@ -95,6 +112,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const identity = entra.addManagedIdentity();
     keyVault = await startKeyVaultEmulator({
       pki,
+      ...(options.clock ? { now: options.clock.now } : {}),
       ...(typeof options.keyVault === 'object' ? options.keyVault : {}),
       authority: `${entra.url}/${tenant.tenantId}`,
       verifyToken: (bearer) => entra.verifyAccessToken(bearer, 'https://vault.azure.net').valid,
@@ -112,7 +130,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   const logs: string[] = [];
   const logger = createLogger((_level, line) => logs.push(line));
-  const broker = createBroker(loadConfig(env), { logger });
+  const brokerOptions: BrokerOverrides = {
+    logger,
+    ...(options.clock ? { now: options.clock.date } : {}),
+    ...options.brokerOverrides,
+  };
+  const broker = createBroker(loadConfig(env), brokerOptions);
   const host = await startLocalHost({ broker, port, hostname: '127.0.0.1' });
   const secretsSeen = new Set<string>([clientSecret]);
 
@@ -124,6 +147,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     baseUrl,
     logs,
     secretsSeen,
+    env,
+    secondBroker: (overrides = {}, extra = {}) =>
+      createBroker(loadConfig({ ...env, ...overrides }), { ...brokerOptions, ...extra }),
     async close() {
       await host.close();
       await keyVault?.close();
@@ -198,4 +224,33 @@ export function expectNoSecrets(secrets: Iterable<string>, texts: string[]): voi
       );
     }
   }
+}
+
+/** Defines a connection (if needed) and authorizes it through the sign-in pages; returns the callback status. */
+export async function authorizeConnection(
+  harness: Harness,
+  name: string,
+  user: { username: string; password: string } = USERS.support,
+  definition: Record<string, unknown> = { mailbox: user.username, profile: 'ews' },
+): Promise<number> {
+  const { signIn } = await import('../emulators/entra/sign-in-driver');
+  const existing = await harness.broker.registry.get(name);
+  if (!existing) await api(harness.baseUrl, 'PUT', `/api/connections/${name}`, definition);
+  const browser = new Browser();
+  const start = await browser.get(`${harness.baseUrl}/api/connections/${name}/authorize`);
+  const callbackUrl = await signIn(start.headers.get('location') ?? '', { ...user, consent: 'accept' });
+  harness.secretsSeen.add(callbackUrl.searchParams.get('code') ?? '');
+  const callback = await browser.get(callbackUrl);
+  await callback.text();
+  return callback.status;
+}
+
+/** The refresh token inside a connection's stored cache. */
+export async function storedRefreshToken(harness: Harness, name: string): Promise<string | undefined> {
+  const cache = await harness.broker.secrets.get(`conn-${name}-cache`);
+  if (!cache) return undefined;
+  const parsed = JSON.parse(cache.value) as { RefreshToken?: Record<string, { secret: string }> };
+  const token = Object.values(parsed.RefreshToken ?? {})[0]?.secret;
+  if (token) harness.secretsSeen.add(token);
+  return token;
 }

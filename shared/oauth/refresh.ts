@@ -1,0 +1,480 @@
+import { randomUUID } from 'node:crypto';
+import type { AccountInfo } from '@azure/msal-node';
+import type { BrokerConfig } from '../config';
+import type { Connection, ConnectionStatus } from '../connections/connection';
+import { delegatedScopes } from '../connections/profiles';
+import type { ConnectionRegistry, ConnectionState } from '../connections/registry';
+import { BrokerError } from '../errors';
+import type { Logger } from '../logging';
+import type { Notifier, StatusNotification } from '../notify/notifier';
+import { secretNames, type SecretStore } from '../secrets/secret-store';
+import type { LeaseStore } from '../storage/lease';
+import { classifyMsalError, type EntraFailure } from './entra-errors';
+import { OperationCache, type MsalClientFactory } from './msal-client';
+import type { TokenService } from './token-service';
+
+export interface RefreshSettings {
+  marginMinutes: number;
+  keepaliveDays: number;
+}
+
+export type RefreshDecision =
+  | { should: true; reason: 'missing-token' | 'expiring' | 'keepalive' | 'forced' }
+  | { should: false; reason: 'not-authorized' | 'disabled' | 'needs-reauthorization' | 'backoff' | 'fresh' };
+
+/**
+ * Whether a connection's tokens should be refreshed now (pure; table-tested). A failing
+ * connection is not tried again before its backoff ends, whoever asks, unless an admin forces it.
+ */
+export function shouldRefresh(
+  connection: Pick<
+    Connection,
+    'status' | 'tokenExpiresOn' | 'lastRefreshAt' | 'authorizedAt' | 'nextAttemptAt'
+  >,
+  now: Date,
+  settings: RefreshSettings,
+  force = false,
+): RefreshDecision {
+  if (connection.status === 'new') return { should: false, reason: 'not-authorized' };
+  if (connection.status === 'disabled') return { should: false, reason: 'disabled' };
+  if (connection.status === 'reauthorization_required')
+    return { should: false, reason: 'needs-reauthorization' };
+  if (force) return { should: true, reason: 'forced' };
+  if (connection.nextAttemptAt && Date.parse(connection.nextAttemptAt) > now.getTime()) {
+    return { should: false, reason: 'backoff' };
+  }
+  if (!connection.tokenExpiresOn) return { should: true, reason: 'missing-token' };
+  if (Date.parse(connection.tokenExpiresOn) - now.getTime() <= settings.marginMinutes * 60_000) {
+    return { should: true, reason: 'expiring' };
+  }
+  const lastUse = connection.lastRefreshAt ?? connection.authorizedAt;
+  if (!lastUse || now.getTime() - Date.parse(lastUse) >= settings.keepaliveDays * 86_400_000) {
+    return { should: true, reason: 'keepalive' };
+  }
+  return { should: false, reason: 'fresh' };
+}
+
+const BACKOFF_BASE_MS = 60_000;
+const BACKOFF_CAP_MS = 60 * 60_000;
+
+/**
+ * Exponential backoff with jitter, honouring Retry-After. After n failures the next try waits
+ * about 1, 2, 4 … 60 minutes: a broken connection costs at most ~24 calls a day, not thousands.
+ */
+export function backoffMs(
+  consecutiveFailures: number,
+  retryAfterSeconds?: number,
+  random = Math.random,
+): number {
+  const exponential = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, consecutiveFailures - 1));
+  const jittered = exponential * (0.8 + 0.4 * random());
+  return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
+}
+
+export type RefreshResult = 'refreshed' | 'skipped' | 'busy' | 'failed';
+
+export interface RefreshOutcome {
+  connection: string;
+  result: RefreshResult;
+  reason: string;
+  status?: ConnectionStatus;
+  failure?: Pick<EntraFailure, 'kind' | 'error' | 'aadsts' | 'message'>;
+  expiresOn?: string;
+}
+
+export interface SweepSummary {
+  considered: number;
+  due: number;
+  refreshed: number;
+  failed: number;
+  skipped: number;
+  busy: number;
+  /** Due but not started within the run's time budget: left for the next run. */
+  deferred: number;
+  durationMs: number;
+  stoppedForConfiguration: boolean;
+}
+
+/** A whole-app problem (bad client secret, unknown app or tenant): health answers 503 until it clears. */
+export interface BrokerHealthState {
+  configurationProblem: { message: string; aadsts: number | undefined; at: string } | undefined;
+}
+
+export interface RefreshDeps {
+  config: BrokerConfig;
+  registry: ConnectionRegistry;
+  secrets: SecretStore;
+  leases: LeaseStore;
+  msal: MsalClientFactory;
+  tokens: TokenService;
+  notifier: Notifier;
+  logger: Logger;
+  now: () => Date;
+  health: BrokerHealthState;
+  retryAfterFor: (correlationId: string) => number | undefined;
+  /** How long one connection's refresh may take before its slot is given to the next. */
+  slotTimeoutMs?: number;
+  /** Lease length; longer than a slot so a timed-out holder cannot overlap the next one. */
+  leaseMs?: number;
+}
+
+class SlotTimeout extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new SlotTimeout(`no answer within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
+}
+
+/**
+ * Refreshes connections: one at a time per connection (a lease across instances), many at once
+ * across connections (bounded), each with the same write order as the authorization (cache, then
+ * published token, then status), so a failure at any step leaves a refresh token that works.
+ */
+export class RefreshService {
+  private readonly owner = `${process.pid}-${randomUUID()}`;
+  private readonly slotTimeoutMs: number;
+  private readonly leaseMs: number;
+
+  constructor(private readonly deps: RefreshDeps) {
+    this.slotTimeoutMs = deps.slotTimeoutMs ?? 60_000;
+    this.leaseMs = deps.leaseMs ?? 2 * this.slotTimeoutMs;
+  }
+
+  /** Refreshes one connection if it needs it (or always, with `force`); never throws for Entra's answers. */
+  async refresh(name: string, options: { actor: string; force?: boolean }): Promise<RefreshOutcome> {
+    const { leases, registry, logger } = this.deps;
+    const lease = await leases.acquire(name, this.owner, this.leaseMs);
+    if (!lease)
+      return { connection: name, result: 'busy', reason: 'another refresh of this connection is running' };
+    try {
+      // Re-read under the lease: whoever held it before may have refreshed already, and its
+      // rotated refresh token is in the cache we are about to read.
+      const connection = await registry.get(name);
+      if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+      const decision = shouldRefresh(connection, this.deps.now(), this.deps.config.refresh, options.force);
+      if (!decision.should) {
+        return { connection: name, result: 'skipped', reason: decision.reason, status: connection.status };
+      }
+      return await withTimeout(
+        this.redeem(connection, options.actor, decision.reason),
+        this.slotTimeoutMs,
+      ).catch(async (error: unknown) => {
+        if (!(error instanceof SlotTimeout)) throw error;
+        // The redemption may still finish and write; the lease (2 × slot) keeps others out meanwhile.
+        logger.warn('refresh.timed_out', { connection: name, timeoutMs: this.slotTimeoutMs });
+        return this.recordFailure(connection, options.actor, {
+          kind: 'transient',
+          error: 'timeout',
+          aadsts: undefined,
+          message: 'Entra ID or the secret store did not answer in time.',
+          remedy: 'Nothing to do: the broker retries with backoff.',
+        });
+      });
+    } finally {
+      await lease.release().catch((error: unknown) => {
+        logger.warn('refresh.lease_release_failed', { connection: name, error });
+      });
+    }
+  }
+
+  private async redeem(connection: Connection, actor: string, reason: string): Promise<RefreshOutcome> {
+    const { secrets, msal, tokens, config, logger, now, health, retryAfterFor } = this.deps;
+    const cacheSecret = await this.attempt(connection, actor, () =>
+      secrets.get(secretNames.cache(connection.name)),
+    );
+    if (!('value' in cacheSecret)) return cacheSecret.outcome;
+    if (!cacheSecret.value) {
+      return this.recordFailure(connection, actor, {
+        kind: 'definitive',
+        error: 'cache_missing',
+        aadsts: undefined,
+        message: 'The token cache of this connection is missing from the secret store.',
+        remedy: 'An admin must open the console and authorize the connection again.',
+      });
+    }
+
+    const cache = new OperationCache(cacheSecret.value.value);
+    let result;
+    try {
+      const client = await msal.create(cache);
+      const accounts = await client.getTokenCache().getAllAccounts();
+      const account: AccountInfo | undefined =
+        accounts.find((candidate) => candidate.homeAccountId === connection.homeAccountId) ?? accounts[0];
+      if (!account) {
+        return await this.recordFailure(connection, actor, {
+          kind: 'definitive',
+          error: 'no_account',
+          aadsts: undefined,
+          message: 'The token cache holds no account.',
+          remedy: 'An admin must open the console and authorize the connection again.',
+        });
+      }
+      result = await client.acquireTokenSilent({
+        account,
+        scopes: delegatedScopes(connection, config.cloud),
+        forceRefresh: true,
+      });
+    } catch (error) {
+      if (error instanceof BrokerError) {
+        return this.recordFailure(connection, actor, failureOfBrokerError(error));
+      }
+      return this.recordFailure(connection, actor, classifyMsalError(error, retryAfterFor));
+    }
+    health.configurationProblem = undefined;
+
+    // 1. The cache (the rotated refresh token) first. If this write fails, the refresh token the
+    //    store still holds remains valid at Entra (rotation does not revoke it), so nothing is lost.
+    if (cache.hasChanged && cache.contents) {
+      const serialized = cache.contents;
+      const written = await this.attempt(connection, actor, () =>
+        secrets.set(secretNames.cache(connection.name), serialized, {
+          contentType: 'application/json',
+          tags: { mailbox: connection.mailbox, account: connection.account },
+        }),
+      );
+      if (!('value' in written)) return written.outcome;
+    }
+    // 2. Then the access token consumers read. A failure here leaves a stale but valid token and
+    //    a cache that works; the next run refreshes again.
+    const published = await this.attempt(connection, actor, () => tokens.publish(connection, result));
+    if (!('value' in published)) return published.outcome;
+    const expiresOn = published.value.toISOString();
+    // 3. Then the registry. If this fails, the tokens are stored; only the bookkeeping is stale.
+    const wasDegraded = connection.status === 'degraded';
+    const state: ConnectionState = {
+      status: 'authorized',
+      tokenExpiresOn: expiresOn,
+      lastRefreshAt: now().toISOString(),
+      consecutiveFailures: 0,
+      degradedSince: undefined,
+      nextAttemptAt: undefined,
+      lastError: undefined,
+    };
+    const updated = await tokens.changeState(connection, state, {
+      type: wasDegraded ? 'connection.recovered' : 'connection.refreshed',
+      actor,
+      reason: `refreshed (${reason})`,
+    });
+    logger.info('refresh.succeeded', { connection: connection.name, reason, expiresOn, actor });
+    if (wasDegraded)
+      this.notify(connection, updated.status, 'connection.recovered', 'Refresh succeeded again.');
+    return { connection: connection.name, result: 'refreshed', reason, status: updated.status, expiresOn };
+  }
+
+  /** Runs a secret-store step; a failure becomes a transient failure of this refresh. */
+  private async attempt<T>(
+    connection: Connection,
+    actor: string,
+    step: () => Promise<T>,
+  ): Promise<{ value: T } | { outcome: RefreshOutcome }> {
+    try {
+      return { value: await step() };
+    } catch (error) {
+      if (error instanceof BrokerError) {
+        return { outcome: await this.recordFailure(connection, actor, failureOfBrokerError(error)) };
+      }
+      throw error;
+    }
+  }
+
+  private async recordFailure(
+    connection: Connection,
+    actor: string,
+    failure: EntraFailure,
+  ): Promise<RefreshOutcome> {
+    const { tokens, logger, now, health, config } = this.deps;
+    const at = now();
+    const summary = {
+      kind: failure.kind,
+      error: failure.error,
+      aadsts: failure.aadsts,
+      message: failure.message,
+    };
+    logger.warn('refresh.failed', { connection: connection.name, actor, ...summary });
+    const lastError = {
+      code: failure.kind === 'definitive' ? 'reauthorization_required' : failure.error,
+      message: failure.message,
+      aadsts: failure.aadsts,
+      remedy: failure.remedy,
+      at: at.toISOString(),
+    };
+
+    if (failure.kind === 'configuration') {
+      // The app, not this connection, is at fault: say so on /health and leave connections as they are.
+      health.configurationProblem = {
+        message: failure.message,
+        aadsts: failure.aadsts,
+        at: at.toISOString(),
+      };
+      logger.error('broker.configuration_problem', { aadsts: failure.aadsts, message: failure.message });
+      return {
+        connection: connection.name,
+        result: 'failed',
+        reason: 'configuration',
+        status: connection.status,
+        failure: summary,
+      };
+    }
+
+    const failures = connection.consecutiveFailures + 1;
+    if (failure.kind === 'definitive') {
+      const updated = await tokens.changeState(
+        connection,
+        {
+          status: 'reauthorization_required',
+          consecutiveFailures: failures,
+          nextAttemptAt: undefined,
+          lastError,
+        },
+        {
+          type: 'connection.reauthorization_required',
+          actor,
+          reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
+          aadsts: failure.aadsts,
+        },
+      );
+      this.notify(
+        connection,
+        updated.status,
+        'connection.reauthorization_required',
+        failure.message,
+        failure,
+      );
+      return {
+        connection: connection.name,
+        result: 'failed',
+        reason: failure.error,
+        status: updated.status,
+        failure: summary,
+      };
+    }
+
+    // Transient (or a request-shaped answer during refresh): degraded, retried after backoff.
+    // Never reauthorization_required, however often it repeats.
+    const degradedSince = connection.degradedSince ?? at.toISOString();
+    const nextAttemptAt = new Date(
+      at.getTime() + backoffMs(failures, failure.retryAfterSeconds),
+    ).toISOString();
+    const updated = await tokens.changeState(
+      connection,
+      { status: 'degraded', consecutiveFailures: failures, degradedSince, nextAttemptAt, lastError },
+      {
+        type: connection.status === 'degraded' ? 'connection.refresh_failed' : 'connection.degraded',
+        actor,
+        reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
+        aadsts: failure.aadsts,
+      },
+    );
+    const threshold = config.notify.degradedAfterMinutes * 60_000;
+    const since = Date.parse(degradedSince);
+    const previousFailureAt = connection.lastError ? Date.parse(connection.lastError.at) : since;
+    const crossedNow =
+      at.getTime() - since >= threshold &&
+      (connection.status !== 'degraded' || previousFailureAt - since < threshold);
+    if (crossedNow) {
+      this.notify(
+        connection,
+        updated.status,
+        'connection.degraded',
+        `Refresh has failed since ${degradedSince}: ${failure.message}`,
+        failure,
+      );
+    }
+    return {
+      connection: connection.name,
+      result: 'failed',
+      reason: failure.error,
+      status: updated.status,
+      failure: summary,
+    };
+  }
+
+  private notify(
+    connection: Connection,
+    status: ConnectionStatus,
+    type: StatusNotification['type'],
+    reason: string,
+    failure?: EntraFailure,
+  ): void {
+    this.deps.notifier.notify({
+      type,
+      connection: connection.name,
+      mailbox: connection.mailbox,
+      status,
+      previousStatus: connection.status,
+      reason,
+      aadsts: failure?.aadsts,
+      remedy: failure?.remedy,
+      at: this.deps.now().toISOString(),
+    });
+  }
+
+  /**
+   * The timer's sweep: every due connection, at most `concurrency` at once, starting new ones only
+   * within the time budget. One connection's failure or hang occupies one slot, never the run.
+   */
+  async refreshDue(
+    options: { actor: string; concurrency?: number; budgetMs?: number } = { actor: 'timer' },
+  ): Promise<SweepSummary> {
+    const { registry, config, now, logger } = this.deps;
+    const started = Date.now();
+    const concurrency = options.concurrency ?? config.refresh.concurrency;
+    const budgetMs = options.budgetMs ?? config.refresh.budgetSeconds * 1000;
+    const connections = await registry.list();
+    const at = now();
+    const due = connections.filter((connection) => shouldRefresh(connection, at, config.refresh).should);
+    const summary: SweepSummary = {
+      considered: connections.length,
+      due: due.length,
+      refreshed: 0,
+      failed: 0,
+      skipped: 0,
+      busy: 0,
+      deferred: 0,
+      durationMs: 0,
+      stoppedForConfiguration: false,
+    };
+    let next = 0;
+    const worker = async () => {
+      while (next < due.length) {
+        if (Date.now() - started > budgetMs || summary.stoppedForConfiguration) {
+          summary.deferred = due.length - next;
+          next = due.length;
+          return;
+        }
+        const connection = due[next++];
+        if (!connection) return;
+        try {
+          const outcome = await this.refresh(connection.name, { actor: options.actor });
+          summary[outcome.result] += 1;
+          if (outcome.reason === 'configuration') summary.stoppedForConfiguration = true;
+        } catch (error) {
+          summary.failed += 1;
+          logger.error('refresh.crashed', { connection: connection.name, error });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, due.length) }, worker));
+    summary.durationMs = Date.now() - started;
+    logger.info('refresh.sweep_finished', { ...summary });
+    return summary;
+  }
+}
+
+function failureOfBrokerError(error: BrokerError): EntraFailure {
+  return {
+    kind: error.code === 'configuration_error' ? 'configuration' : 'transient',
+    error: error.code,
+    aadsts: error.aadsts,
+    message: error.message,
+    remedy: error.remedy ?? 'Nothing to do: the broker retries with backoff.',
+    retryAfterSeconds: error.retryAfterSeconds,
+  };
+}

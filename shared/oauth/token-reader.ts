@@ -1,0 +1,150 @@
+import type { Connection } from '../connections/connection';
+import type { ConnectionRegistry } from '../connections/registry';
+import { BrokerError } from '../errors';
+import { secretNames, type SecretStore } from '../secrets/secret-store';
+import type { RefreshOutcome, RefreshService } from './refresh';
+import { xoauth2, type PublishedToken } from './token-service';
+
+interface CachedToken {
+  connection: Pick<Connection, 'name' | 'mailbox' | 'status'>;
+  accessToken: string;
+  scope: string;
+  expiresOnMs: number;
+  /** When this entry stops being served from memory. */
+  freshUntilMs: number;
+}
+
+export interface TokenReaderOptions {
+  registry: ConnectionRegistry;
+  secrets: SecretStore;
+  refresher: Pick<RefreshService, 'refresh'>;
+  marginMinutes: number;
+  now: () => Date;
+  /** How long a token read from the store is served from memory; default 30 s. */
+  memoryTtlMs?: number;
+  /** Never hand out a token with less life than this; default 60 s. */
+  minimumLifetimeMs?: number;
+}
+
+/**
+ * Serves `GET /connections/{name}/token`. Warm reads come from memory (bounded by a short TTL
+ * and by the refresh margin), so consumers polling the route cost no Key Vault call. A token
+ * inside the margin is refreshed once per connection however many callers wait (single flight);
+ * an expired or nearly expired token is never handed out.
+ */
+export class TokenReader {
+  private readonly memory = new Map<string, CachedToken>();
+  private readonly inflight = new Map<string, Promise<RefreshOutcome>>();
+  private readonly memoryTtlMs: number;
+  private readonly minimumLifetimeMs: number;
+
+  constructor(private readonly options: TokenReaderOptions) {
+    this.memoryTtlMs = options.memoryTtlMs ?? 30_000;
+    this.minimumLifetimeMs = options.minimumLifetimeMs ?? 60_000;
+  }
+
+  /** Forgets what is held for a connection (after delete, re-authorization, disable). */
+  forget(name: string): void {
+    this.memory.delete(name);
+  }
+
+  async read(name: string): Promise<PublishedToken> {
+    const nowMs = this.options.now().getTime();
+    const cached = this.memory.get(name);
+    if (cached && nowMs < cached.freshUntilMs) return this.toPublished(cached, nowMs);
+
+    let entry = await this.load(name);
+    if (entry.expiresOnMs - nowMs <= this.options.marginMinutes * 60_000) {
+      const outcome = await this.refreshOnce(name);
+      entry = await this.load(name);
+      const remaining = entry.expiresOnMs - this.options.now().getTime();
+      if (remaining < this.minimumLifetimeMs) throw this.unavailable(entry.connection, outcome);
+    }
+    return this.toPublished(entry, this.options.now().getTime());
+  }
+
+  private refreshOnce(name: string): Promise<RefreshOutcome> {
+    let pending = this.inflight.get(name);
+    if (!pending) {
+      pending = this.options.refresher.refresh(name, { actor: 'token-route' }).finally(() => {
+        this.inflight.delete(name);
+      });
+      this.inflight.set(name, pending);
+    }
+    return pending;
+  }
+
+  private async load(name: string): Promise<CachedToken> {
+    const connection = await this.options.registry.get(name);
+    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    if (connection.status === 'disabled') {
+      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+    }
+    if (connection.status === 'new') {
+      throw new BrokerError('connection_not_authorized', `Connection ${name} has not been authorized yet.`, {
+        remedy: 'An admin opens the console and clicks Authorize.',
+      });
+    }
+    const secret = await this.options.secrets.get(secretNames.token(name));
+    const nowMs = this.options.now().getTime();
+    const expiresOnMs = secret?.expiresOn?.getTime() ?? 0;
+    const entry: CachedToken = {
+      connection: { name, mailbox: connection.mailbox, status: connection.status },
+      accessToken: secret?.value ?? '',
+      scope: secret?.tags?.scope ?? '',
+      expiresOnMs,
+      freshUntilMs: Math.min(nowMs + this.memoryTtlMs, expiresOnMs - this.options.marginMinutes * 60_000),
+    };
+    if (connection.status === 'reauthorization_required' && expiresOnMs - nowMs < this.minimumLifetimeMs) {
+      throw new BrokerError('reauthorization_required', `Connection ${name} must be authorized again.`, {
+        aadsts: connection.lastError?.aadsts,
+        remedy: connection.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
+      });
+    }
+    if (secret && entry.freshUntilMs > nowMs) this.memory.set(name, entry);
+    else this.memory.delete(name);
+    return entry;
+  }
+
+  private unavailable(connection: CachedToken['connection'], outcome: RefreshOutcome): BrokerError {
+    if (outcome.status === 'reauthorization_required') {
+      return new BrokerError(
+        'reauthorization_required',
+        `Connection ${connection.name} must be authorized again.`,
+        {
+          aadsts: outcome.failure?.aadsts,
+          remedy: 'An admin opens the console and clicks Authorize.',
+        },
+      );
+    }
+    const why =
+      outcome.result === 'failed'
+        ? (outcome.failure?.message ?? 'The refresh failed.')
+        : outcome.result === 'busy'
+          ? 'Another refresh of this connection is running.'
+          : outcome.reason === 'backoff'
+            ? 'The last refresh failed; the broker is waiting before it tries again.'
+            : 'No valid access token is available.';
+    return new BrokerError(
+      'token_unavailable',
+      `No valid access token for ${connection.name} right now. ${why}`,
+      {
+        aadsts: outcome.failure?.aadsts,
+        retryAfterSeconds: outcome.result === 'busy' ? 2 : 30,
+        remedy: 'Try again shortly; GET /api/connections/{name} shows the last error.',
+      },
+    );
+  }
+
+  private toPublished(entry: CachedToken, nowMs: number): PublishedToken {
+    return {
+      access_token: entry.accessToken,
+      token_type: 'Bearer',
+      expires_on: new Date(entry.expiresOnMs).toISOString(),
+      expires_in: Math.max(0, Math.floor((entry.expiresOnMs - nowMs) / 1000)),
+      scope: entry.scope,
+      mailbox: entry.connection.mailbox,
+      xoauth2: xoauth2(entry.connection.mailbox, entry.accessToken),
+    };
+  }
+}
