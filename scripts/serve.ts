@@ -4,6 +4,9 @@
  */
 import { createBroker } from '../shared/broker';
 import { ConfigError, loadConfig } from '../shared/config';
+import { refreshTokensTimer } from '../functions/refresh-tokens';
+import { parseNcrontab } from '../shared/schedule/ncrontab';
+import { startLocalTimer } from '../shared/schedule/local-timer';
 import { startLocalHost } from './host';
 
 async function main(): Promise<void> {
@@ -26,8 +29,17 @@ async function main(): Promise<void> {
   console.log(
     `Secret store: ${broker.secrets.kind === 'key-vault' ? `Key Vault ${config.keyVaultUrl ?? ''}` : `local encrypted file (development only) ${config.localSecretFile}`}`,
   );
+  // The refreshTokens timer on the same NCRONTAB schedule as in Azure (the host runs one at a time).
+  const timer = startLocalTimer({
+    schedule: parseNcrontab(config.refresh.schedule),
+    run: () => refreshTokensTimer.run(broker),
+    onError: (error) => {
+      broker.logger.error('refresh.timer_failed', { error });
+    },
+  });
+  console.log(`refreshTokens timer: ${config.refresh.schedule} (NCRONTAB, UTC)`);
   const stop = () => {
-    void host.close().then(() => process.exit(0));
+    void Promise.all([timer.stop(), host.close(), broker.notifier.drain()]).then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

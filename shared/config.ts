@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseNcrontab } from './schedule/ncrontab';
 
 /**
  * Every setting of SPEC §6, read once and validated. This is the only module that reads
@@ -37,7 +38,10 @@ export interface BrokerConfig {
   publicBaseUrl: string;
   /** `{publicBaseUrl}/api/callback`: what the App Registration must list as a web redirect URI. */
   redirectUri: string;
+  /** The first (or only) vault. */
   keyVaultUrl: string | undefined;
+  /** Every vault, when KEY_VAULT_URL lists several (comma-separated) to spread secret writes. */
+  keyVaultUrls: string[];
   /** Key of the local encrypted secret file (32 bytes), when Key Vault is not used. */
   localSecretKey: Buffer | undefined;
   localSecretFile: string;
@@ -170,8 +174,6 @@ function boolean(defaultValue: boolean) {
   );
 }
 
-const NCRONTAB = /^\s*(\S+\s+){5}\S+\s*$/;
-
 const schema = z.object({
   ENTRA_TENANT_ID: z.preprocess(
     emptyToUndefined,
@@ -223,7 +225,27 @@ const schema = z.object({
     allowHttpLoopback: true,
   }),
   WEBSITE_HOSTNAME: optionalString,
-  KEY_VAULT_URL: httpsUrl('the vault URL, e.g. https://contoso-broker.vault.azure.net'),
+  KEY_VAULT_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        if (value === undefined) return [];
+        const urls = value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean);
+        const parsed = urls.map((url) =>
+          httpsUrl('each vault URL, e.g. https://contoso-broker.vault.azure.net').safeParse(url),
+        );
+        for (const result of parsed) {
+          if (!result.success)
+            for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message });
+        }
+        return parsed.flatMap((result) => (result.success && result.data ? [result.data] : []));
+      }),
+  ),
   BROKER_LOCAL_SECRET_KEY: z.preprocess(
     emptyToUndefined,
     z
@@ -259,8 +281,18 @@ const schema = z.object({
     emptyToUndefined,
     z
       .string()
-      .regex(NCRONTAB, 'expected an NCRONTAB expression with six fields, e.g. "0 */10 * * * *"')
-      .default('0 */10 * * * *'),
+      .default('0 */10 * * * *')
+      .superRefine((value, ctx) => {
+        try {
+          parseNcrontab(value);
+        } catch (error) {
+          const detail = error instanceof Error ? error.message : 'invalid';
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected an NCRONTAB expression such as "0 */10 * * * *" (${detail})`,
+          });
+        }
+      }),
   ),
   REFRESH_MARGIN_MINUTES: integer(15, 1, 55),
   REFRESH_KEEPALIVE_DAYS: integer(7, 1, 80),
@@ -307,7 +339,7 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
       'ALLOWED_TENANTS: required with ENTRA_TENANT_ID=organizations (the tenant GUIDs allowed to authorize)',
     );
   }
-  if (!raw.KEY_VAULT_URL) {
+  if (raw.KEY_VAULT_URL.length === 0) {
     if (runningInAzure) {
       problems.push(
         'KEY_VAULT_URL: required in Azure (the local encrypted file store is for development only)',
@@ -389,7 +421,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     allowedTenants: raw.ALLOWED_TENANTS,
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}/api/callback`,
-    keyVaultUrl: raw.KEY_VAULT_URL,
+    keyVaultUrl: raw.KEY_VAULT_URL[0],
+    keyVaultUrls: raw.KEY_VAULT_URL,
     localSecretKey: raw.BROKER_LOCAL_SECRET_KEY,
     localSecretFile: raw.BROKER_LOCAL_SECRET_FILE ?? '.broker-local/secrets.json',
     storage,

@@ -42,7 +42,7 @@ function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Ha
 }
 
 /** The connection as admins see it: no etag, no cache ids. */
-export function connectionView(connection: Connection) {
+export function connectionView(connection: Connection, secrets?: Broker['secrets']) {
   return {
     name: connection.name,
     mailbox: connection.mailbox,
@@ -63,6 +63,8 @@ export function connectionView(connection: Connection) {
     degradedSince: connection.degradedSince ?? null,
     nextAttemptAt: connection.nextAttemptAt ?? null,
     lastError: connection.lastError ?? null,
+    // Where consumers read the published token (a Key Vault reference: @Microsoft.KeyVault(SecretUri=…)).
+    tokenSecretUri: secrets?.uriOf(secretNames.token(connection.name)) ?? null,
   };
 }
 
@@ -131,7 +133,9 @@ export const health: Handler = guard('api', ['GET'], async (broker, request) => 
 export const listConnections: Handler = guard('api', ['GET'], async (broker, request) => {
   requireAdmin(identifyCaller(request, broker.config));
   const connections = await broker.registry.list();
-  return json(200, { connections: connections.map(connectionView) });
+  return json(200, {
+    connections: connections.map((connection) => connectionView(connection, broker.secrets)),
+  });
 });
 
 export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], async (broker, request) => {
@@ -140,7 +144,7 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
   if (request.method === 'GET') {
     const connection = await existingConnection(broker, name);
     const recentEvents = await broker.audit.list(name, 20);
-    return json(200, { ...connectionView(connection), recentEvents });
+    return json(200, { ...connectionView(connection, broker.secrets), recentEvents });
   }
   if (request.method === 'PUT') {
     const definition = parseConnectionDefinition(await readJsonBody(request));

@@ -5,6 +5,7 @@ import type { Logger } from '../logging';
 import { KeyVaultSecretStore, type KeyVaultTuning } from './key-vault-store';
 import { LocalFileSecretStore } from './local-file-store';
 import type { SecretStore } from './secret-store';
+import { ShardedSecretStore } from './sharded-store';
 
 export type { SecretProperties, SecretStore, StoredSecret } from './secret-store';
 export { secretNames } from './secret-store';
@@ -15,6 +16,7 @@ export {
   type KeyVaultTuning,
 } from './key-vault-store';
 export { LocalFileSecretStore, type LocalFileSecretStoreOptions } from './local-file-store';
+export { ShardedSecretStore } from './sharded-store';
 
 export interface CreateSecretStoreOptions {
   logger?: Logger;
@@ -31,13 +33,18 @@ export function createSecretStore(
   credential: TokenCredential,
   options: CreateSecretStoreOptions = {},
 ): SecretStore {
-  if (config.keyVaultUrl) {
-    return new KeyVaultSecretStore({
-      vaultUrl: config.keyVaultUrl,
-      credential,
-      ...(options.logger ? { logger: options.logger } : {}),
-      ...options.keyVault,
-    });
+  if (config.keyVaultUrls.length > 0) {
+    const shards = config.keyVaultUrls.map((vaultUrl) => ({
+      url: vaultUrl,
+      store: new KeyVaultSecretStore({
+        vaultUrl,
+        credential,
+        ...(options.logger ? { logger: options.logger } : {}),
+        ...options.keyVault,
+      }),
+    }));
+    const [only] = shards;
+    return shards.length === 1 && only ? only.store : new ShardedSecretStore(shards);
   }
   if (!config.localSecretKey) {
     throw new BrokerError('configuration_error', 'Neither KEY_VAULT_URL nor BROKER_LOCAL_SECRET_KEY is set', {

@@ -182,6 +182,11 @@ const delay = (ms: number, signal?: AbortSignal) =>
  */
 export class KeyVaultSecretStore implements SecretStore {
   readonly kind = 'key-vault' as const;
+  private readonly vaultUrl: string;
+
+  uriOf(name: string): string {
+    return `${this.vaultUrl}/secrets/${name}`;
+  }
   private readonly client: SecretClient;
   private readonly logger: Logger | undefined;
   private readonly pollIntervalMs: number;
@@ -190,6 +195,7 @@ export class KeyVaultSecretStore implements SecretStore {
   constructor(options: KeyVaultSecretStoreOptions) {
     const settings = resolveTuning(options);
     this.client = createSecretClient(options.vaultUrl, options.credential, settings, options.clientOptions);
+    this.vaultUrl = options.vaultUrl.replace(/\/+$/, '');
     this.logger = options.logger;
     this.pollIntervalMs = settings.pollIntervalMs;
     this.operationTimeoutMs = settings.operationTimeoutMs;

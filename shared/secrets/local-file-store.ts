@@ -56,6 +56,10 @@ class SealError extends Error {}
 
 export class LocalFileSecretStore implements SecretStore {
   readonly kind = 'local-file' as const;
+
+  uriOf(): undefined {
+    return undefined;
+  }
   private readonly file: string;
   private readonly key: Buffer;
   private readonly now: () => Date;

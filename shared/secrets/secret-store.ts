@@ -33,6 +33,8 @@ export interface SecretStore {
   delete(name: string): Promise<void>;
   /** Proves the store is reachable and usable (health route); throws otherwise. */
   check(): Promise<void>;
+  /** Where consumers find a secret (its Key Vault URI, for a Key Vault reference); undefined for a local store. */
+  uriOf(name: string): string | undefined;
 }
 
 /** Secret names per connection (SPEC §5). */

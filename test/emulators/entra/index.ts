@@ -15,7 +15,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TestPki } from '../tls';
-import { handleAdminConsent, handleAuthorize, handleConsent, handleLogin, handleLogout } from './authorize';
+import {
+  handleAdminConsent,
+  handleAuthorize,
+  handleConsent,
+  handleLogin,
+  handleLogout,
+  normalizeScopes,
+} from './authorize';
 import {
   count,
   newExchange,
@@ -36,14 +43,17 @@ import { handleManagedIdentity } from './managed-identity';
 import {
   Directory,
   isGuid,
+  opaqueToken,
   type AppInfo,
   type AppRecord,
   type FederatedCredential,
   type ManagedIdentityInfo,
+  type RefreshGrant,
   type TenantInfo,
   type UserInfo,
 } from './model';
 import { handleToken } from './token-endpoint';
+import { newSessionId } from './tokens';
 
 export type { AppInfo, EntraStats, FederatedCredential, ManagedIdentityInfo, TenantInfo, UserInfo };
 export { AADSTS_TABLE, aadsts } from './errors';
@@ -127,6 +137,13 @@ export interface EntraEmulator {
   }): ManagedIdentityInfo;
   /** Grants tenant-wide admin consent for an app without the browser flow. */
   grantAdminConsent(clientId: string, tenantId?: string): void;
+  /**
+   * Mints a valid refresh token without the browser flow (for seeding many connections): records
+   * the same server-side grant a code redemption creates (the user signed in now, with MFA when required,
+   * a new session) and the user's consent to the scopes, as the consent page would. Each call creates
+   * an independent grant, so one user can hold many. Returns the refresh token.
+   */
+  mintRefreshToken(m: { username: string; clientId: string; scopes: string[] }): string;
   faults: FaultControls;
   stats: EntraStats;
   verifyAccessToken(
@@ -585,6 +602,34 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
       const app = dir.apps.get(clientId.toLowerCase());
       if (!app) throw new Error(`Entra emulator: no app '${clientId}'`);
       dir.adminConsents.add(`${tenantId ?? app.tenantId}|${app.clientId}`);
+    },
+    mintRefreshToken(m) {
+      const user = dir.requireUser(m.username);
+      const app = dir.apps.get(m.clientId.toLowerCase());
+      if (!app) throw new Error(`Entra emulator: no app '${m.clientId}'`);
+      const scopes = normalizeScopes(m.scopes);
+      if (!scopes.includes('offline_access'))
+        throw new Error('Entra emulator: a refresh token needs the offline_access scope');
+      dir.grantConsent(
+        user,
+        app.clientId,
+        scopes.filter((s) => s !== 'openid'),
+      );
+      const at = now();
+      const grant: RefreshGrant = {
+        token: opaqueToken('1.AR', 180),
+        clientId: app.clientId,
+        user,
+        scopes,
+        issuedAt: at,
+        lastUsedAt: at,
+        authTime: at,
+        sessionId: newSessionId(),
+        // As a code from an interactive sign-in: MFA was done when the user needs it.
+        mfa: user.mfaRequired,
+      };
+      dir.refreshTokens.set(grant.token, grant);
+      return grant.token;
     },
     faults,
     stats,
