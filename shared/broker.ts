@@ -97,7 +97,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     logger,
     now,
     health,
-    retryAfterFor: outbound.retryAfterFor,
+    retryAfterFor: (correlationId) => outbound.retryAfterFor(correlationId),
     ...overrides.refresh,
   });
   const tokenReader = new TokenReader({

@@ -51,11 +51,7 @@ describe('shouldRefresh', () => {
       'needs-reauthorization',
     ],
   ])('%s', (_label, overrides, should, reason) => {
-    const decision = shouldRefresh(
-      { ...authorized, ...overrides } as Parameters<typeof shouldRefresh>[0],
-      NOW,
-      settings,
-    );
+    const decision = shouldRefresh({ ...authorized, ...overrides }, NOW, settings);
     expect(decision).toEqual({ should, reason });
   });
 

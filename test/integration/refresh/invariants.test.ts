@@ -35,23 +35,27 @@ describe('refresh invariants (Key Vault)', () => {
   it.each([
     ['after Entra answered, before the cache was written', /-cache$/],
     ['between the cache and the published token', /-token$/],
-  ])('a failed write %s leaves a refresh token that works', async (_label, failing) => {
-    // Entra keeps a rotated-out refresh token valid (it does not revoke on rotation).
-    harness.entra.faults.lenientRotation = true;
-    const name = `crash-${failing.source.includes('cache') ? 'cache' : 'token'}`;
-    expect(await authorizeConnection(harness, name)).toBe(200);
-    const rtBefore = await storedRefreshToken(harness, name);
+  ])(
+    'a failed write %s leaves a refresh token that works',
+    async (_label, failing) => {
+      // Entra keeps a rotated-out refresh token valid (it does not revoke on rotation).
+      harness.entra.faults.lenientRotation = true;
+      const name = `crash-${failing.source.includes('cache') ? 'cache' : 'token'}`;
+      expect(await authorizeConnection(harness, name)).toBe(200);
+      const rtBefore = await storedRefreshToken(harness, name);
 
-    harness.keyVault!.faults.failNext(20, { status: 503, operation: 'set', name: failing });
-    const failed = await refreshNow(name);
-    expect(failed).toMatchObject({ result: 'failed', status: 'degraded' });
-    harness.keyVault!.faults.clear();
+      harness.keyVault!.faults.failNext(20, { status: 503, operation: 'set', name: failing });
+      const failed = await refreshNow(name);
+      expect(failed).toMatchObject({ result: 'failed', status: 'degraded' });
+      harness.keyVault!.faults.clear();
 
-    if (failing.source.includes('cache')) expect(await storedRefreshToken(harness, name)).toBe(rtBefore);
-    const recovered = await refreshNow(name);
-    expect(recovered).toMatchObject({ result: 'refreshed', status: 'authorized' });
-    expect(await storedRefreshToken(harness, name)).not.toBe(rtBefore);
-  }, 60_000);
+      if (failing.source.includes('cache')) expect(await storedRefreshToken(harness, name)).toBe(rtBefore);
+      const recovered = await refreshNow(name);
+      expect(recovered).toMatchObject({ result: 'refreshed', status: 'authorized' });
+      expect(await storedRefreshToken(harness, name)).not.toBe(rtBefore);
+    },
+    60_000,
+  );
 
   it('a failure during the status update keeps the new tokens', async () => {
     harness.entra.faults.lenientRotation = false;
@@ -113,13 +117,19 @@ describe('refresh invariants (Key Vault)', () => {
     for (const name of names) expect(await authorizeConnection(harness, name)).toBe(200);
     const fast = harness.secondBroker({}, { refresh: { slotTimeoutMs: 800, leaseMs: 5_000 } });
     const realGet = fast.secrets.get.bind(fast.secrets);
-    jest.spyOn(fast.secrets, 'get').mockImplementation((secretName: string) =>
-      secretName === secretNames.cache('slot-a') ? new Promise(() => undefined) : realGet(secretName),
-    );
+    jest
+      .spyOn(fast.secrets, 'get')
+      .mockImplementation((secretName: string) =>
+        secretName === secretNames.cache('slot-a') ? new Promise(() => undefined) : realGet(secretName),
+      );
     // Make all five due.
     for (const name of names) {
       const connection = await fast.registry.get(name);
-      await fast.registry.updateState(name, { tokenExpiresOn: new Date(Date.now() + 60_000).toISOString() }, connection!.etag);
+      await fast.registry.updateState(
+        name,
+        { tokenExpiresOn: new Date(Date.now() + 60_000).toISOString() },
+        connection!.etag,
+      );
     }
     const started = Date.now();
     const sweep = await fast.refresher.refreshDue({ actor: 'timer', concurrency: 2 });
@@ -136,11 +146,14 @@ describe('refresh invariants (Key Vault)', () => {
     const names = ['storm-a', 'storm-b'];
     for (const name of names) expect(await authorizeConnection(harness, name)).toBe(200);
     harness.keyVault!.faults.failNext(1000, { status: 429, retryAfterSeconds: 1, operation: 'any' });
-    for (const name of names) expect(await refreshNow(name)).toMatchObject({ result: 'failed', status: 'degraded' });
+    for (const name of names)
+      expect(await refreshNow(name)).toMatchObject({ result: 'failed', status: 'degraded' });
     harness.keyVault!.faults.clear();
     harness.entra.faults.failNext(1000, { status: 503, endpoint: 'token' });
-    for (const name of names) expect(await refreshNow(name)).toMatchObject({ result: 'failed', status: 'degraded' });
+    for (const name of names)
+      expect(await refreshNow(name)).toMatchObject({ result: 'failed', status: 'degraded' });
     harness.entra.faults.reset();
-    for (const name of names) expect(await refreshNow(name)).toMatchObject({ result: 'refreshed', status: 'authorized' });
+    for (const name of names)
+      expect(await refreshNow(name)).toMatchObject({ result: 'refreshed', status: 'authorized' });
   }, 120_000);
 });

@@ -52,7 +52,9 @@ describe('notifications', () => {
     harness.entra.faults.revokeConsent('support@contoso.test');
     await harness.broker.refresher.refresh('hooked', { actor: 'test', force: true });
     await harness.broker.notifier.drain();
-    const event = received.find((r) => (JSON.parse(r.body) as { type: string }).type === 'connection.reauthorization_required');
+    const event = received.find(
+      (r) => (JSON.parse(r.body) as { type: string }).type === 'connection.reauthorization_required',
+    );
     expect(event).toBeDefined();
     const signature = event?.headers['x-broker-signature'];
     expect(typeof signature).toBe('string');
@@ -69,8 +71,14 @@ describe('notifications', () => {
   });
 
   it('tells when a connection stays degraded past the threshold, once, and when it recovers', async () => {
-    harness.entra.addUser({ username: 'flaky@contoso.test', password: 'Flaky-1', tenantId: harness.entra.tenants.primary.tenantId });
-    expect(await authorizeConnection(harness, 'flaky', { username: 'flaky@contoso.test', password: 'Flaky-1' })).toBe(200);
+    harness.entra.addUser({
+      username: 'flaky@contoso.test',
+      password: 'Flaky-1',
+      tenantId: harness.entra.tenants.primary.tenantId,
+    });
+    expect(
+      await authorizeConnection(harness, 'flaky', { username: 'flaky@contoso.test', password: 'Flaky-1' }),
+    ).toBe(200);
     harness.entra.faults.failNext(1000, { status: 503, endpoint: 'token' });
     for (let i = 0; i < 8; i++) {
       await harness.broker.refresher.refresh('flaky', { actor: 'timer', force: true });
@@ -91,7 +99,11 @@ describe('notifications', () => {
     expect(await authorizeConnection(harness, 'hooked')).toBe(200);
     await harness.broker.notifier.drain();
     expect(events().slice(before)).toEqual([
-      expect.objectContaining({ type: 'connection.recovered', connection: 'hooked', previousStatus: 'reauthorization_required' }),
+      expect.objectContaining({
+        type: 'connection.recovered',
+        connection: 'hooked',
+        previousStatus: 'reauthorization_required',
+      }),
     ]);
   });
 });

@@ -96,7 +96,9 @@ describe('refresh', () => {
       expect(response.headers.get('retry-after')).toBeTruthy();
       const view = await api(harness.baseUrl, 'GET', '/api/connections/timer-a');
       expect(view.json).toMatchObject({ status: 'degraded', consecutiveFailures: 1 });
-      expect(view.json.lastError).toMatchObject({ code: expect.stringMatching(/^(temporarily_unavailable|server_error)$/) });
+      expect(view.json.lastError).toMatchObject({
+        code: expect.stringMatching(/^(temporarily_unavailable|server_error)$/),
+      });
       expect(Date.parse(String(view.json.nextAttemptAt))).toBeGreaterThan(clock.ms);
     } finally {
       harness.entra.faults.reset();
@@ -130,22 +132,62 @@ describe('refresh', () => {
     const sweep = await harness.broker.refresher.refreshDue({ actor: 'timer' });
     expect(sweep.refreshed).toBe(1);
     const recovered = await harness.broker.registry.get('timer-a');
-    expect(recovered).toMatchObject({ status: 'authorized', consecutiveFailures: 0, degradedSince: undefined });
+    expect(recovered).toMatchObject({
+      status: 'authorized',
+      consecutiveFailures: 0,
+      degradedSince: undefined,
+    });
     const view = await api(harness.baseUrl, 'GET', '/api/connections/timer-a');
     expect(view.json.recentEvents).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ type: 'connection.degraded', fromStatus: 'authorized', toStatus: 'degraded' }),
-        expect.objectContaining({ type: 'connection.recovered', fromStatus: 'degraded', toStatus: 'authorized' }),
+        expect.objectContaining({
+          type: 'connection.degraded',
+          fromStatus: 'authorized',
+          toStatus: 'degraded',
+        }),
+        expect.objectContaining({
+          type: 'connection.recovered',
+          fromStatus: 'degraded',
+          toStatus: 'authorized',
+        }),
       ]),
     );
   });
 
   describe.each<[string, (username: string) => void, number, string]>([
-    ['revoked consent', (u) => harness.entra.faults.revokeConsent(u), 65001, 'invalid_grant'],
-    ['a password reset', (u) => harness.entra.faults.resetPassword(u), 50173, 'invalid_grant'],
-    ['MFA now required', (u) => harness.entra.faults.requireMfa(u), 50076, 'interaction_required'],
-    ['a Conditional Access block', (u) => harness.entra.faults.conditionalAccessBlock(u), 53003, ''],
-  ])('a definitive refusal: %s', (label, inject, aadsts, error) => {
+    [
+      'revoked consent',
+      (u) => {
+        harness.entra.faults.revokeConsent(u);
+      },
+      65001,
+      'invalid_grant',
+    ],
+    [
+      'a password reset',
+      (u) => {
+        harness.entra.faults.resetPassword(u);
+      },
+      50173,
+      'invalid_grant',
+    ],
+    [
+      'MFA now required',
+      (u) => {
+        harness.entra.faults.requireMfa(u);
+      },
+      50076,
+      'interaction_required',
+    ],
+    [
+      'a Conditional Access block',
+      (u) => {
+        harness.entra.faults.conditionalAccessBlock(u);
+      },
+      53003,
+      '',
+    ],
+  ])('a definitive refusal: %s', (_label, inject, aadsts, error) => {
     const name = `dead-${String(aadsts)}`;
     const user = { username: `user${String(aadsts)}@contoso.test`, password: 'Pass-1' };
 
@@ -156,14 +198,21 @@ describe('refresh', () => {
       inject(user.username);
       const response = await api(harness.baseUrl, 'POST', `/api/connections/${name}/refresh`);
       expect(response.status).toBe(409);
-      expect(response.json).toMatchObject({ code: 'reauthorization_required', aadsts: `AADSTS${String(aadsts)}` });
+      expect(response.json).toMatchObject({
+        code: 'reauthorization_required',
+        aadsts: `AADSTS${String(aadsts)}`,
+      });
       const view = await api(harness.baseUrl, 'GET', `/api/connections/${name}`);
       expect(view.json).toMatchObject({ status: 'reauthorization_required' });
       expect(view.json.lastError).toMatchObject({ code: 'reauthorization_required', aadsts });
-      expect(String((view.json.lastError as { remedy: string }).remedy)).toMatch(/authorize/i);
+      expect((view.json.lastError as { remedy: string }).remedy).toMatch(/authorize/i);
       expect(view.json.recentEvents).toEqual(
         expect.arrayContaining([
-          expect.objectContaining({ type: 'connection.reauthorization_required', aadsts, toStatus: 'reauthorization_required' }),
+          expect.objectContaining({
+            type: 'connection.reauthorization_required',
+            aadsts,
+            toStatus: 'reauthorization_required',
+          }),
         ]),
       );
       if (error) expect(harness.logs.some((line) => line.includes(`"error":"${error}"`))).toBe(true);
@@ -177,7 +226,6 @@ describe('refresh', () => {
       const token = await api(harness.baseUrl, 'GET', `/api/connections/${name}/token`);
       expect(token.status).toBe(409);
       expect(token.json.code).toBe('reauthorization_required');
-      void label;
     });
   });
 
