@@ -78,10 +78,13 @@ export function keyVaultFlowSuite(label: string, vaultOptions: { purgeProtection
       expect(token.status).toBe(200);
     });
 
-    it('answers 503 upstream_unavailable, not 500, while the vault is down, and changes nothing', async () => {
+    it('while the vault is down: serves the token held in memory, answers 503 (not 500) when it holds none, changes nothing', async () => {
       const before = await harness.broker.registry.get('support-in');
       harness.keyVault!.faults.failNext(50, { status: 503, operation: 'any' });
       try {
+        const warm = await api(harness.baseUrl, 'GET', '/api/connections/support-in/token');
+        expect(warm.status).toBe(200);
+        harness.broker.tokenReader.forget('support-in');
         const token = await api(harness.baseUrl, 'GET', '/api/connections/support-in/token');
         bodies.push(token.text);
         expect(token.status).toBe(503);

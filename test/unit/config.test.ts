@@ -37,6 +37,7 @@ describe('loadConfig', () => {
       marginMinutes: 15,
       keepaliveDays: 7,
       concurrency: 8,
+      budgetSeconds: 240,
     });
     expect(config.localAdmin).toBe(false);
     expect(config.keyVaultUrl).toBeUndefined();

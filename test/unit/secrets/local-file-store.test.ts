@@ -216,18 +216,25 @@ describe('LocalFileSecretStore', () => {
 
 describe('createSecretStore', () => {
   const credential: TokenCredential = { getToken: () => Promise.resolve(null) };
-  const base = { localSecretFile: join(tmpdir(), 'unused.json') } as unknown as BrokerConfig;
+  const base = { localSecretFile: join(tmpdir(), 'unused.json'), keyVaultUrls: [] } as unknown as BrokerConfig;
 
   it('uses Key Vault when KEY_VAULT_URL is set, the local file otherwise', () => {
     expect(
       createSecretStore(
-        { ...base, keyVaultUrl: 'https://contoso.vault.azure.net', localSecretKey: undefined },
+        {
+          ...base,
+          keyVaultUrl: 'https://contoso.vault.azure.net',
+          keyVaultUrls: ['https://contoso.vault.azure.net'],
+          localSecretKey: undefined,
+        },
         credential,
       ).kind,
     ).toBe('key-vault');
     expect(
-      createSecretStore({ ...base, keyVaultUrl: undefined, localSecretKey: randomBytes(32) }, credential)
-        .kind,
+      createSecretStore(
+        { ...base, keyVaultUrl: undefined, keyVaultUrls: [], localSecretKey: randomBytes(32) },
+        credential,
+      ).kind,
     ).toBe('local-file');
     expect(() =>
       createSecretStore({ ...base, keyVaultUrl: undefined, localSecretKey: undefined }, credential),
