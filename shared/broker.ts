@@ -18,7 +18,7 @@ import type { Notifier } from './notify/notifier';
 import { createNotifier } from './notify/webhook-notifier';
 import type { LeaseStore } from './storage/lease';
 import { TableLeaseStore } from './storage/table-lease';
-import { createSecretStore } from './secrets';
+import { createSecretStore, type KeyVaultTuning } from './secrets';
 import type { SecretStore } from './secrets/secret-store';
 
 /** Everything the routes and the timer need, built once per process from the configuration. */
@@ -48,6 +48,8 @@ export interface BrokerOverrides {
   /** Refresh tuning for tests and benchmarks. */
   refresh?: { slotTimeoutMs?: number; leaseMs?: number };
   tokenMemoryTtlMs?: number;
+  /** Key Vault retry and poll tuning (tests shorten the waits meant for the real service). */
+  keyVault?: KeyVaultTuning;
 }
 
 export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Broker {
@@ -59,7 +61,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
   const registry = new TableConnectionRegistry(storage);
   const sessions = new TableAuthSessionStore(storage);
   const audit = new TableAuditLog(storage);
-  const secrets = createSecretStore(config, credential, { logger });
+  const secrets = createSecretStore(config, credential, { logger, keyVault: overrides.keyVault });
   const msal = createMsalClientFactory(
     config,
     outbound,

@@ -16,7 +16,19 @@ describe('refresh invariants (Key Vault)', () => {
   let harness: Harness;
 
   beforeAll(async () => {
-    harness = await startHarness({ keyVault: true, brokerOverrides: { tokenMemoryTtlMs: 0 } });
+    harness = await startHarness({
+      keyVault: true,
+      brokerOverrides: {
+        tokenMemoryTtlMs: 0,
+        keyVault: {
+          pollIntervalMs: 10,
+          retryDelayInMs: 20,
+          maxRetryDelayInMs: 100,
+          maxRetries: 2,
+          maxRetryAfterSeconds: 1,
+        },
+      },
+    });
   });
   afterAll(async () => {
     expectNoSecrets(harness.secretsSeen, harness.logs);

@@ -216,7 +216,10 @@ describe('LocalFileSecretStore', () => {
 
 describe('createSecretStore', () => {
   const credential: TokenCredential = { getToken: () => Promise.resolve(null) };
-  const base = { localSecretFile: join(tmpdir(), 'unused.json'), keyVaultUrls: [] } as unknown as BrokerConfig;
+  const base = {
+    localSecretFile: join(tmpdir(), 'unused.json'),
+    keyVaultUrls: [],
+  } as unknown as BrokerConfig;
 
   it('uses Key Vault when KEY_VAULT_URL is set, the local file otherwise', () => {
     expect(
