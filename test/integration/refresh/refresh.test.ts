@@ -1,3 +1,4 @@
+import { health } from '../../../shared/http/handlers';
 import { secretNames } from '../../../shared/secrets/secret-store';
 import {
   api,
@@ -241,5 +242,19 @@ describe('refresh', () => {
     expect(after?.status).toBe(before?.status);
     expect(after?.consecutiveFailures).toBe(before?.consecutiveFailures);
     expect(misconfigured.health.configurationProblem).toMatchObject({ aadsts: 7000215 });
+    const answer = await health(misconfigured, {
+      method: 'GET',
+      url: new URL('http://localhost/api/health'),
+      headers: { get: () => null },
+      params: {},
+      text: () => Promise.resolve(''),
+      correlationId: 'test',
+    });
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body ?? '{}')).toMatchObject({
+      status: 'unhealthy',
+      checks: { entra_credentials: 'configuration_error' },
+      configurationProblem: { aadsts: 'AADSTS7000215' },
+    });
   });
 });
