@@ -38,6 +38,13 @@ export interface HarnessOptions {
   /** Authority `organizations` with this allow list (the primary tenant when true). */
   multiTenant?: boolean;
   env?: Record<string, string>;
+  /**
+   * The app's client credential: a secret (default), or `managed-identity` — a user-assigned
+   * identity (the emulated App Service endpoint) registered as a federated credential of the app.
+   * `federatedSubject` overrides the registered subject (to test a mismatch).
+   */
+  clientCredential?: 'secret' | 'managed-identity';
+  federatedSubject?: string;
   /** A clock shared by the broker and the emulators (ms since epoch); default the real one. */
   clock?: TestClock;
   brokerOverrides?: BrokerOverrides;
@@ -85,8 +92,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const port = await freePort();
   const baseUrl = `http://localhost:${port}`;
   const clientSecret = randomBytes(24).toString('base64url');
+  const useManagedIdentity = options.clientCredential === 'managed-identity' || Boolean(options.keyVault);
+  const identity = useManagedIdentity ? entra.addManagedIdentity() : undefined;
+  const federated = options.clientCredential === 'managed-identity' && identity;
   const app = entra.registerApp({
-    clientSecret,
+    ...(federated
+      ? {
+          federatedCredentials: [
+            {
+              issuer: `${entra.url}/${tenant.tenantId}/v2.0`,
+              subject: options.federatedSubject ?? identity.principalId,
+              audience: 'api://AzureADTokenExchange',
+            },
+          ],
+        }
+      : { clientSecret }),
     redirectUris: [`${baseUrl}/api/callback`],
     tenantId: tenant.tenantId,
     multiTenant: options.multiTenant === true,
@@ -97,8 +117,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const env: Record<string, string> = {
     ENTRA_TENANT_ID: options.multiTenant ? 'organizations' : tenant.tenantId,
     ENTRA_CLIENT_ID: app.clientId,
-    ENTRA_CLIENT_CREDENTIAL: 'secret',
-    ENTRA_CLIENT_SECRET: clientSecret,
+    ...(federated
+      ? { ENTRA_CLIENT_CREDENTIAL: 'managed-identity' }
+      : { ENTRA_CLIENT_CREDENTIAL: 'secret', ENTRA_CLIENT_SECRET: clientSecret }),
     ENTRA_AUTHORITY_HOST: entra.url,
     PUBLIC_BASE_URL: baseUrl,
     AzureWebJobsStorage: storage,
@@ -107,9 +128,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.multiTenant ? { ALLOWED_TENANTS: tenant.tenantId } : {}),
   };
 
+  if (identity) {
+    // @azure/identity reads the App Service managed-identity endpoint from these variables itself.
+    process.env.IDENTITY_ENDPOINT = identity.endpoint;
+    process.env.IDENTITY_HEADER = identity.identityHeader;
+    env.MANAGED_IDENTITY_CLIENT_ID = identity.clientId;
+  }
   let keyVault: KeyVaultEmulator | undefined;
   if (options.keyVault) {
-    const identity = entra.addManagedIdentity();
     keyVault = await startKeyVaultEmulator({
       pki,
       ...(options.clock ? { now: options.clock.now } : {}),
@@ -117,11 +143,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       authority: `${entra.url}/${tenant.tenantId}`,
       verifyToken: (bearer) => entra.verifyAccessToken(bearer, 'https://vault.azure.net').valid,
     });
-    // @azure/identity reads the App Service managed-identity endpoint from these variables itself.
-    process.env.IDENTITY_ENDPOINT = identity.endpoint;
-    process.env.IDENTITY_HEADER = identity.identityHeader;
     env.KEY_VAULT_URL = keyVault.url;
-    env.MANAGED_IDENTITY_CLIENT_ID = identity.clientId;
   } else {
     env.BROKER_LOCAL_SECRET_KEY = randomBytes(32).toString('base64');
     env.BROKER_LOCAL_SECRET_FILE = join(mkdtempSync(join(tmpdir(), 'broker-secrets-')), 'secrets.json');
@@ -154,7 +176,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await host.close();
       await keyVault?.close();
       await entra.close();
-      if (options.keyVault) {
+      if (identity) {
         delete process.env.IDENTITY_ENDPOINT;
         delete process.env.IDENTITY_HEADER;
       }
