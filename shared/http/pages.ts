@@ -174,6 +174,12 @@ export function consolePage(options: {
         actions.appendChild(button('Authorize', function () {
           window.open('/api/connections/' + encodeURIComponent(c.name) + '/authorize', 'broker-authorize', 'popup,width=520,height=700');
         }));
+        actions.appendChild(button('Refresh', async function () {
+          var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/refresh', { method: 'POST' });
+          var body = await response.json();
+          show(response.ok ? c.name + ': ' + body.result + ' (' + body.reason + ')' : (body.detail || 'Refresh failed') + (body.remedy ? ' ' + body.remedy : ''), response.ok);
+          load();
+        }));
         actions.appendChild(button('Delete', async function () {
           if (!confirm('Delete ' + c.name + ' and its tokens?')) return;
           await fetch('/api/connections/' + encodeURIComponent(c.name), { method: 'DELETE' });
