@@ -1,0 +1,239 @@
+// The broker's App Registration, with the Microsoft Graph Bicep extension (bicepconfig.json).
+// Secretless: the app's user-assigned managed identity is its only credential, as a federated
+// identity credential; no passwordCredentials, no certificates.
+// Note: Microsoft Graph Bicep deploys in the Azure public cloud only.
+extension microsoftGraphV1
+
+param uniqueName string
+param displayName string
+
+@allowed(['AzureADMyOrg', 'AzureADMultipleOrgs'])
+param signInAudience string = 'AzureADMyOrg'
+
+@description('The Function App\'s default host name (properties.defaultHostName).')
+param defaultHostName string
+
+@description('Optional custom public base URL (no trailing slash); its callback is registered too.')
+param publicBaseUrl string = ''
+
+@allowed(['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'])
+param profiles array
+
+param enableAppOnly bool = false
+param grantAdminConsent bool = false
+
+@description('principalId (object id) of the user-assigned managed identity trusted as the app\'s credential.')
+param identityPrincipalId string
+
+@description('Users or groups to assign Broker.Admin.')
+param brokerAdminPrincipalIds array = []
+
+param serviceManagementReference string = ''
+
+@description('Name of the cloud (environment().name); picks the token-exchange audience.')
+param cloudEnvironment string = environment().name
+
+// ---------------------------------------------------------------------------------------------
+// Every permission id the App Registration may request, with its name. Sources (see the report in
+// test/unit/infra/permissions.test.ts, which checks this table against its own copy):
+//   Office 365 Exchange Online: EWS.AccessAsUser.All and full_access_as_app as published in
+//     "Authenticate an EWS application by using OAuth" (manifest snippet); IMAP/POP/SMTP ids as
+//     exposed by the Exchange Online service principal (oauth2PermissionScopes / appRoles).
+//   Microsoft Graph: the Microsoft Graph permissions reference.
+// Exchange Online has no `.Shared` variant of EWS.AccessAsUser.All: ews-shared uses the same scope
+// with X-AnchorMailbox, and mailbox permissions decide what the account may open.
+// ---------------------------------------------------------------------------------------------
+var permissionIds = {
+  exchangeOnline: {
+    resourceAppId: '00000002-0000-0ff1-ce00-000000000000' // Office 365 Exchange Online
+    scopes: {
+      'EWS.AccessAsUser.All': '3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5'
+      'IMAP.AccessAsUser.All': '195adc35-e27b-454b-a7ed-1ecdffa1c09f'
+      'POP.AccessAsUser.All': 'fb698133-92fa-453e-a9ed-688e10f2e5ac'
+      'SMTP.Send': '76faac2a-0f20-42f1-928a-50de5b9dbe52'
+    }
+    roles: {
+      full_access_as_app: 'dc890d15-9560-4a4c-9b7f-a736ec74ec40'
+      'IMAP.AccessAsApp': '5e5addcd-3e8d-4e90-baf5-964efab2b20a'
+      'POP.AccessAsApp': 'cb842b43-da6e-4506-86fe-bb12199c656d'
+    }
+  }
+  microsoftGraph: {
+    resourceAppId: '00000003-0000-0000-c000-000000000000' // Microsoft Graph
+    scopes: {
+      'User.Read': 'e1fe6dd8-ba31-4d61-89e7-88639da4683d'
+      offline_access: '7427e0e9-2fba-42fe-b0c0-848c9e6a8182'
+      openid: '37f7f235-527c-4136-accd-4a02d197296e'
+      profile: '14dad69e-099b-42c9-810b-d002981feec1'
+      'Mail.ReadWrite': '024d486e-b451-40bb-833d-3e66d98c5c73'
+      'Mail.Send': 'e383f46e-2787-4529-855e-0e479a3ffac0'
+    }
+    roles: {}
+  }
+}
+
+// What each profile asks for (shared/connections/profiles.ts): delegated scopes per resource, and the
+// Exchange Online application permission its app-only grant would use.
+var profilePermissions = {
+  ews: { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], appOnly: ['full_access_as_app'] }
+  'ews-shared': { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], appOnly: ['full_access_as_app'] }
+  imap: { exchangeOnline: ['IMAP.AccessAsUser.All'], microsoftGraph: [], appOnly: ['IMAP.AccessAsApp'] }
+  pop: { exchangeOnline: ['POP.AccessAsUser.All'], microsoftGraph: [], appOnly: ['POP.AccessAsApp'] }
+  smtp: { exchangeOnline: ['SMTP.Send'], microsoftGraph: [], appOnly: [] }
+  'graph-mail': { exchangeOnline: [], microsoftGraph: ['Mail.ReadWrite', 'Mail.Send'], appOnly: [] }
+}
+// Sign-in (MSAL adds openid profile offline_access to every request) and the console's user profile.
+var signInScopes = ['User.Read', 'offline_access', 'openid', 'profile']
+
+var exchangeScopeNames = union(flatten(map(profiles, p => profilePermissions[p].exchangeOnline)), [])
+var exchangeRoleNames = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].appOnly)), []) : []
+var graphScopeNames = union(signInScopes, flatten(map(profiles, p => profilePermissions[p].microsoftGraph)))
+
+var exchangeResourceAccess = concat(
+  map(exchangeScopeNames, name => { id: permissionIds.exchangeOnline.scopes[name], type: 'Scope' }),
+  map(exchangeRoleNames, name => { id: permissionIds.exchangeOnline.roles[name], type: 'Role' })
+)
+var graphResourceAccess = map(graphScopeNames, name => { id: permissionIds.microsoftGraph.scopes[name], type: 'Scope' })
+
+var requiredResourceAccess = concat(
+  empty(exchangeResourceAccess)
+    ? []
+    : [{ resourceAppId: permissionIds.exchangeOnline.resourceAppId, resourceAccess: exchangeResourceAccess }],
+  [{ resourceAppId: permissionIds.microsoftGraph.resourceAppId, resourceAccess: graphResourceAccess }]
+)
+
+// App roles the broker checks (shared/http/caller.ts). Ids generated once; never change them.
+var brokerAdminRoleId = '473aa1e5-465d-4e62-9601-e9b7e40755f8'
+var brokerTokenReaderRoleId = '5255b7fd-2a8c-4df3-9c7a-698bc5280a46'
+var appRoles = [
+  {
+    id: brokerAdminRoleId
+    value: 'Broker.Admin'
+    displayName: 'Broker administrator'
+    description: 'Define, authorize, refresh and delete mailbox connections in the broker console and API.'
+    allowedMemberTypes: ['User', 'Application']
+    isEnabled: true
+  }
+  {
+    id: brokerTokenReaderRoleId
+    value: 'Broker.TokenReader'
+    displayName: 'Broker token reader'
+    description: 'Read published access tokens from GET /api/connections/{name}/token.'
+    allowedMemberTypes: ['User', 'Application']
+    isEnabled: true
+  }
+]
+
+// The broker's own callback (loadConfig: `${PUBLIC_BASE_URL ?? https://WEBSITE_HOSTNAME}/api/callback`)
+// and App Service Authentication's.
+var callbackUri = 'https://${defaultHostName}/api/callback'
+var redirectUris = concat(
+  [callbackUri, 'https://${defaultHostName}/.auth/login/aad/callback'],
+  empty(publicBaseUrl) ? [] : ['${publicBaseUrl}/api/callback', '${publicBaseUrl}/.auth/login/aad/callback']
+)
+var web = {
+  redirectUris: redirectUris
+  implicitGrantSettings: {
+    enableIdTokenIssuance: true // App Service Authentication signs in with the hybrid flow
+    enableAccessTokenIssuance: false
+  }
+}
+var api = { requestedAccessTokenVersion: 2 }
+
+// Federated identity credential audience per cloud (must match the app's tokenExchangeAudience).
+var tokenExchangeAudiences = {
+  AzureCloud: 'api://AzureADTokenExchange'
+  AzureUSGovernment: 'api://AzureADTokenExchangeUSGov'
+  AzureChinaCloud: 'api://AzureADTokenExchangeChina'
+}
+var loginEndpoint = environment().authentication.loginEndpoint // ends with '/'
+var tenantId = tenant().tenantId
+
+resource app 'Microsoft.Graph/applications@v1.0' = {
+  uniqueName: uniqueName
+  displayName: displayName
+  signInAudience: signInAudience
+  serviceManagementReference: empty(serviceManagementReference) ? null : serviceManagementReference
+  web: web
+  api: api
+  appRoles: appRoles
+  requiredResourceAccess: requiredResourceAccess
+
+  resource managedIdentityCredential 'federatedIdentityCredentials@v1.0' = {
+    name: '${app.uniqueName}/function-app-managed-identity'
+    description: 'The broker Function App\'s user-assigned managed identity is this app\'s client credential.'
+    issuer: '${loginEndpoint}${tenantId}/v2.0'
+    subject: identityPrincipalId
+    audiences: [tokenExchangeAudiences[cloudEnvironment]]
+  }
+}
+
+// identifierUris may only name the app's own appId after it exists: a second declaration of the same
+// uniqueName (the Graph extension upserts by uniqueName), in its own deployment, adds api://{appId},
+// which App Service Authentication accepts as an audience. It repeats every property so the upsert
+// can never drop one.
+module identifierUri 'entra-app-identifier-uri.bicep' = {
+  name: '${deployment().name}-identifierUri'
+  params: {
+    uniqueName: app.uniqueName
+    displayName: displayName
+    signInAudience: signInAudience
+    serviceManagementReference: serviceManagementReference
+    web: web
+    api: api
+    appRoles: appRoles
+    requiredResourceAccess: requiredResourceAccess
+    appId: app.appId
+  }
+}
+
+resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
+  appId: app.appId
+}
+
+// Broker.Admin for the deploying user and the listed principals.
+resource brokerAdmins 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for principalId in brokerAdminPrincipalIds: {
+    appRoleId: brokerAdminRoleId
+    principalId: principalId
+    resourceId: servicePrincipal.id
+  }
+]
+
+// ---- Admin consent (optional) -----------------------------------------------------------------
+resource exchangeOnlineSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (grantAdminConsent && !empty(exchangeResourceAccess)) {
+  appId: permissionIds.exchangeOnline.resourceAppId
+}
+
+resource microsoftGraphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (grantAdminConsent) {
+  appId: permissionIds.microsoftGraph.resourceAppId
+}
+
+resource exchangeOnlineGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent && !empty(exchangeScopeNames)) {
+  clientId: servicePrincipal.id
+  resourceId: exchangeOnlineSp.id
+  consentType: 'AllPrincipals'
+  scope: join(exchangeScopeNames, ' ')
+}
+
+resource microsoftGraphGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent) {
+  clientId: servicePrincipal.id
+  resourceId: microsoftGraphSp.id
+  consentType: 'AllPrincipals'
+  scope: join(graphScopeNames, ' ')
+}
+
+resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for roleName in (grantAdminConsent ? exchangeRoleNames : []): {
+    appRoleId: permissionIds.exchangeOnline.roles[roleName]
+    principalId: servicePrincipal.id
+    resourceId: exchangeOnlineSp.id
+  }
+]
+
+output appId string = app.appId
+output objectId string = app.id
+output servicePrincipalId string = servicePrincipal.id
+output redirectUri string = empty(publicBaseUrl) ? callbackUri : '${publicBaseUrl}/api/callback'
+output identifierUri string = identifierUri.outputs.identifierUri
+output adminConsentUrl string = '${loginEndpoint}${tenantId}/adminconsent?client_id=${app.appId}&redirect_uri=${uriComponent(empty(publicBaseUrl) ? callbackUri : '${publicBaseUrl}/api/callback')}'

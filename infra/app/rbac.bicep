@@ -1,0 +1,186 @@
+// Every role assignment of the deployment. Names are guid(scope.id, principalId, roleDefinitionId),
+// so a redeployment finds the same assignment instead of failing on a duplicate.
+param storageAccountName string
+param keyVaultNames array
+param appInsightsName string
+
+@description('principalId of the Function App\'s user-assigned managed identity.')
+param appPrincipalId string
+
+@description('Principals that read published tokens from the vault(s).')
+param tokenReaderPrincipalIds array = []
+
+@description('The deploying user (azd AZURE_PRINCIPAL_ID); empty: no assignments for it.')
+param deployerPrincipalId string = ''
+
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param deployerPrincipalType string = 'User'
+
+// Azure built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles),
+// checked by test/unit/infra/rbac.test.ts.
+var roleDefinitionIds = {
+  'Key Vault Secrets Officer': 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  'Key Vault Secrets User': '4633458b-17de-408a-b874-0445c86b69e6'
+  'Storage Blob Data Owner': 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  'Storage Queue Data Contributor': '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  'Storage Table Data Contributor': '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  'Monitoring Metrics Publisher': '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource vaults 'Microsoft.KeyVault/vaults@2023-07-01' existing = [
+  for name in keyVaultNames: {
+    name: name
+  }
+]
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+// ---- The app's managed identity ------------------------------------------------------------------
+
+// Writes, reads, deletes and purges connection secrets (conn-{name}-cache, conn-{name}-token); reads
+// the Key Vault reference of NOTIFY_WEBHOOK_SECRET.
+resource appKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (name, i) in keyVaultNames: {
+    name: guid(vaults[i].id, appPrincipalId, roleDefinitionIds['Key Vault Secrets Officer'])
+    scope: vaults[i]
+    properties: {
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId(
+        'Microsoft.Authorization/roleDefinitions',
+        roleDefinitionIds['Key Vault Secrets Officer']
+      )
+    }
+  }
+]
+
+// Functions host: AzureWebJobsStorage blobs (timer schedule monitor, singleton locks, host keys) and
+// the Flex Consumption deployment container.
+resource appStorageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appPrincipalId, roleDefinitionIds['Storage Blob Data Owner'])
+  scope: storage
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleDefinitionIds['Storage Blob Data Owner']
+    )
+  }
+}
+
+// Functions host queues (identity-based AzureWebJobsStorage).
+resource appStorageQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appPrincipalId, roleDefinitionIds['Storage Queue Data Contributor'])
+  scope: storage
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleDefinitionIds['Storage Queue Data Contributor']
+    )
+  }
+}
+
+// The broker's tables: connection registry, authorization sessions, audit events, leases.
+resource appStorageTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appPrincipalId, roleDefinitionIds['Storage Table Data Contributor'])
+  scope: storage
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleDefinitionIds['Storage Table Data Contributor']
+    )
+  }
+}
+
+// Application Insights ingestion with Entra auth (DisableLocalAuth).
+resource appMonitoringMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appPrincipalId, roleDefinitionIds['Monitoring Metrics Publisher'])
+  scope: appInsights
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleDefinitionIds['Monitoring Metrics Publisher']
+    )
+  }
+}
+
+// ---- Token consumers -------------------------------------------------------------------------------
+
+var tokenReaderAssignments = flatten(map(
+  range(0, length(keyVaultNames)),
+  i => map(tokenReaderPrincipalIds, principalId => { vaultIndex: i, principalId: principalId })
+))
+
+resource tokenReaderKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for assignment in tokenReaderAssignments: {
+    name: guid(vaults[assignment.vaultIndex].id, assignment.principalId, roleDefinitionIds['Key Vault Secrets User'])
+    scope: vaults[assignment.vaultIndex]
+    properties: {
+      principalId: assignment.principalId
+      roleDefinitionId: subscriptionResourceId(
+        'Microsoft.Authorization/roleDefinitions',
+        roleDefinitionIds['Key Vault Secrets User']
+      )
+    }
+  }
+]
+
+// ---- The deploying user -----------------------------------------------------------------------------
+// azd itself needs no data-plane role (provisioning is control plane; Flex deployment goes through
+// the app's publish endpoint, which writes the package with the app's identity). These let the
+// deployer run the broker locally against the deployed vault and tables, read published tokens and
+// set the webhook secret.
+
+resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (name, i) in (empty(deployerPrincipalId) ? [] : keyVaultNames): {
+    name: guid(vaults[i].id, deployerPrincipalId, roleDefinitionIds['Key Vault Secrets Officer'])
+    scope: vaults[i]
+    properties: {
+      principalId: deployerPrincipalId
+      principalType: deployerPrincipalType
+      roleDefinitionId: subscriptionResourceId(
+        'Microsoft.Authorization/roleDefinitions',
+        roleDefinitionIds['Key Vault Secrets Officer']
+      )
+    }
+  }
+]
+
+resource deployerStorageTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(storage.id, deployerPrincipalId, roleDefinitionIds['Storage Table Data Contributor'])
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleDefinitionIds['Storage Table Data Contributor']
+    )
+  }
+}
+
+resource deployerStorageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(storage.id, deployerPrincipalId, roleDefinitionIds['Storage Blob Data Owner'])
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleDefinitionIds['Storage Blob Data Owner']
+    )
+  }
+}

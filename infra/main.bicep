@@ -1,0 +1,251 @@
+// ews-oauth-broker: everything `azd up` creates.
+//
+//   resource group
+//   ├── user-assigned managed identity (the app's only credential: Azure resources + federated credential)
+//   ├── Log Analytics + Application Insights (local auth off)
+//   ├── storage account (shared key off) + Flex Consumption deployment container
+//   ├── Key Vault(s) (RBAC, soft delete, purge protection)
+//   ├── Flex Consumption plan + Function App (node 22, HTTPS only, TLS 1.2)
+//   ├── role assignments (rbac.bicep)
+//   └── app settings + App Service Authentication (after the App Registration exists)
+//   Microsoft Entra (Microsoft Graph Bicep extension, entra-app.bicep)
+//   ├── App Registration (redirect URIs from the Function App's real host name, app roles, permissions)
+//   ├── service principal, optional admin consent
+//   └── federated identity credential: the managed identity is the app's client credential (no secret)
+//
+// Order matters and has no cycle: the Function App is created first (its default host name is needed
+// for the redirect URIs), then the App Registration (it needs that host name and the identity), then
+// the app settings and authsettingsV2 (they need the App Registration's client id).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; feeds every resource name through a short hash.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID). Gets data access for debugging and Broker.Admin. Empty: none.')
+param principalId string = ''
+
+@allowed(['User', 'ServicePrincipal', 'Group'])
+@description('Kind of principalId.')
+param principalType string = 'User'
+
+@description('Connection profiles the App Registration requests permissions for.')
+@allowed(['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'])
+param profiles array = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail']
+
+@description('Also request the Exchange Online application permissions (full_access_as_app, IMAP.AccessAsApp, POP.AccessAsApp) of the chosen profiles, for client-credential grants.')
+param enableAppOnly bool = false
+
+@description('Grant tenant-wide admin consent for the requested permissions in this deployment (the deploying identity needs a role that may grant consent, e.g. Privileged Role Administrator). Otherwise use the ADMIN_CONSENT_URL output.')
+param grantAdminConsent bool = false
+
+@allowed(['AzureADMyOrg', 'AzureADMultipleOrgs'])
+@description('AzureADMyOrg: only this tenant\'s mailboxes. AzureADMultipleOrgs: also the tenants in allowedTenants (the app then runs with ENTRA_TENANT_ID=organizations).')
+param signInAudience string = 'AzureADMyOrg'
+
+@description('With AzureADMultipleOrgs: tenant GUIDs besides this one whose accounts may authorize (ALLOWED_TENANTS).')
+param allowedTenants array = []
+
+@minValue(1)
+@maxValue(5)
+@description('Number of Key Vaults; the broker spreads connections over them (KEY_VAULT_URL lists all). One vault sustains about 40,000 connections.')
+param keyVaultCount int = 1
+
+@allowed(['default', 'recover'])
+@description('Use recover to re-provision an environment within the soft-delete retention of its vault names (after azd down).')
+param keyVaultCreateMode string = 'default'
+
+@description('Principal object ids that may read published tokens from the vault(s) (Key Vault Secrets User), e.g. consumer apps\' managed identities.')
+param tokenReaderPrincipalIds array = []
+
+@description('Users or groups (object ids) to assign the Broker.Admin app role, besides the deploying user.')
+param brokerAdminPrincipalIds array = []
+
+@description('NCRONTAB schedule of the refreshTokens timer (REFRESH_SCHEDULE, six fields, UTC).')
+param refreshSchedule string = '0 */10 * * * *'
+
+@description('Optional webhook for status changes (NOTIFY_WEBHOOK_URL). Its signing key lives in Key Vault as notifyWebhookSecretName.')
+param notifyWebhookUrl string = ''
+
+@description('Name of the Key Vault secret (in the first vault) holding NOTIFY_WEBHOOK_SECRET.')
+param notifyWebhookSecretName string = 'notify-webhook-secret'
+
+@secure()
+@description('Optional: the webhook signing key, written to Key Vault by this deployment. Leave empty to set the secret yourself (az keyvault secret set).')
+param notifyWebhookSecret string = ''
+
+@description('Optional public base URL (custom domain, no trailing slash). Empty: the Function App\'s default host name.')
+param publicBaseUrl string = ''
+
+@description('Display name of the App Registration. Empty: "ews-oauth-broker (<environment>)".')
+param appDisplayName string = ''
+
+@description('Optional serviceManagementReference, required by some tenants\' app management policies.')
+param serviceManagementReference string = ''
+
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+var abbrs = {
+  resourceGroup: 'rg-'
+  identity: 'id-'
+  logAnalytics: 'log-'
+  appInsights: 'appi-'
+  storage: 'st'
+  keyVault: 'kv'
+  plan: 'plan-'
+  functionApp: 'func-'
+}
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = '${abbrs.functionApp}broker-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+var keyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}${resourceToken}${i == 0 ? '' : string(i)}']
+
+resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
+  name: '${abbrs.resourceGroup}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.identity}broker-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.logAnalytics}${resourceToken}'
+    appInsightsName: '${abbrs.appInsights}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storage}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module keyVault 'app/key-vault.bicep' = {
+  name: 'keyVault'
+  scope: rg
+  params: {
+    names: keyVaultNames
+    createMode: keyVaultCreateMode
+    location: location
+    tags: tags
+    notifyWebhookSecretName: notifyWebhookSecretName
+    notifyWebhookSecret: notifyWebhookSecret
+  }
+}
+
+module functionApp 'app/function-app.bicep' = {
+  name: 'functionApp'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: '${abbrs.plan}${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+module entraApp 'app/entra-app.bicep' = {
+  name: 'entraApp'
+  scope: rg
+  params: {
+    uniqueName: 'ews-oauth-broker-${resourceToken}'
+    displayName: empty(appDisplayName) ? 'ews-oauth-broker (${environmentName})' : appDisplayName
+    signInAudience: signInAudience
+    defaultHostName: functionApp.outputs.defaultHostName
+    publicBaseUrl: publicBaseUrl
+    profiles: profiles
+    enableAppOnly: enableAppOnly
+    grantAdminConsent: grantAdminConsent
+    identityPrincipalId: identity.outputs.principalId
+    brokerAdminPrincipalIds: union(empty(principalId) || principalType == 'ServicePrincipal' ? [] : [principalId], brokerAdminPrincipalIds)
+    serviceManagementReference: serviceManagementReference
+  }
+}
+
+module appSettings 'app/function-app-settings.bicep' = {
+  name: 'functionAppSettings'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    identityClientId: identity.outputs.clientId
+    entraClientId: entraApp.outputs.appId
+    signInAudience: signInAudience
+    allowedTenants: allowedTenants
+    keyVaultUris: keyVault.outputs.vaultUris
+    storageAccountName: storage.outputs.name
+    storageTableEndpoint: storage.outputs.tableEndpoint
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    refreshSchedule: refreshSchedule
+    notifyWebhookUrl: notifyWebhookUrl
+    notifyWebhookSecretUri: '${keyVault.outputs.vaultUris[0]}secrets/${notifyWebhookSecretName}'
+    publicBaseUrl: publicBaseUrl
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbacAssignments'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    keyVaultNames: keyVault.outputs.names
+    appInsightsName: monitoring.outputs.appInsightsName
+    appPrincipalId: identity.outputs.principalId
+    tokenReaderPrincipalIds: tokenReaderPrincipalIds
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
+  }
+}
+
+var baseUrl = empty(publicBaseUrl) ? 'https://${functionApp.outputs.defaultHostName}' : publicBaseUrl
+
+// azd writes these into .azure/<env>/.env.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
+output BROKER_BASE_URL string = baseUrl
+output BROKER_CONSOLE_URL string = '${baseUrl}/api/console'
+output REDIRECT_URI string = entraApp.outputs.redirectUri
+output ADMIN_CONSENT_URL string = entraApp.outputs.adminConsentUrl
+output ENTRA_CLIENT_ID string = entraApp.outputs.appId
+output ENTRA_TENANT_ID string = tenant().tenantId
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output KEY_VAULT_URL string = join(keyVault.outputs.vaultUris, ',')
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString

@@ -1,0 +1,329 @@
+/**
+ * The App Registration's permission table (infra/app/entra-app.bicep `permissionIds`) against
+ * Microsoft's published permission ids, and against the scopes the broker actually requests.
+ */
+import { cloudFor } from '../../../shared/config';
+import { delegatedScopes, OIDC_SCOPES } from '../../../shared/connections/profiles';
+import type { Profile } from '../../../shared/connections/connection';
+import {
+  Expression,
+  GUID,
+  isObject,
+  objectLiterals,
+  parseBicepLiteral,
+  readBicep,
+  varExpression,
+  type BicepNode,
+} from './bicep-text';
+
+const EXCHANGE_ONLINE = '00000002-0000-0ff1-ce00-000000000000';
+const MICROSOFT_GRAPH = '00000003-0000-0000-c000-000000000000';
+
+interface PublishedPermission {
+  resourceAppId: string;
+  name: string;
+  type: 'Scope' | 'Role';
+  id: string;
+  source: string;
+}
+
+/**
+ * Microsoft's ids, kept here independently of the Bicep. Sources:
+ * - EWS: "Authenticate an EWS application by using OAuth" (learn.microsoft.com/exchange/client-developer/
+ *   exchange-web-services/how-to-authenticate-an-ews-application-by-using-oauth), manifest snippet:
+ *   3b5f3d61-… Scope (EWS.AccessAsUser.All), dc890d15-… Role (full_access_as_app).
+ * - Exchange IMAP/POP/SMTP: the Office 365 Exchange Online service principal's oauth2PermissionScopes
+ *   and appRoles (the same in every tenant; Microsoft's IMAP/POP/SMTP OAuth article names the
+ *   permissions but lists no ids), cross-checked in two independent published dumps of that service
+ *   principal.
+ * - Microsoft Graph: the Microsoft Graph permissions reference (learn.microsoft.com/graph/permissions-reference).
+ */
+const PUBLISHED: PublishedPermission[] = [
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'EWS.AccessAsUser.All',
+    type: 'Scope',
+    id: '3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5',
+    source: 'EWS OAuth article',
+  },
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'full_access_as_app',
+    type: 'Role',
+    id: 'dc890d15-9560-4a4c-9b7f-a736ec74ec40',
+    source: 'EWS OAuth article',
+  },
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'IMAP.AccessAsUser.All',
+    type: 'Scope',
+    id: '195adc35-e27b-454b-a7ed-1ecdffa1c09f',
+    source: 'Exchange Online SP',
+  },
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'POP.AccessAsUser.All',
+    type: 'Scope',
+    id: 'fb698133-92fa-453e-a9ed-688e10f2e5ac',
+    source: 'Exchange Online SP',
+  },
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'SMTP.Send',
+    type: 'Scope',
+    id: '76faac2a-0f20-42f1-928a-50de5b9dbe52',
+    source: 'Exchange Online SP',
+  },
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'IMAP.AccessAsApp',
+    type: 'Role',
+    id: '5e5addcd-3e8d-4e90-baf5-964efab2b20a',
+    source: 'Exchange Online SP',
+  },
+  {
+    resourceAppId: EXCHANGE_ONLINE,
+    name: 'POP.AccessAsApp',
+    type: 'Role',
+    id: 'cb842b43-da6e-4506-86fe-bb12199c656d',
+    source: 'Exchange Online SP',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'User.Read',
+    type: 'Scope',
+    id: 'e1fe6dd8-ba31-4d61-89e7-88639da4683d',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'offline_access',
+    type: 'Scope',
+    id: '7427e0e9-2fba-42fe-b0c0-848c9e6a8182',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'openid',
+    type: 'Scope',
+    id: '37f7f235-527c-4136-accd-4a02d197296e',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'profile',
+    type: 'Scope',
+    id: '14dad69e-099b-42c9-810b-d002981feec1',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'Mail.ReadWrite',
+    type: 'Scope',
+    id: '024d486e-b451-40bb-833d-3e66d98c5c73',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'Mail.Send',
+    type: 'Scope',
+    id: 'e383f46e-2787-4529-855e-0e479a3ffac0',
+    source: 'Graph permissions reference',
+  },
+];
+
+/** Entra resolves a scope's resource URI to the service principal whose servicePrincipalNames list it. */
+const RESOURCE_HOSTS: Record<string, string> = {
+  'https://outlook.office365.com': EXCHANGE_ONLINE,
+  'https://outlook.office.com': EXCHANGE_ONLINE,
+  'https://graph.microsoft.com': MICROSOFT_GRAPH,
+};
+const TABLE_KEY_BY_APP_ID: Record<string, 'exchangeOnline' | 'microsoftGraph'> = {
+  [EXCHANGE_ONLINE]: 'exchangeOnline',
+  [MICROSOFT_GRAPH]: 'microsoftGraph',
+};
+
+const PROFILES: Exclude<Profile, 'custom'>[] = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'];
+
+const entraApp = readBicep('app/entra-app.bicep');
+
+function literalObject(varName: string): { [key: string]: BicepNode } {
+  const [literal] = objectLiterals(varExpression(entraApp, varName));
+  const parsed = parseBicepLiteral(literal!);
+  if (!isObject(parsed)) throw new Error(`${varName} is not an object literal`);
+  return parsed;
+}
+
+function stringMap(node: BicepNode | undefined, what: string): Record<string, string> {
+  if (!isObject(node)) throw new Error(`${what}: expected an object`);
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (typeof value !== 'string') throw new Error(`${what}.${key}: expected a string literal`);
+    result[key] = value;
+  }
+  return result;
+}
+
+function stringList(node: BicepNode | undefined, what: string): string[] {
+  if (!Array.isArray(node) || !node.every((v): v is string => typeof v === 'string')) {
+    throw new Error(`${what}: expected an array of string literals`);
+  }
+  return node;
+}
+
+interface TableResource {
+  resourceAppId: string;
+  scopes: Record<string, string>;
+  roles: Record<string, string>;
+}
+
+const permissionIds = literalObject('permissionIds');
+const table: Record<string, TableResource> = Object.fromEntries(
+  Object.entries(permissionIds).map(([key, node]) => {
+    if (!isObject(node)) throw new Error(`permissionIds.${key}: expected an object`);
+    const resourceAppId = node.resourceAppId;
+    if (typeof resourceAppId !== 'string') throw new Error(`permissionIds.${key}.resourceAppId`);
+    return [
+      key,
+      {
+        resourceAppId,
+        scopes: stringMap(node.scopes, `permissionIds.${key}.scopes`),
+        roles: stringMap(node.roles, `permissionIds.${key}.roles`),
+      },
+    ];
+  }),
+);
+
+const profilePermissions = literalObject('profilePermissions');
+const signInScopes = stringList(parseBicepLiteral(varExpression(entraApp, 'signInScopes')), 'signInScopes');
+
+function profileEntry(profile: string, key: 'exchangeOnline' | 'microsoftGraph' | 'appOnly'): string[] {
+  const entry = profilePermissions[profile];
+  if (!isObject(entry)) throw new Error(`profilePermissions.${profile} missing`);
+  return stringList(entry[key], `profilePermissions.${profile}.${key}`);
+}
+
+describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
+  it('keeps every id of its permission table equal to the id Microsoft publishes for that name', () => {
+    const rows = Object.values(table).flatMap((resource) => [
+      ...Object.entries(resource.scopes).map(([name, id]) => ({
+        resourceAppId: resource.resourceAppId,
+        name,
+        id,
+        type: 'Scope' as const,
+      })),
+      ...Object.entries(resource.roles).map(([name, id]) => ({
+        resourceAppId: resource.resourceAppId,
+        name,
+        id,
+        type: 'Role' as const,
+      })),
+    ]);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      const published = PUBLISHED.find(
+        (p) => p.resourceAppId === row.resourceAppId && p.name === row.name && p.type === row.type,
+      );
+      expect({ ...row, published: published?.id }).toEqual({ ...row, published: row.id });
+    }
+    expect(Object.keys(table).sort()).toEqual(['exchangeOnline', 'microsoftGraph']);
+    expect(table.exchangeOnline!.resourceAppId).toBe(EXCHANGE_ONLINE);
+    expect(table.microsoftGraph!.resourceAppId).toBe(MICROSOFT_GRAPH);
+  });
+
+  it('uses no permission GUID outside the table (only the table, the two resource app ids and its own app role ids)', () => {
+    const tableIds = new Set(
+      Object.values(table).flatMap((r) => [
+        r.resourceAppId,
+        ...Object.values(r.scopes),
+        ...Object.values(r.roles),
+      ]),
+    );
+    const appRoleIds = [
+      varExpression(entraApp, 'brokerAdminRoleId'),
+      varExpression(entraApp, 'brokerTokenReaderRoleId'),
+    ].map((raw) => raw.replace(/'/g, ''));
+    const allowed = new Set([...tableIds, ...appRoleIds]);
+    const used = entraApp.match(GUID) ?? [];
+    expect(used.filter((id) => !allowed.has(id.toLowerCase()))).toEqual([]);
+    // requiredResourceAccess is built only from table lookups
+    const rra = ['exchangeResourceAccess', 'graphResourceAccess', 'requiredResourceAccess'].map((name) =>
+      varExpression(entraApp, name),
+    );
+    for (const expression of rra) expect(expression.match(GUID)).toBeNull();
+    expect(rra.join('\n')).toMatch(/permissionIds\.exchangeOnline\.scopes\[name\]/);
+    expect(rra.join('\n')).toMatch(/permissionIds\.microsoftGraph\.scopes\[name\]/);
+  });
+
+  it('has a permission for every scope each profile requests (shared/connections/profiles.ts)', () => {
+    const cloud = cloudFor('https://login.microsoftonline.com');
+    for (const profile of PROFILES) {
+      for (const scope of delegatedScopes({ profile, scopes: undefined }, cloud)) {
+        const url = new URL(scope);
+        const resourceAppId = RESOURCE_HOSTS[url.origin];
+        const name = url.pathname.slice(1);
+        expect({ scope, resourceAppId }).toEqual({ scope, resourceAppId: expect.any(String) });
+        const key = TABLE_KEY_BY_APP_ID[resourceAppId!]!;
+        expect({ profile, scope, inTable: name in table[key]!.scopes }).toEqual({
+          profile,
+          scope,
+          inTable: true,
+        });
+        expect({ profile, scope, requested: profileEntry(profile, key).includes(name) }).toEqual({
+          profile,
+          scope,
+          requested: true,
+        });
+      }
+    }
+    // MSAL adds openid profile offline_access to every sign-in; the console reads the user's profile.
+    for (const scope of [...OIDC_SCOPES, 'User.Read']) {
+      expect(signInScopes).toContain(scope);
+      expect(table.microsoftGraph!.scopes).toHaveProperty([scope]);
+    }
+  });
+
+  it('resolves every name a profile lists (a missing key would fail the deployment)', () => {
+    expect(Object.keys(profilePermissions).sort()).toEqual([...PROFILES].sort());
+    for (const profile of PROFILES) {
+      for (const name of profileEntry(profile, 'exchangeOnline'))
+        expect(table.exchangeOnline!.scopes).toHaveProperty([name]);
+      for (const name of profileEntry(profile, 'microsoftGraph'))
+        expect(table.microsoftGraph!.scopes).toHaveProperty([name]);
+      for (const name of profileEntry(profile, 'appOnly'))
+        expect(table.exchangeOnline!.roles).toHaveProperty([name]);
+    }
+    for (const name of signInScopes) expect(table.microsoftGraph!.scopes).toHaveProperty([name]);
+  });
+
+  it('offers exactly the app profiles as the `profiles` parameter', () => {
+    const allowed = /@allowed\(\[([^\]]*)\]\)\s*param profiles array/.exec(entraApp)?.[1];
+    expect(
+      allowed
+        ?.match(/'[^']+'/g)
+        ?.map((s) => s.slice(1, -1))
+        .sort(),
+    ).toEqual([...PROFILES].sort());
+    const main = readBicep('main.bicep');
+    const mainAllowed = /@allowed\(\[([^\]]*)\]\)\s*param profiles array/.exec(main)?.[1];
+    expect(
+      mainAllowed
+        ?.match(/'[^']+'/g)
+        ?.map((s) => s.slice(1, -1))
+        .sort(),
+    ).toEqual([...PROFILES].sort());
+  });
+
+  it('declares Broker.Admin and Broker.TokenReader with fixed ids, and v2 access tokens', () => {
+    const roles = parseBicepLiteral(varExpression(entraApp, 'appRoles'));
+    expect(Array.isArray(roles)).toBe(true);
+    const values = (roles as BicepNode[]).map((r) => (isObject(r) ? r.value : undefined));
+    expect(values).toEqual(['Broker.Admin', 'Broker.TokenReader']);
+    for (const role of roles as BicepNode[]) {
+      expect(isObject(role) && role.id instanceof Expression).toBe(true);
+    }
+    expect(varExpression(entraApp, 'brokerAdminRoleId')).toMatch(/^'[0-9a-f-]{36}'$/);
+    expect(varExpression(entraApp, 'brokerTokenReaderRoleId')).toMatch(/^'[0-9a-f-]{36}'$/);
+    expect(varExpression(entraApp, 'api')).toMatch(/requestedAccessTokenVersion: 2/);
+  });
+});
