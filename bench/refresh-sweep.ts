@@ -1,0 +1,270 @@
+/**
+ * Refresh sweep at scale. Measures one timer run (`RefreshService.refreshDue`) over 10,000 due
+ * connections (BENCH_CONNECTIONS) with REFRESH_CONCURRENCY=32, Entra's token endpoint answering in
+ * 100 ms and every Key Vault call in 20 ms (emulator latency; throttling off: vault-capacity.ts
+ * covers the vault's limits). It prints the wall time against the ideal
+ * `connections × per-connection latency ÷ concurrency`, where the per-connection latency is
+ * 100 ms + (Key Vault calls per refresh, counted by the vault emulator) × 20 ms, so the ratio shows
+ * what the broker adds on top of waiting for its dependencies (its own CPU, Table storage round
+ * trips, scheduling). It also prints peak RSS (sampled every 100 ms), refreshes/s, failures, the
+ * Table storage calls per refresh and the CPU each process used, as evidence for where time goes.
+ * The timer has to finish a large tenant within its budget, and a broker that is slow or memory
+ * hungry per connection would not, so these are the figures that decide how far one instance scales.
+ */
+import { performance } from 'node:perf_hooks';
+import { TableAuditLog } from '../shared/audit/table-audit-log';
+import { TableConnectionRegistry } from '../shared/connections/table-registry';
+import { TableLeaseStore } from '../shared/storage/table-lease';
+import {
+  authorizeThroughSignIn,
+  benchMain,
+  startBenchEnv,
+  type BenchEnv,
+  type BenchResult,
+} from './support/env';
+import { fixed, grouped, mb, printFigures, RssSampler, seconds } from './support/measure';
+import { countTableCalls, cpuSecondsOf, ownCpuSeconds } from './support/process-stats';
+import { profiled } from './support/profile';
+import { connectionNames, readTemplate, seedConnections, type SeedTemplate } from './support/seed';
+
+const ENTRA_LATENCY_MS = 100;
+const VAULT_LATENCY_MS = 20;
+const CONCURRENCY = 32;
+const DEFAULT_CONNECTIONS = 10_000;
+const CALIBRATION_CONNECTIONS = 320;
+/** Seeding plus the sweep should fit in about this long (BENCH_SWEEP_MAX_SECONDS). */
+const MAX_SECONDS = Number(process.env.BENCH_SWEEP_MAX_SECONDS ?? 180);
+const RATIO_TARGET = 1.25;
+const RSS_TARGET = 256 * 1024 * 1024;
+
+interface SweepRun {
+  wallMs: number;
+  refreshed: number;
+  failed: number;
+  due: number;
+  considered: number;
+  deferred: number;
+  busy: number;
+  skipped: number;
+  vaultRequests: number;
+  vaultByOperation: Record<string, number>;
+  vaultChallenges: number;
+  entraTokenRequests: number;
+  entraOtherRequests: number;
+  rssBefore: number;
+  rssPeak: number;
+  tableCalls: Map<string, number>;
+  cpu: { broker: number; emulators: number; azurite: number };
+  eventLoopUtilization: number;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+async function sweep(bench: BenchEnv, tableCalls: Map<string, number>, label: string): Promise<SweepRun> {
+  await bench.emulators.call('latency', { entraMs: ENTRA_LATENCY_MS, vaultMs: VAULT_LATENCY_MS });
+  await bench.emulators.call('resetStats', null);
+  tableCalls.clear();
+  gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const cpuBefore = {
+    broker: ownCpuSeconds(),
+    emulators: cpuSecondsOf(bench.emulators.pid),
+    azurite: cpuSecondsOf(bench.azurite.pid),
+  };
+  const elu = performance.eventLoopUtilization();
+  const sampler = new RssSampler(100);
+  const started = performance.now();
+  const summary = await profiled(label, () =>
+    bench.broker.refresher.refreshDue({ actor: 'bench', budgetMs: 60 * 60_000 }),
+  );
+  const wallMs = performance.now() - started;
+  const rssPeak = sampler.stop();
+  const eventLoopUtilization = performance.eventLoopUtilization(elu).utilization;
+  const cpu = {
+    broker: ownCpuSeconds() - cpuBefore.broker,
+    emulators: cpuSecondsOf(bench.emulators.pid) - cpuBefore.emulators,
+    azurite: cpuSecondsOf(bench.azurite.pid) - cpuBefore.azurite,
+  };
+  await bench.emulators.call('latency', { entraMs: 0, vaultMs: 0 });
+  const vault = await bench.emulators.call('vaultStats', null);
+  const entra = await bench.emulators.call('entraStats', null);
+  const entraTokenRequests = entra.requests['token:refresh_token'] ?? 0;
+  const entraAll = Object.entries(entra.requests)
+    .filter(([key]) => !key.startsWith('token:'))
+    .reduce((sum, [, value]) => sum + (value ?? 0), 0);
+  return {
+    wallMs,
+    refreshed: summary.refreshed,
+    failed: summary.failed,
+    due: summary.due,
+    considered: summary.considered,
+    deferred: summary.deferred,
+    busy: summary.busy,
+    skipped: summary.skipped,
+    vaultRequests: vault.requests,
+    vaultByOperation: Object.fromEntries(Object.entries(vault.byOperation).filter(([, count]) => count > 0)),
+    vaultChallenges: vault.unauthorized,
+    entraTokenRequests,
+    entraOtherRequests: entraAll - entraTokenRequests,
+    rssBefore,
+    rssPeak,
+    tableCalls: new Map(tableCalls),
+    cpu,
+    eventLoopUtilization,
+  };
+}
+
+async function seed(bench: BenchEnv, template: SeedTemplate, names: string[]): Promise<number> {
+  const started = performance.now();
+  // Due: the access tokens expire in 5 minutes, inside the 15-minute margin.
+  const tokenExpiresOn = new Date(Date.now() + 5 * 60_000).toISOString();
+  await seedConnections(bench, template, { names, tokenExpiresOn, concurrency: 32 });
+  return performance.now() - started;
+}
+
+benchMain(__filename, async (): Promise<BenchResult> => {
+  const notes: string[] = [];
+  const bench = await startBenchEnv({
+    vaultLimits: false,
+    env: { REFRESH_CONCURRENCY: String(CONCURRENCY) },
+  });
+  try {
+    const { broker } = bench;
+    if (broker.config.refresh.concurrency !== CONCURRENCY) throw new Error('REFRESH_CONCURRENCY not applied');
+    const tableCalls = new Map<string, number>();
+    if (broker.registry instanceof TableConnectionRegistry)
+      countTableCalls(broker.registry.client, 'registry', tableCalls);
+    if (broker.leases instanceof TableLeaseStore) countTableCalls(broker.leases.client, 'lease', tableCalls);
+    if (broker.audit instanceof TableAuditLog) countTableCalls(broker.audit.client, 'audit', tableCalls);
+
+    await authorizeThroughSignIn(bench, 'bench-template');
+    const template = await readTemplate(bench, 'bench-template');
+
+    // Warm-up (JIT, connection pools, MSAL metadata, the managed-identity token), not measured.
+    await seed(bench, template, connectionNames('warm', 64));
+    await sweep(bench, tableCalls, 'warm-up-sweep');
+    // Calibration: a small sweep to see how many connections fit in the time.
+    const calibrationNames = connectionNames('cal', CALIBRATION_CONNECTIONS);
+    const calibrationSeedMs = await seed(bench, template, calibrationNames);
+    const calibration = await sweep(bench, tableCalls, 'calibration-sweep');
+    if (calibration.refreshed !== CALIBRATION_CONNECTIONS) {
+      throw new Error(
+        `calibration sweep refreshed ${calibration.refreshed} of ${CALIBRATION_CONNECTIONS}: ${bench.logs.samples.join('\n')}`,
+      );
+    }
+    const perConnectionMs = (calibrationSeedMs + calibration.wallMs) / CALIBRATION_CONNECTIONS;
+    const explicit = process.env.BENCH_CONNECTIONS;
+    const requested = explicit ? Number(explicit) : DEFAULT_CONNECTIONS;
+    if (!Number.isInteger(requested) || requested < 1) throw new Error('BENCH_CONNECTIONS must be a count');
+    let count = requested;
+    const estimateS = (requested * perConnectionMs) / 1000;
+    console.log(
+      `calibration: ${CALIBRATION_CONNECTIONS} connections seeded in ${seconds(calibrationSeedMs)}, swept in ${seconds(calibration.wallMs)}; ` +
+        `${grouped(requested)} connections would take ≈ ${estimateS.toFixed(0)} s (seeding + sweep)`,
+    );
+    if (!explicit && estimateS > MAX_SECONDS) {
+      count = Math.max(
+        CALIBRATION_CONNECTIONS,
+        Math.floor((MAX_SECONDS * 1000) / perConnectionMs / 500) * 500,
+      );
+      const note = `A full ${grouped(requested)}-connection run would take ≈ ${estimateS.toFixed(0)} s here (> ${MAX_SECONDS} s): using ${grouped(count)} connections, the largest count (in 500s) that fits. Set BENCH_CONNECTIONS=${requested} to force it.`;
+      console.log(note);
+      notes.push(note);
+    }
+
+    const names = connectionNames('conn', count);
+    const seedMs = await seed(bench, template, names);
+    console.log(`seeded ${grouped(count)} connections in ${seconds(seedMs)}`);
+    const run = await sweep(bench, tableCalls, 'sweep');
+
+    // Every seeded connection must have been refreshed for real: authorized with a new expiry.
+    const margin = broker.config.refresh.marginMinutes * 60_000;
+    const rows = (await broker.registry.list()).filter((row) => row.name.startsWith('conn-'));
+    const good = rows.filter(
+      (row) =>
+        row.status === 'authorized' &&
+        row.tokenExpiresOn !== undefined &&
+        Date.parse(row.tokenExpiresOn) - Date.now() > margin,
+    ).length;
+
+    const vaultCallsPerRefresh = run.vaultRequests / Math.max(1, run.refreshed);
+    const perConnectionLatencyMs = ENTRA_LATENCY_MS + vaultCallsPerRefresh * VAULT_LATENCY_MS;
+    const idealMs = (run.due * perConnectionLatencyMs) / CONCURRENCY;
+    const ratio = run.wallMs / idealMs;
+    const perSecond = run.refreshed / (run.wallMs / 1000);
+    const tablePerRefresh = [...run.tableCalls.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => `${key} ${fixed(value / Math.max(1, run.refreshed))}`)
+      .join(', ');
+    const tableTotal = [...run.tableCalls.values()].reduce((sum, value) => sum + value, 0);
+    const vaultOps = Object.entries(run.vaultByOperation)
+      .map(([operation, value]) => `${operation} ${fixed(value / Math.max(1, run.refreshed))}`)
+      .join(', ');
+
+    printFigures(`refresh sweep: ${grouped(run.due)} due connections, REFRESH_CONCURRENCY=${CONCURRENCY}`, [
+      ['connections considered / due', `${grouped(run.considered)} / ${grouped(run.due)}`],
+      [
+        'refreshed / failed / busy / deferred',
+        `${run.refreshed} / ${run.failed} / ${run.busy} / ${run.deferred}`,
+      ],
+      ['rows authorized with a new expiry', `${grouped(good)} of ${grouped(rows.length)}`],
+      ['Entra token requests per refresh', fixed(run.entraTokenRequests / Math.max(1, run.refreshed))],
+      [
+        'Key Vault requests per refresh',
+        `${fixed(vaultCallsPerRefresh)} (${vaultOps}; ${run.vaultChallenges} auth challenges in all)`,
+      ],
+      [
+        'per-connection latency',
+        `${fixed(perConnectionLatencyMs, 0)} ms = ${ENTRA_LATENCY_MS} ms Entra + ${fixed(vaultCallsPerRefresh)} × ${VAULT_LATENCY_MS} ms Key Vault`,
+      ],
+      ['wall time', seconds(run.wallMs)],
+      ['ideal (due × latency ÷ concurrency)', seconds(idealMs)],
+      ['ratio wall / ideal', `${fixed(ratio)} (target ≤ ${RATIO_TARGET})`],
+      ['refreshes/s', fixed(perSecond, 1)],
+      [
+        'peak RSS of the broker process (every 100 ms)',
+        `${mb(run.rssPeak)} (before the sweep ${mb(run.rssBefore)}; target ≤ 256 MB)`,
+      ],
+      [
+        'Table storage calls per refresh',
+        `${fixed(tableTotal / Math.max(1, run.refreshed))} (${tablePerRefresh})`,
+      ],
+      [
+        'CPU during the sweep',
+        `broker ${run.cpu.broker.toFixed(1)} s (event loop busy ${(run.eventLoopUtilization * 100).toFixed(0)} %), emulators ${run.cpu.emulators.toFixed(1)} s, Azurite ${run.cpu.azurite.toFixed(1)} s, on 2 cores`,
+      ],
+      ['broker CPU per refresh', `${fixed((run.cpu.broker * 1000) / Math.max(1, run.refreshed))} ms`],
+      ['log lines (info / warn / error)', `${bench.logs.info} / ${bench.logs.warn} / ${bench.logs.error}`],
+    ]);
+    if (bench.logs.samples.length > 0)
+      console.log(`  first warnings: \n    ${bench.logs.samples.join('\n    ')}`);
+    if (run.failed > 0 || good !== rows.length)
+      notes.push(`${run.failed} refreshes failed; ${rows.length - good} rows not refreshed`);
+
+    return {
+      bench: 'refresh-sweep',
+      notes,
+      rows: [
+        {
+          metric: 'connections refreshed',
+          value: `${grouped(run.refreshed)} of ${grouped(run.due)}`,
+          target: 'all',
+          ok: run.failed === 0 && good === rows.length,
+        },
+        { metric: 'sweep wall time', value: seconds(run.wallMs) },
+        { metric: 'ideal', value: `${seconds(idealMs)} (${fixed(perConnectionLatencyMs, 0)} ms/conn)` },
+        {
+          metric: 'wall / ideal',
+          value: fixed(ratio),
+          target: `≤ ${RATIO_TARGET}`,
+          ok: ratio <= RATIO_TARGET,
+        },
+        { metric: 'peak RSS', value: mb(run.rssPeak), target: '≤ 256 MB', ok: run.rssPeak <= RSS_TARGET },
+        { metric: 'refreshes/s', value: fixed(perSecond, 1) },
+        { metric: 'failures', value: String(run.failed), target: '0', ok: run.failed === 0 },
+      ],
+    };
+  } finally {
+    await bench.close();
+  }
+});
