@@ -297,7 +297,7 @@ const schema = z.object({
   REFRESH_MARGIN_MINUTES: integer(15, 1, 55),
   REFRESH_KEEPALIVE_DAYS: integer(7, 1, 80),
   REFRESH_CONCURRENCY: integer(8, 1, 64),
-  REFRESH_BUDGET_SECONDS: integer(240, 10, 1800),
+  REFRESH_BUDGET_SECONDS: integer(540, 10, 1800),
   NOTIFY_DEGRADED_AFTER_MINUTES: integer(60, 1, 10080),
   NOTIFY_WEBHOOK_URL: httpsUrl('the webhook URL', { allowHttpLoopback: true }),
   NOTIFY_WEBHOOK_SECRET: optionalString,

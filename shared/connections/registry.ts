@@ -30,8 +30,11 @@ export interface ConnectionRegistry {
     name: string,
     definition: ConnectionDefinition,
   ): Promise<{ connection: Connection; created: boolean }>;
-  /** Changes broker-owned state. `undefined` in `state` clears the field; absent keys stay. */
-  updateState(name: string, state: ConnectionState, etag: string): Promise<Connection>;
+  /**
+   * Changes broker-owned state. `undefined` in `state` clears the field; absent keys stay.
+   * With `current` (the row as the caller read it, carrying `etag`), no second read is made.
+   */
+  updateState(name: string, state: ConnectionState, etag: string, current?: Connection): Promise<Connection>;
   /** True when it existed. */
   delete(name: string): Promise<boolean>;
   check(): Promise<void>;

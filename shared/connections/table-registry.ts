@@ -219,7 +219,13 @@ export class TableConnectionRegistry implements ConnectionRegistry {
     throw new ConcurrentUpdateError(name);
   }
 
-  async updateState(name: string, state: ConnectionState, etag: string): Promise<Connection> {
+  async updateState(
+    name: string,
+    state: ConnectionState,
+    etag: string,
+    current?: Connection,
+  ): Promise<Connection> {
+    if (current?.name === name && current.etag === etag) return this.mergeState(current, state);
     const existing = CONNECTION_NAME.test(name) ? await this.row(name) : undefined;
     if (!existing) throw new BrokerError('connection_not_found', `There is no connection named "${name}".`);
     const columns = entityColumns(existing);
@@ -236,6 +242,44 @@ export class TableConnectionRegistry implements ConnectionRegistry {
     const newEtag = await this.replace({ ...columns, partitionKey: PARTITION, rowKey: name }, etag);
     if (newEtag === undefined) throw new ConcurrentUpdateError(name);
     return toConnection(columns, newEtag);
+  }
+
+  /**
+   * The hot path (every refresh): one etag-guarded Merge, no read. A cleared optional field is
+   * written as an empty string, which reads back as absent.
+   */
+  private async mergeState(current: Connection, state: ConnectionState): Promise<Connection> {
+    const columns: Columns = {};
+    const merged: Record<string, unknown> = { ...current };
+    for (const key of Object.keys(state) as (keyof ConnectionState)[]) {
+      const value = state[key];
+      if (value === undefined) {
+        if (REQUIRED_STATE.has(key)) continue;
+        columns[key] = '';
+        merged[key] = undefined;
+      } else {
+        columns[key] = stateColumn(key, value);
+        merged[key] = value;
+      }
+    }
+    const updatedAt = new Date().toISOString();
+    columns.updatedAt = updatedAt;
+    let newEtag: string | undefined;
+    try {
+      const result = await storageCall('write connection', () =>
+        this.client.updateEntity({ ...columns, partitionKey: PARTITION, rowKey: current.name }, 'Merge', {
+          etag: current.etag,
+        }),
+      );
+      newEtag = result.etag;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 412 || status === 404) throw new ConcurrentUpdateError(current.name);
+      throw error;
+    }
+    if (!newEtag)
+      return (await this.get(current.name)) ?? ({ ...merged, updatedAt } as unknown as Connection);
+    return { ...(merged as unknown as Connection), updatedAt, etag: newEtag };
   }
 
   async delete(name: string): Promise<boolean> {

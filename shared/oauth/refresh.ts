@@ -78,7 +78,7 @@ export interface RefreshOutcome {
   result: RefreshResult;
   reason: string;
   status?: ConnectionStatus;
-  failure?: Pick<EntraFailure, 'kind' | 'error' | 'aadsts' | 'message'>;
+  failure?: Pick<EntraFailure, 'kind' | 'error' | 'aadsts' | 'message' | 'retryAfterSeconds'>;
   expiresOn?: string;
 }
 
@@ -442,8 +442,15 @@ export class RefreshService {
       stoppedForConfiguration: false,
     };
     let next = 0;
+    // When Key Vault or Entra says "slow down" (Retry-After), every worker of the run waits, instead
+    // of each throttled refresh failing on its own while the others keep the pressure on.
+    let pausedUntil = 0;
     const worker = async () => {
       while (next < due.length) {
+        const pause = pausedUntil - Date.now();
+        if (pause > 0 && Date.now() + pause - started <= budgetMs) {
+          await new Promise((resolve) => setTimeout(resolve, pause));
+        }
         if (Date.now() - started > budgetMs || summary.stoppedForConfiguration) {
           summary.deferred = due.length - next;
           next = due.length;
@@ -455,6 +462,10 @@ export class RefreshService {
           const outcome = await this.refresh(connection.name, { actor: options.actor });
           summary[outcome.result] += 1;
           if (outcome.reason === 'configuration') summary.stoppedForConfiguration = true;
+          const retryAfter = outcome.failure?.retryAfterSeconds;
+          if (retryAfter !== undefined && outcome.failure?.kind === 'transient') {
+            pausedUntil = Math.max(pausedUntil, Date.now() + Math.min(retryAfter, 60) * 1000);
+          }
         } catch (error) {
           summary.failed += 1;
           logger.error('refresh.crashed', { connection: connection.name, error });

@@ -35,6 +35,7 @@ export interface TokenReaderOptions {
 export class TokenReader {
   private readonly memory = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<RefreshOutcome>>();
+  private readonly loading = new Map<string, Promise<CachedToken>>();
   private readonly memoryTtlMs: number;
   private readonly minimumLifetimeMs: number;
 
@@ -53,10 +54,10 @@ export class TokenReader {
     const cached = this.memory.get(name);
     if (cached && nowMs < cached.freshUntilMs) return this.toPublished(cached, nowMs);
 
-    let entry = await this.load(name);
+    let entry = await this.loadOnce(name);
     if (entry.expiresOnMs - nowMs <= this.options.marginMinutes * 60_000) {
       const outcome = await this.refreshOnce(name);
-      entry = await this.load(name);
+      entry = await this.loadOnce(name);
       const remaining = entry.expiresOnMs - this.options.now().getTime();
       if (remaining < this.minimumLifetimeMs) throw this.unavailable(entry.connection, outcome);
     }
@@ -70,6 +71,18 @@ export class TokenReader {
         this.inflight.delete(name);
       });
       this.inflight.set(name, pending);
+    }
+    return pending;
+  }
+
+  /** One store read per connection at a time, however many callers found the memory stale. */
+  private loadOnce(name: string): Promise<CachedToken> {
+    let pending = this.loading.get(name);
+    if (!pending) {
+      pending = this.load(name).finally(() => {
+        this.loading.delete(name);
+      });
+      this.loading.set(name, pending);
     }
     return pending;
   }

@@ -28,6 +28,7 @@ export function xoauth2(mailbox: string, accessToken: string): string {
 }
 
 const MAX_TAG_VALUE = 256;
+const ROUTINE_EVENTS = new Set(['connection.refreshed', 'connection.refresh_failed']);
 
 export interface TokenServiceDeps {
   registry: ConnectionRegistry;
@@ -127,7 +128,7 @@ export class TokenService {
     let updated: Connection | undefined;
     for (let attempt = 0; attempt < 3 && !updated; attempt++) {
       try {
-        updated = await registry.updateState(current.name, state, current.etag);
+        updated = await registry.updateState(current.name, state, current.etag, current);
       } catch (error) {
         if (!(error instanceof ConcurrentUpdateError)) throw error;
         const fresh = await registry.get(current.name);
@@ -141,17 +142,21 @@ export class TokenService {
         `Connection ${current.name} is being changed; try again.`,
       );
     const statusChanged = state.status !== undefined && state.status !== current.status;
-    await audit.record({
-      connection: current.name,
-      type: event.type,
-      actor: event.actor,
-      fromStatus: current.status,
-      toStatus: updated.status,
-      reason: event.reason,
-      aadsts: event.aadsts,
-      correlationId: event.correlationId,
-      at: now().toISOString(),
-    });
+    // A routine refresh is a log line, not an audit row: the audit trail holds status changes and
+    // admin actions, and one row per refresh would double the storage writes of every sweep.
+    if (statusChanged || !ROUTINE_EVENTS.has(event.type)) {
+      await audit.record({
+        connection: current.name,
+        type: event.type,
+        actor: event.actor,
+        fromStatus: current.status,
+        toStatus: updated.status,
+        reason: event.reason,
+        aadsts: event.aadsts,
+        correlationId: event.correlationId,
+        at: now().toISOString(),
+      });
+    }
     logger.info(statusChanged ? 'connection.status_changed' : event.type, {
       connection: current.name,
       from: current.status,

@@ -37,7 +37,7 @@ describe('loadConfig', () => {
       marginMinutes: 15,
       keepaliveDays: 7,
       concurrency: 8,
-      budgetSeconds: 240,
+      budgetSeconds: 540,
     });
     expect(config.localAdmin).toBe(false);
     expect(config.keyVaultUrl).toBeUndefined();
