@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import { BrokerError } from '../errors';
 import {
-  createTableClient,
+  storeTableClient,
   ensureTable,
   numberColumn,
   storageCall,
   stringColumn,
-  tableName,
   type TableStoreOptions,
 } from '../storage/tables';
 import type { AuditEvent, AuditLog } from './audit-log';
@@ -65,12 +64,7 @@ export class TableAuditLog implements AuditLog {
   readonly client: TableClient;
 
   constructor(options: TableAuditLogOptions) {
-    this.client = createTableClient(
-      options.settings,
-      tableName(options.tableName ?? 'auditevents', options.tablePrefix),
-      options.credential,
-      options.retry,
-    );
+    this.client = storeTableClient(options, 'auditevents');
   }
 
   async record(event: AuditEvent): Promise<void> {

@@ -1,14 +1,13 @@
 import { odata, type TableClient, type TableEntity, type TableEntityResult } from '@azure/data-tables';
 import { BrokerError } from '../errors';
 import {
-  createTableClient,
+  storeTableClient,
   ensureTable,
   entityColumns,
   numberColumn,
   statusOf,
   storageCall,
   stringColumn,
-  tableName,
   type TableStoreOptions,
 } from '../storage/tables';
 import {
@@ -128,12 +127,7 @@ export class TableConnectionRegistry implements ConnectionRegistry {
   private readonly pageSize: number;
 
   constructor(options: TableConnectionRegistryOptions) {
-    this.client = createTableClient(
-      options.settings,
-      tableName(options.tableName ?? 'connections', options.tablePrefix),
-      options.credential,
-      options.retry,
-    );
+    this.client = storeTableClient(options, 'connections');
     this.pageSize = options.pageSize ?? 1000;
   }
 

@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import {
-  createTableClient,
+  storeTableClient,
   ensureTable,
   statusOf,
   storageCall,
   stringColumn,
-  tableName,
   type TableStoreOptions,
 } from '../storage/tables';
 import type { AuthSession, AuthSessionStore } from './auth-session';
@@ -47,12 +46,7 @@ export class TableAuthSessionStore implements AuthSessionStore {
   readonly client: TableClient;
 
   constructor(options: TableAuthSessionStoreOptions) {
-    this.client = createTableClient(
-      options.settings,
-      tableName(options.tableName ?? 'authsessions', options.tablePrefix),
-      options.credential,
-      options.retry,
-    );
+    this.client = storeTableClient(options, 'authsessions');
   }
 
   async create(session: AuthSession): Promise<void> {

@@ -2,12 +2,11 @@ import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { BrokerError } from '../errors';
 import type { Lease, LeaseStore } from './lease';
 import {
-  createTableClient,
+  storeTableClient,
   ensureTable,
   statusOf,
   storageCall,
   stringColumn,
-  tableName,
   type TableStoreOptions,
 } from './tables';
 
@@ -75,12 +74,7 @@ export class TableLeaseStore implements LeaseStore {
   private readonly now: () => Date;
 
   constructor(options: TableLeaseStoreOptions) {
-    this.client = createTableClient(
-      options.settings,
-      tableName(options.tableName ?? 'leases', options.tablePrefix),
-      options.credential,
-      options.retry,
-    );
+    this.client = storeTableClient(options, 'leases');
     this.now = options.now ?? (() => new Date());
   }
 

@@ -77,6 +77,19 @@ export function createTableClient(
   return new TableClient(settings.tableServiceUrl, name, tokenCredential, options);
 }
 
+/** A store's client: its table (default name, or the one the options give) with the options' prefix. */
+export function storeTableClient(
+  options: TableStoreOptions & { tableName?: string },
+  defaultName: string,
+): TableClient {
+  return createTableClient(
+    options.settings,
+    tableName(options.tableName ?? defaultName, options.tablePrefix),
+    options.credential,
+    options.retry,
+  );
+}
+
 /** Creates the client's table once per process; a failed attempt is forgotten so the next call tries again. */
 const ensured = new Map<string, Promise<void>>();
 
