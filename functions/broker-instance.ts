@@ -1,10 +1,11 @@
 import { createBroker, type Broker } from '../shared/broker';
-import { loadConfig } from '../shared/config';
+import type { BrokerConfig } from '../shared/config';
 
-let instance: Broker | undefined;
-
-/** The process's broker, built on first use from the validated settings. */
-export function broker(): Broker {
-  instance ??= createBroker(loadConfig());
-  return instance;
+/** The process's broker, built on first use from settings validated once at start-up. */
+export function lazyBroker(config: BrokerConfig): () => Broker {
+  let instance: Broker | undefined;
+  return () => {
+    instance ??= createBroker(config);
+    return instance;
+  };
 }

@@ -1,17 +1,21 @@
 import { app } from '@azure/functions';
-import { ConfigError, loadConfig } from '../shared/config';
+import { ConfigError, loadConfig, type BrokerConfig } from '../shared/config';
 import { adaptHttp } from './adapter';
-import { broker } from './broker-instance';
+import { lazyBroker } from './broker-instance';
 import { httpFunctions } from './http-functions';
 import { refreshTokensTimer } from './refresh-tokens';
 
 // The Functions host's entry (package.json "main"). Bad settings stop start-up with one line.
-try {
-  loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) console.error(`ews-oauth-broker: ${error.message}`);
-  throw error;
+function validatedConfig(): BrokerConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) console.error(`ews-oauth-broker: ${error.message}`);
+    throw error;
+  }
 }
+
+const broker = lazyBroker(validatedConfig());
 
 for (const definition of httpFunctions) {
   app.http(definition.name, {

@@ -265,6 +265,5 @@ export function brokerErrorForInteractive(failure: EntraFailure, adminConsentUrl
       : failure.remedy,
     actionUrl: needsAdmin ? adminConsentUrl : undefined,
     retryAfterSeconds: failure.retryAfterSeconds,
-    status: code === 'configuration_error' ? 500 : undefined,
   });
 }
