@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { spawnBench, type BenchResult } from './support/env';
 
-const BENCHES = ['refresh-sweep', 'token-read', 'vault-capacity'] as const;
+const BENCHES = ['import-time', 'refresh-sweep', 'token-read', 'vault-capacity'] as const;
 
 const selected = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const unknown = selected.filter((name) => !(BENCHES as readonly string[]).includes(name));

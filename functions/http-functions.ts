@@ -5,6 +5,7 @@ import { connectionsItem, connectionsList } from './connections';
 import { adminConsole } from './console';
 import { health } from './health';
 import { refresh } from './refresh';
+import { testConnection } from './test-connection';
 import { token } from './token';
 
 /** Every HTTP function of the app: the Functions host registers them (index.ts), the local host serves them. */
@@ -15,6 +16,7 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   authorize,
   callback,
   refresh,
+  testConnection,
   token,
   adminConsole,
 ];

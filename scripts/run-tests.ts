@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { ensureTestPki } from '../test/emulators/tls';
+import { ensureTestPki } from '../sandbox/tls';
 
 const pkiDir = resolve(__dirname, '..', '.test-tmp', 'pki');
 const pki = ensureTestPki(pkiDir);

@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEFAULT_AZURITE_PORTS, startAzurite } from '../test/support/azurite';
 import { startEntraEmulator } from '../test/emulators/entra';
-import { ensureTestPki } from '../test/emulators/tls';
+import { DEMO_MAILBOXES, startSandboxServices } from '../sandbox/services';
+import { ensureTestPki } from '../sandbox/tls';
 
 const root = resolve(__dirname, '..');
 const localDir = join(root, '.broker-local');
@@ -71,6 +72,10 @@ async function main(): Promise<void> {
     children.push({ stop: () => entra.close() });
     const tenant = entra.tenants.primary;
     for (const user of SANDBOX_USERS) entra.addUser({ ...user, tenantId: tenant.tenantId });
+    const services = await startSandboxServices({ pki, authorityHost: entra.url, mailboxes: DEMO_MAILBOXES });
+    children.push({ stop: () => services.close() });
+    // Shows the diagnosis admins see once Exchange Online enforces EwsAllowedAppIDs.
+    if (/^(1|true)$/i.test(env.SANDBOX_EWS_BLOCKED ?? '')) services.ews.blockEws(true, []);
     const publicBaseUrl = env.PUBLIC_BASE_URL ?? `http://localhost:${PORT}`;
     const app = entra.registerApp({
       clientSecret: randomBytes(24).toString('base64url'),
@@ -87,12 +92,25 @@ async function main(): Promise<void> {
       BROKER_SANDBOX: 'true',
       BROKER_LOCAL_ADMIN: env.BROKER_LOCAL_ADMIN ?? 'true',
       NODE_EXTRA_CA_CERTS: pki.caCertFile,
+      // The demo mailboxes answer for outlook.office365.com and graph.microsoft.com through this
+      // proxy, as a TLS-inspecting proxy would; loopback (sign-in, storage) stays direct.
+      HTTPS_PROXY: services.router.url,
+      NO_PROXY: 'localhost,127.0.0.1,::1',
     });
     console.log('');
     console.log('  SANDBOX: no ENTRA_CLIENT_ID is set, so sign-in is simulated on this machine.');
     console.log(`  Sign-in service (Entra-compatible emulator): ${entra.url}/${tenant.tenantId}`);
     console.log('  Demo accounts (user / password):');
     for (const user of SANDBOX_USERS) console.log(`    ${user.username} / ${user.password}`);
+    console.log(
+      `  Demo mailboxes (EWS and Graph; Test connection works): ${DEMO_MAILBOXES.map((m) => m.smtp).join(', ')}`,
+    );
+    console.log(`  shared@contoso.test is a shared mailbox support@contoso.test has Full Access to.`);
+    if (/^(1|true)$/i.test(env.SANDBOX_EWS_BLOCKED ?? '')) {
+      console.log(
+        '  SANDBOX_EWS_BLOCKED: EWS answers 403 to this app, as after 1 Oct 2026 without the allow list.',
+      );
+    }
     console.log('');
   }
 

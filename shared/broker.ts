@@ -14,6 +14,7 @@ import { TableAuthSessionStore } from './oauth/table-session-store';
 import { TokenService } from './oauth/token-service';
 import { RefreshService, type BrokerHealthState } from './oauth/refresh';
 import { TokenReader } from './oauth/token-reader';
+import { ConnectionTester } from './probes/tester';
 import type { Notifier } from './notify/notifier';
 import { createNotifier } from './notify/webhook-notifier';
 import type { LeaseStore } from './storage/lease';
@@ -39,6 +40,7 @@ export interface Broker {
   health: BrokerHealthState;
   refresher: RefreshService;
   tokenReader: TokenReader;
+  tester: ConnectionTester;
 }
 
 export interface BrokerOverrides {
@@ -110,6 +112,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     now,
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
+  const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
   return {
     config,
     logger,
@@ -127,5 +130,6 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     health,
     refresher,
     tokenReader,
+    tester,
   };
 }

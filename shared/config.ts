@@ -19,6 +19,16 @@ export interface CloudEndpoints {
   graphResource: string;
   /** Audience of the federated-credential assertion for this cloud. */
   tokenExchangeAudience: string;
+  /** Where mailboxes answer EWS, IMAP (implicit TLS), POP3 (implicit TLS) and SMTP submission (STARTTLS). */
+  ewsUrl: string;
+  imap: MailEndpoint;
+  pop: MailEndpoint;
+  smtp: MailEndpoint;
+}
+
+export interface MailEndpoint {
+  host: string;
+  port: number;
 }
 
 export type StorageSettings =
@@ -58,6 +68,8 @@ export interface BrokerConfig {
     budgetSeconds: number;
   };
   notify: { webhookUrl: string | undefined; webhookSecret: string | undefined; degradedAfterMinutes: number };
+  /** How long Test connection may wait for a mailbox server before it answers `timeout`. */
+  probeTimeoutSeconds: number;
   localAdmin: boolean;
   /** App Service Authentication is on: only then are its identity headers trusted. */
   platformAuthEnabled: boolean;
@@ -82,18 +94,30 @@ const KNOWN_CLOUDS: Record<string, Omit<CloudEndpoints, 'authorityHost'>> = {
     outlookResource: 'https://outlook.office.com',
     graphResource: 'https://graph.microsoft.com',
     tokenExchangeAudience: 'api://AzureADTokenExchange',
+    ewsUrl: 'https://outlook.office365.com/EWS/Exchange.asmx',
+    imap: { host: 'outlook.office365.com', port: 993 },
+    pop: { host: 'outlook.office365.com', port: 995 },
+    smtp: { host: 'smtp.office365.com', port: 587 },
   },
   'login.microsoftonline.us': {
     exchangeResource: 'https://outlook.office365.us',
     outlookResource: 'https://outlook.office365.us',
     graphResource: 'https://graph.microsoft.us',
     tokenExchangeAudience: 'api://AzureADTokenExchangeUSGov',
+    ewsUrl: 'https://outlook.office365.us/EWS/Exchange.asmx',
+    imap: { host: 'outlook.office365.us', port: 993 },
+    pop: { host: 'outlook.office365.us', port: 995 },
+    smtp: { host: 'smtp.office365.us', port: 587 },
   },
   'login.partner.microsoftonline.cn': {
     exchangeResource: 'https://partner.outlook.cn',
     outlookResource: 'https://partner.outlook.cn',
     graphResource: 'https://microsoftgraph.chinacloudapi.cn',
     tokenExchangeAudience: 'api://AzureADTokenExchangeChina',
+    ewsUrl: 'https://partner.outlook.cn/EWS/Exchange.asmx',
+    imap: { host: 'partner.outlook.cn', port: 993 },
+    pop: { host: 'partner.outlook.cn', port: 995 },
+    smtp: { host: 'smtp.partner.outlook.cn', port: 587 },
   },
 };
 
@@ -299,6 +323,7 @@ const schema = z.object({
   REFRESH_CONCURRENCY: integer(8, 1, 64),
   REFRESH_BUDGET_SECONDS: integer(540, 10, 1800),
   NOTIFY_DEGRADED_AFTER_MINUTES: integer(60, 1, 10080),
+  PROBE_TIMEOUT_SECONDS: integer(15, 1, 120),
   NOTIFY_WEBHOOK_URL: httpsUrl('the webhook URL', { allowHttpLoopback: true }),
   NOTIFY_WEBHOOK_SECRET: optionalString,
   BROKER_LOCAL_ADMIN: boolean(false),
@@ -440,6 +465,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
       webhookSecret: raw.NOTIFY_WEBHOOK_SECRET,
       degradedAfterMinutes: raw.NOTIFY_DEGRADED_AFTER_MINUTES,
     },
+    probeTimeoutSeconds: raw.PROBE_TIMEOUT_SECONDS,
     localAdmin: raw.BROKER_LOCAL_ADMIN,
     platformAuthEnabled: raw.WEBSITE_AUTH_ENABLED,
     runningInAzure,

@@ -5,7 +5,7 @@
  */
 import { startEntraEmulator, type EntraEmulator } from '../../test/emulators/entra';
 import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../test/emulators/keyvault';
-import { ensureTestPki } from '../../test/emulators/tls';
+import { ensureTestPki } from '../../sandbox/tls';
 import type { EmulatorInfo, EmulatorRequest, EmulatorResponse, InitParams, KeyVaultStatsView } from './rpc';
 
 let entra: EntraEmulator | undefined;

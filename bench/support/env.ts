@@ -14,7 +14,7 @@ import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logging';
 import { startLocalHost, type LocalHost } from '../../scripts/host';
 import { signIn } from '../../test/emulators/entra/sign-in-driver';
-import { ensureTestPki } from '../../test/emulators/tls';
+import { ensureTestPki } from '../../sandbox/tls';
 import { startAzurite, type AzuriteInstance } from '../../test/support/azurite';
 import { api, Browser, freePort, USERS } from '../../test/support/harness';
 import { uniqueTablePrefix } from '../../test/support/storage';

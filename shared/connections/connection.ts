@@ -22,6 +22,11 @@ export interface ConnectionDefinition {
   grant: Grant;
   /** Only for profile `custom`. */
   scopes: string[] | undefined;
+  /**
+   * An on-premises or hybrid Exchange EWS endpoint (profiles `ews`, `ews-shared`); its host forms
+   * the token's resource. Unset: the configured cloud's Exchange Online.
+   */
+  ewsUrl: string | undefined;
   description: string;
 }
 
@@ -80,6 +85,7 @@ const definitionSchema = z
     profile: z.enum(PROFILES, { message: `expected one of ${PROFILES.join(', ')}` }),
     grant: z.enum(GRANTS, { message: `expected one of ${GRANTS.join(', ')}` }).default('authorization_code'),
     scopes: scopeList.optional(),
+    ewsUrl: z.string().max(2048).optional(),
     description: z.string().max(500, 'at most 500 characters').default(''),
   })
   .strict()
@@ -90,10 +96,38 @@ const definitionSchema = z
     if (value.profile !== 'custom' && value.scopes) {
       ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'only allowed with profile custom' });
     }
+    if (value.ewsUrl !== undefined) {
+      const problem = ewsUrlProblem(value.ewsUrl);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['ewsUrl'], message: problem });
+      if (value.profile !== 'ews' && value.profile !== 'ews-shared') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ewsUrl'],
+          message: 'only allowed with profiles ews and ews-shared',
+        });
+      }
+    }
     if (value.profile === 'smtp' && value.grant === 'client_credentials') {
       ctx.addIssue({ code: 'custom', path: ['grant'], message: 'SMTP has no app-only permission' });
     }
   });
+
+const HOST_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/i;
+
+/** Why an EWS URL is unusable, or undefined: https, a DNS host name, no credentials, query or fragment. */
+function ewsUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'expected an absolute URL such as https://mail.contoso.com/EWS/Exchange.asmx';
+  }
+  if (url.protocol !== 'https:') return 'expected an https:// URL (Exchange accepts OAuth only over TLS)';
+  if (url.username || url.password) return 'must not carry credentials';
+  if (url.search || url.hash || value.includes('#')) return 'must not carry a query or fragment';
+  if (!HOST_NAME.test(url.hostname)) return 'expected a DNS host name (the token audience is https://{host})';
+  return undefined;
+}
 
 export function assertConnectionName(name: unknown): string {
   if (typeof name !== 'string' || !CONNECTION_NAME.test(name)) {
@@ -129,6 +163,7 @@ export function parseConnectionDefinition(input: unknown): ConnectionDefinition 
     profile: value.profile,
     grant: value.grant,
     scopes: value.scopes,
+    ewsUrl: value.ewsUrl === undefined ? undefined : new URL(value.ewsUrl).href,
     description: value.description,
   };
 }

@@ -6,12 +6,13 @@ import type { ConnectionDefinition, Profile } from './connection';
  * `openid profile offline_access` to every interactive request itself, so they are not listed.
  */
 export function delegatedScopes(
-  definition: Pick<ConnectionDefinition, 'profile' | 'scopes'>,
+  definition: Pick<ConnectionDefinition, 'profile' | 'scopes'> & { ewsUrl?: string | undefined },
   cloud: CloudEndpoints,
 ): string[] {
+  const ewsResource = definition.ewsUrl ? new URL(definition.ewsUrl).origin : cloud.exchangeResource;
   const byProfile: Record<Exclude<Profile, 'custom'>, string[]> = {
-    ews: [`${cloud.exchangeResource}/EWS.AccessAsUser.All`],
-    'ews-shared': [`${cloud.exchangeResource}/EWS.AccessAsUser.All`],
+    ews: [`${ewsResource}/EWS.AccessAsUser.All`],
+    'ews-shared': [`${ewsResource}/EWS.AccessAsUser.All`],
     imap: [`${cloud.outlookResource}/IMAP.AccessAsUser.All`],
     pop: [`${cloud.outlookResource}/POP.AccessAsUser.All`],
     smtp: [`${cloud.outlookResource}/SMTP.Send`],

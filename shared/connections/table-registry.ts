@@ -89,6 +89,7 @@ function toConnection(columns: Columns, etag: string): Connection {
     profile: oneOf<Profile>(PROFILES, columns.profile, 'custom'),
     grant: oneOf<Grant>(GRANTS, columns.grant, 'authorization_code'),
     scopes: parseScopes(columns.scopes),
+    ewsUrl: stringColumn(columns, 'ewsUrl'),
     description: stringColumn(columns, 'description') ?? '',
     status: oneOf<ConnectionStatus>(STATUSES, columns.status, 'new'),
     createdAt: stringColumn(columns, 'createdAt') ?? '',
@@ -116,6 +117,8 @@ function applyDefinition(columns: Columns, definition: ConnectionDefinition): vo
   columns.description = definition.description;
   if (definition.scopes === undefined) delete columns.scopes;
   else columns.scopes = JSON.stringify(definition.scopes);
+  if (definition.ewsUrl === undefined) delete columns.ewsUrl;
+  else columns.ewsUrl = definition.ewsUrl;
 }
 
 /**

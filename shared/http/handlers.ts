@@ -14,7 +14,7 @@ const MAX_JSON_BODY_BYTES = 16 * 1024;
 const BINDING_COOKIE = 'broker_auth';
 
 /** API routes answer problem+json; browser routes a readable page. One place decides. */
-function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Handler {
+export function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Handler {
   return async (broker, request) => {
     try {
       if (!methods.includes(request.method)) {
@@ -50,6 +50,7 @@ export function connectionView(connection: Connection, secrets?: Broker['secrets
     profile: connection.profile,
     grant: connection.grant,
     ...(connection.scopes ? { scopes: connection.scopes } : {}),
+    ...(connection.ewsUrl ? { ewsUrl: connection.ewsUrl } : {}),
     description: connection.description,
     status: connection.status,
     createdAt: connection.createdAt,

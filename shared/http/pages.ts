@@ -140,14 +140,15 @@ export function consolePage(options: {
       : '';
   const body = `${banner}<h1>ews-oauth-broker</h1>${devStore}
   <div id="notice" class="box" hidden></div>
-  <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th></tr></thead>
-  <tbody id="rows"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table>
+  <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th><th>Test</th></tr></thead>
+  <tbody id="rows"><tr><td colspan="8" class="muted">Loading…</td></tr></tbody></table>
   <h2>Define a connection</h2>
   <form class="define" id="define">
     <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
     <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
     <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
     <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option></select></label>
+    <label>EWS URL (Exchange Server on-premises only)<br><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx"></label>
     <button type="submit">Save</button>
   </form>
   <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>`;
@@ -156,13 +157,31 @@ export function consolePage(options: {
     var notice = document.getElementById('notice');
     function show(text, ok) { notice.hidden = false; notice.textContent = text; notice.className = 'box ' + (ok ? 'ok' : 'fail'); }
     function cell(text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); return td; }
+    var tests = {};
+    function testSummary(result) {
+      var d = result.details || {};
+      if (result.ok) {
+        var count = d.totalCount == null ? '' : ' · ' + d.totalCount + (d.totalCount === 1 ? ' item' : ' items');
+        var unread = d.unreadCount == null ? '' : ' (' + d.unreadCount + ' unread)';
+        var what = d.folder ? d.folder + count + unread : 'Authenticated';
+        return '✓ ' + result.protocol.toUpperCase() + ': ' + what + (d.serverVersion ? ' · Exchange ' + d.serverVersion : '');
+      }
+      return '✗ ' + result.code + ': ' + (result.detail || '');
+    }
+    function renderTest(td, result) {
+      td.textContent = '';
+      if (!result) return;
+      var line = document.createElement('div'); line.className = 'test-summary ' + (result.ok ? 'ok' : 'fail');
+      line.textContent = result.pending ? 'Testing…' : testSummary(result); td.appendChild(line);
+      if (result.remedy) { var what = document.createElement('div'); what.className = 'test-remedy muted'; what.textContent = 'What to do: ' + result.remedy; td.appendChild(what); }
+    }
     function button(label, handler) { var b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.addEventListener('click', handler); return b; }
     async function load() {
       var response = await fetch('/api/connections', { headers: { Accept: 'application/json' } });
       var data = await response.json();
       if (!response.ok) { show(data.detail || 'Could not load connections', false); return; }
       rows.textContent = '';
-      if (data.connections.length === 0) { var tr0 = document.createElement('tr'); var td0 = cell('No connections yet: define one below.'); td0.colSpan = 7; tr0.appendChild(td0); rows.appendChild(tr0); }
+      if (data.connections.length === 0) { var tr0 = document.createElement('tr'); var td0 = cell('No connections yet: define one below.'); td0.colSpan = 8; tr0.appendChild(td0); rows.appendChild(tr0); }
       data.connections.forEach(function (c) {
         var tr = document.createElement('tr');
         tr.dataset.connection = c.name;
@@ -180,12 +199,23 @@ export function consolePage(options: {
           show(response.ok ? c.name + ': ' + body.result + ' (' + body.reason + ')' : (body.detail || 'Refresh failed') + (body.remedy ? ' ' + body.remedy : ''), response.ok);
           load();
         }));
+        var testCell = document.createElement('td'); testCell.className = 'test';
+        actions.appendChild(button('Test connection', async function () {
+          tests[c.name] = { pending: true, ok: true }; renderTest(testCell, tests[c.name]);
+          var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/test', { method: 'POST' });
+          var result = await response.json();
+          tests[c.name] = response.ok ? result : { ok: false, code: result.code, detail: result.detail, remedy: result.remedy };
+          renderTest(testCell, tests[c.name]);
+        }));
         actions.appendChild(button('Delete', async function () {
           if (!confirm('Delete ' + c.name + ' and its tokens?')) return;
           await fetch('/api/connections/' + encodeURIComponent(c.name), { method: 'DELETE' });
+          delete tests[c.name];
           load();
         }));
         tr.appendChild(actions);
+        renderTest(testCell, tests[c.name]);
+        tr.appendChild(testCell);
         rows.appendChild(tr);
       });
     }
@@ -201,6 +231,7 @@ export function consolePage(options: {
       var form = new FormData(event.target);
       var body = { mailbox: form.get('mailbox'), profile: form.get('profile') };
       if (form.get('account')) body.account = form.get('account');
+      if (form.get('ewsUrl')) body.ewsUrl = form.get('ewsUrl');
       var response = await fetch('/api/connections/' + encodeURIComponent(form.get('name')), {
         method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
       if (!response.ok) { var problem = await response.json(); show(problem.detail, false); return; }

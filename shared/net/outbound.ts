@@ -1,11 +1,8 @@
-import {
-  EnvHttpProxyAgent,
-  fetch as undiciFetch,
-  type Dispatcher,
-  type RequestInit,
-  type Response,
-} from 'undici';
+import type { Dispatcher, RequestInit, Response, fetch as UndiciFetch } from 'undici';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { BrokerConfig } from '../config';
 
 /**
@@ -23,6 +20,40 @@ export interface Outbound {
    * id: MSAL's errors do not carry response headers, and backoff must honour it.
    */
   retryAfterFor(correlationId: string): number | undefined;
+  /**
+   * A TCP connection to `host:port` for the mail protocols (IMAP, POP, SMTP): through an HTTP
+   * CONNECT tunnel when HTTPS_PROXY applies to the host, directly otherwise. TLS is the caller's.
+   */
+  connect(host: string, port: number, signal: AbortSignal): Promise<Socket>;
+}
+
+/** The proxy-connect failure: the proxy answered the CONNECT with something other than 2xx. */
+export class ProxyTunnelError extends Error {
+  constructor(readonly status: number) {
+    super(`The proxy refused the tunnel (HTTP ${status}).`);
+    this.name = 'ProxyTunnelError';
+  }
+}
+
+/**
+ * NO_PROXY as curl and undici read it: `*`, a host name (which also covers its subdomains), a
+ * leading-dot domain, an IP, each optionally with `:port`.
+ */
+export function bypassesProxy(host: string, port: number, noProxy: string[]): boolean {
+  const name = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return noProxy.some((entry) => {
+    if (entry === '*') return true;
+    // `[v6]:port`, `v6` (several colons, no port), or `host:port`.
+    const match = entry.startsWith('[')
+      ? /^\[([^\]]+)\](?::(\d+))?$/.exec(entry)
+      : entry.split(':').length > 2
+        ? [entry, entry, undefined]
+        : /^([^:]*)(?::(\d+))?$/.exec(entry);
+    const entryHost = (match?.[1] ?? '').replace(/^\*?\./, '');
+    const entryPort = match?.[2];
+    if (!entryHost || (entryPort && Number(entryPort) !== port)) return false;
+    return name === entryHost || name.endsWith(`.${entryHost}`);
+  });
 }
 
 const REMEMBERED_RETRY_AFTERS = 1000;
@@ -38,17 +69,25 @@ export function parseRetryAfter(value: string | null | undefined, nowMs = Date.n
 const DEFAULT_TIMEOUT_MS = 15_000;
 
 export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
-  const dispatcher: Dispatcher | undefined = config.proxy.httpsProxy
-    ? new EnvHttpProxyAgent({
-        httpsProxy: config.proxy.httpsProxy,
-        httpProxy: config.proxy.httpsProxy,
-        noProxy: config.proxy.noProxy.join(','),
-      })
-    : undefined;
+  // undici is loaded on the first outbound call, not at start-up: it costs about as much to import
+  // as the Azure SDKs together, and a warm token read never needs it.
+  let client: Promise<{ fetch: typeof UndiciFetch; dispatcher: Dispatcher | undefined }> | undefined;
+  const undici = () =>
+    (client ??= import('undici').then(({ fetch, EnvHttpProxyAgent }) => ({
+      fetch,
+      dispatcher: config.proxy.httpsProxy
+        ? new EnvHttpProxyAgent({
+            httpsProxy: config.proxy.httpsProxy,
+            httpProxy: config.proxy.httpsProxy,
+            noProxy: config.proxy.noProxy.join(','),
+          })
+        : undefined,
+    })));
 
-  const fetchWithTimeout: Outbound['fetch'] = (url, init = {}) => {
+  const fetchWithTimeout: Outbound['fetch'] = async (url, init = {}) => {
     const { timeoutMs = DEFAULT_TIMEOUT_MS, ...rest } = init;
-    return undiciFetch(url, {
+    const { fetch, dispatcher } = await undici();
+    return fetch(url, {
       ...rest,
       redirect: 'manual',
       signal: rest.signal ?? AbortSignal.timeout(timeoutMs),
@@ -108,9 +147,58 @@ export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
     },
   };
 
+  const proxyUrl = config.proxy.httpsProxy ? new URL(config.proxy.httpsProxy) : undefined;
+
+  function tunnel(proxy: URL, host: string, port: number, signal: AbortSignal): Promise<Socket> {
+    const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const credentials = proxy.username
+      ? {
+          'Proxy-Authorization': `Basic ${Buffer.from(
+            `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`,
+          ).toString('base64')}`,
+        }
+      : {};
+    const request = (proxy.protocol === 'https:' ? httpsRequest : httpRequest)({
+      host: proxy.hostname.replace(/^\[|\]$/g, ''),
+      port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+      method: 'CONNECT',
+      path: authority,
+      headers: { Host: authority, ...credentials },
+      agent: false,
+      signal,
+    });
+    return new Promise((resolve, reject) => {
+      request.once('connect', (response, socket) => {
+        if (response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300) {
+          resolve(socket);
+        } else {
+          socket.destroy();
+          reject(new ProxyTunnelError(response.statusCode ?? 0));
+        }
+      });
+      request.once('error', reject);
+      request.end();
+    });
+  }
+
+  function direct(host: string, port: number, signal: AbortSignal): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host, port, signal });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+  }
+
   return {
     fetch: fetchWithTimeout,
     msalNetworkModule,
     retryAfterFor: (correlationId) => retryAfters.get(correlationId),
+    connect: (host, port, signal) =>
+      proxyUrl && !bypassesProxy(host, port, config.proxy.noProxy)
+        ? tunnel(proxyUrl, host, port, signal)
+        : direct(host, port, signal),
   };
 }

@@ -23,7 +23,7 @@ export interface WebhookNotifierOptions {
   url: string | undefined;
   /** HMAC-SHA256 key; required with `url`. */
   secret: string | undefined;
-  outbound: Outbound;
+  outbound: Pick<Outbound, 'fetch'>;
   logger: Logger;
   now?: () => Date;
   /** Attempts per event, the first included (default 6). */

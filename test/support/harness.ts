@@ -9,6 +9,9 @@ import { createLogger } from '../../shared/logging';
 import { startEntraEmulator, type EntraEmulator } from '../emulators/entra';
 import { startKeyVaultEmulator, type KeyVaultEmulator } from '../emulators/keyvault';
 import { startLocalHost, type LocalHost } from '../../scripts/host';
+import { createBearerValidator } from '../../sandbox/bearer';
+import { startSandboxServices, type DemoMailbox, type SandboxServices } from '../../sandbox/services';
+import { startMailServers, type MailServers } from './dovecot';
 import { testPki } from './pki';
 import { uniqueTablePrefix } from './storage';
 
@@ -48,7 +51,25 @@ export interface HarnessOptions {
   /** A clock shared by the broker and the emulators (ms since epoch); default the real one. */
   clock?: TestClock;
   brokerOverrides?: BrokerOverrides;
+  /**
+   * The mailbox side: EWS and Graph stand-ins (and, with `dovecot`, real IMAP/POP/SMTP servers)
+   * behind a CONNECT proxy for the Microsoft host names; the broker reaches them through
+   * HTTPS_PROXY and NODE_EXTRA_CA_CERTS, as in production behind a TLS-inspecting proxy.
+   */
+  mailboxes?: { dovecot?: boolean };
 }
+
+/** The harness's mailboxes: its users' own, and a shared one the agent may open. */
+export const TEST_MAILBOXES: DemoMailbox[] = [
+  { smtp: 'support@contoso.test', displayName: 'Support', inbox: { total: 12, unread: 3 } },
+  { smtp: 'agent@contoso.test', displayName: 'Agent', inbox: { total: 4, unread: 4 } },
+  {
+    smtp: 'shared@contoso.test',
+    displayName: 'Shared inbox',
+    inbox: { total: 7, unread: 2 },
+    fullAccess: ['agent@contoso.test'],
+  },
+];
 
 /** A controllable clock: tests move time instead of waiting for it. */
 export class TestClock {
@@ -62,6 +83,10 @@ export class TestClock {
 
 export interface Harness {
   entra: EntraEmulator;
+  services: SandboxServices | undefined;
+  mail: MailServers | undefined;
+  /** How far the mailbox servers' clock runs ahead of the broker's (ms): a token the broker trusts can look expired to them. */
+  mailboxClockSkew: { ms: number };
   keyVault: KeyVaultEmulator | undefined;
   broker: Broker;
   host: LocalHost;
@@ -148,6 +173,34 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     env.BROKER_LOCAL_SECRET_KEY = randomBytes(32).toString('base64');
     env.BROKER_LOCAL_SECRET_FILE = join(mkdtempSync(join(tmpdir(), 'broker-secrets-')), 'secrets.json');
   }
+  let services: SandboxServices | undefined;
+  let mail: MailServers | undefined;
+  const mailboxClockSkew = { ms: 0 };
+  if (options.mailboxes) {
+    const clock = options.clock?.now ?? Date.now;
+    const now = () => clock() + mailboxClockSkew.ms;
+    services = await startSandboxServices({
+      pki,
+      authorityHost: entra.url,
+      mailboxes: TEST_MAILBOXES,
+      now,
+    });
+    if (options.mailboxes.dovecot) {
+      mail = await startMailServers({
+        pki,
+        validator: createBearerValidator({
+          jwksUrl: `${entra.url}/common/discovery/v2.0/keys`,
+          now,
+        }),
+        users: TEST_MAILBOXES.map((mailbox) => ({ username: mailbox.smtp, messages: mailbox.inbox.total })),
+      });
+      services.router.route('outlook.office365.com:993', mail.imapPort);
+      services.router.route('outlook.office365.com:995', mail.pop3Port);
+      services.router.route('smtp.office365.com:587', mail.submissionPort);
+    }
+    env.HTTPS_PROXY = services.router.url;
+    env.NO_PROXY = 'localhost,127.0.0.1,::1';
+  }
   Object.assign(env, options.env);
 
   const logs: string[] = [];
@@ -163,6 +216,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   return {
     entra,
+    services,
+    mail,
+    mailboxClockSkew,
     keyVault,
     broker,
     host,
@@ -174,6 +230,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       createBroker(loadConfig({ ...env, ...overrides }), { ...brokerOptions, ...extra }),
     async close() {
       await host.close();
+      await mail?.close();
+      await services?.close();
       await keyVault?.close();
       await entra.close();
       if (identity) {

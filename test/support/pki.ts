@@ -1,4 +1,4 @@
-import { ensureTestPki, type TestPki } from '../emulators/tls';
+import { ensureTestPki, type TestPki } from '../../sandbox/tls';
 
 /** The run's test PKI, made by scripts/run-tests.ts before jest started (so NODE_EXTRA_CA_CERTS trusts it). */
 export function testPki(): TestPki {

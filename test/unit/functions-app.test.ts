@@ -18,6 +18,7 @@ describe('functions app', () => {
         'connections/{name} anonymous',
         'connections/{name}/authorize anonymous',
         'connections/{name}/refresh anonymous',
+        'connections/{name}/test anonymous',
         'connections/{name}/token function',
         'console anonymous',
         'health anonymous',

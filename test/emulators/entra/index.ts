@@ -14,7 +14,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TestPki } from '../tls';
+import type { TestPki } from '../../../sandbox/tls';
 import {
   handleAdminConsent,
   handleAuthorize,

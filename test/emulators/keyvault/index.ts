@@ -14,7 +14,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TestPki } from '../tls';
+import type { TestPki } from '../../../sandbox/tls';
 
 export type KeyVaultOperation =
   | 'get'

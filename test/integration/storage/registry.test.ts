@@ -13,6 +13,7 @@ const definition = (
   profile: 'ews',
   grant: 'authorization_code',
   scopes: undefined,
+  ewsUrl: undefined,
   description: '',
   ...overrides,
 });

@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
 import { Response } from 'undici';
-import type { INetworkModule } from '@azure/msal-node';
 import { createLogger, type Logger } from '../../../shared/logging';
 import type { Outbound } from '../../../shared/net/outbound';
 import type { StatusNotification } from '../../../shared/notify/notifier';
@@ -38,9 +37,9 @@ function event(overrides: Partial<StatusNotification> = {}): StatusNotification 
   };
 }
 
-function fakeOutbound(impl: FetchImpl): { outbound: Outbound; sent: SentRequest[] } {
+function fakeOutbound(impl: FetchImpl): { outbound: Pick<Outbound, 'fetch'>; sent: SentRequest[] } {
   const sent: SentRequest[] = [];
-  const outbound: Outbound = {
+  const outbound: Pick<Outbound, 'fetch'> = {
     fetch: (url, init) => {
       sent.push({
         url,
@@ -50,8 +49,6 @@ function fakeOutbound(impl: FetchImpl): { outbound: Outbound; sent: SentRequest[
       });
       return impl(url, init);
     },
-    msalNetworkModule: {} as INetworkModule,
-    retryAfterFor: () => undefined,
   };
   return { outbound, sent };
 }

@@ -3,13 +3,13 @@ import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
 
-/** A certificate authority made at run time, and one server certificate it issued for loopback. */
+/** A certificate authority made at run time, and one server certificate it issued for loopback and the Microsoft hosts. */
 export interface TestPki {
   /** PEM of the CA certificate: what NODE_EXTRA_CA_CERTS points at. */
   caCertPem: string;
   /** File holding `caCertPem`. */
   caCertFile: string;
-  /** Server certificate (PEM) for localhost, 127.0.0.1 and ::1, signed by the CA. */
+  /** Server certificate (PEM) for localhost, 127.0.0.1, ::1 and MICROSOFT_SERVICE_HOSTS, signed by the CA. */
   serverCertPem: string;
   serverKeyPem: string;
 }
@@ -38,9 +38,41 @@ function validity(cert: forge.pki.Certificate, days: number): void {
 }
 
 /**
- * Makes a CA and a loopback server certificate, writes them to `dir` (never into the repository)
- * and returns them. When `dir` already holds a set, that set is reused so that every process of a
- * test run (and the sandbox across restarts) trusts the same CA.
+ * The Microsoft 365 hosts the broker's probes address (every cloud), and one on-premises Exchange
+ * host name. The sandbox and the tests put
+ * their stand-ins behind a CONNECT proxy under these names, so the broker runs exactly as in
+ * production behind a TLS-inspecting proxy: real host names, HTTPS_PROXY, NODE_EXTRA_CA_CERTS.
+ */
+export const MICROSOFT_SERVICE_HOSTS = [
+  'outlook.office365.com',
+  'outlook.office.com',
+  'smtp.office365.com',
+  'graph.microsoft.com',
+  'outlook.office365.us',
+  'smtp.office365.us',
+  'graph.microsoft.us',
+  'outlook-dod.office365.us',
+  'smtp-dod.office365.us',
+  'dod-graph.microsoft.us',
+  'partner.outlook.cn',
+  'smtp.partner.outlook.cn',
+  'microsoftgraph.chinacloudapi.cn',
+  // An Exchange Server on-premises (hybrid modern authentication) for connections with ewsUrl.
+  'mail.contoso.test',
+];
+
+function coversHostNames(certPem: string, hostNames: string[]): boolean {
+  const cert = forge.pki.certificateFromPem(certPem);
+  const extension: { altNames?: { value?: string }[] } | undefined = cert.getExtension('subjectAltName');
+  const names = new Set((extension?.altNames ?? []).flatMap((name) => (name.value ? [name.value] : [])));
+  return hostNames.every((name) => names.has(name));
+}
+
+/**
+ * Makes a CA and a server certificate for loopback and the Microsoft service host names, writes
+ * them to `dir` (never into the repository) and returns them. When `dir` already holds a set that
+ * covers the names, that set is reused so that every process of a test run (and the sandbox across
+ * restarts) trusts the same CA.
  */
 export function ensureTestPki(dir: string, extraHostNames: string[] = []): TestPki {
   const files = {
@@ -48,7 +80,13 @@ export function ensureTestPki(dir: string, extraHostNames: string[] = []): TestP
     cert: join(dir, 'server.pem'),
     key: join(dir, 'server.key'),
   };
-  if (existsSync(files.ca) && existsSync(files.cert) && existsSync(files.key)) {
+  const hostNames = [...MICROSOFT_SERVICE_HOSTS, ...extraHostNames];
+  if (
+    existsSync(files.ca) &&
+    existsSync(files.cert) &&
+    existsSync(files.key) &&
+    coversHostNames(readFileSync(files.cert, 'utf8'), hostNames)
+  ) {
     return {
       caCertPem: readFileSync(files.ca, 'utf8'),
       caCertFile: files.ca,
@@ -91,7 +129,7 @@ export function ensureTestPki(dir: string, extraHostNames: string[] = []): TestP
       name: 'subjectAltName',
       altNames: [
         { type: 2, value: 'localhost' },
-        ...extraHostNames.map((value) => ({ type: 2, value })),
+        ...hostNames.map((value) => ({ type: 2, value })),
         { type: 7, ip: '127.0.0.1' },
         { type: 7, ip: '::1' },
       ],

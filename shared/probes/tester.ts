@@ -1,0 +1,160 @@
+/**
+ * Test connection: reads the connection's current token the way a consumer does, runs the probe
+ * for its protocol under a time limit, and answers one shape whatever happened. A test only
+ * reads: it never changes the connection's status or tokens, and an upstream failure is a
+ * result (`ok: false` with a stable code and remedy), not an HTTP error.
+ */
+import { performance } from 'node:perf_hooks';
+import type { BrokerConfig } from '../config';
+import type { Connection, Profile } from '../connections/connection';
+import type { ConnectionRegistry } from '../connections/registry';
+import { BrokerError, isBrokerError } from '../errors';
+import type { Logger } from '../logging';
+import type { Outbound } from '../net/outbound';
+import type { TokenReader } from '../oauth/token-reader';
+import type { PublishedToken } from '../oauth/token-service';
+import { probeEws } from './ews';
+import { probeGraph } from './graph';
+import { probeImap, probePop, probeSmtp } from './mail';
+import type { Probe, ProbeTarget } from './probe';
+import { remedyFor } from './remedies';
+import { ProbeFailure, type ProbeProtocol, type ProbeResult } from './result';
+
+const PROBES: Record<Exclude<Profile, 'custom'>, { protocol: ProbeProtocol; run: Probe }> = {
+  ews: { protocol: 'ews', run: probeEws },
+  'ews-shared': { protocol: 'ews', run: probeEws },
+  'graph-mail': { protocol: 'graph', run: probeGraph },
+  imap: { protocol: 'imap', run: probeImap },
+  pop: { protocol: 'pop', run: probePop },
+  smtp: { protocol: 'smtp', run: probeSmtp },
+};
+
+/** Grace after the probe's own timeout before the tester stops waiting for it regardless. */
+const HARD_STOP_GRACE_MS = 1000;
+
+export interface ConnectionTesterOptions {
+  config: Pick<BrokerConfig, 'clientId' | 'cloud' | 'probeTimeoutSeconds'>;
+  registry: Pick<ConnectionRegistry, 'get'>;
+  tokenReader: Pick<TokenReader, 'read'>;
+  outbound: Pick<Outbound, 'fetch' | 'connect'>;
+  logger: Logger;
+}
+
+export class ConnectionTester {
+  constructor(private readonly options: ConnectionTesterOptions) {}
+
+  /** Throws BrokerError only for what is wrong with the request (unknown, new or disabled connection). */
+  async test(name: string, correlationId: string): Promise<ProbeResult> {
+    const connection = await this.options.registry.get(name);
+    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    const started = performance.now();
+    const probe = connection.profile === 'custom' ? undefined : PROBES[connection.profile];
+    const protocol = probe?.protocol ?? null;
+    let result: ProbeResult;
+    try {
+      if (!probe) throw new ProbeFailure('not_supported', 'Custom connections cannot be tested.');
+      const token = await this.token(name);
+      const details = await this.runWithDeadline(probe.run, connection, token);
+      result = this.shape(connection, protocol, started, { ok: true, details });
+    } catch (error) {
+      if (!(error instanceof ProbeFailure)) throw error;
+      result = this.failed(connection, protocol, started, error);
+    }
+    this.options.logger.info('connection.tested', {
+      connection: name,
+      protocol,
+      ok: result.ok,
+      code: result.code,
+      durationMs: result.durationMs,
+      correlationId,
+    });
+    return result;
+  }
+
+  /** The token as consumers get it; a dead or unreachable grant is a result, a bad request is not. */
+  private async token(name: string): Promise<PublishedToken> {
+    try {
+      return await this.options.tokenReader.read(name);
+    } catch (error) {
+      if (
+        isBrokerError(error) &&
+        (error.code === 'reauthorization_required' || error.code === 'token_unavailable')
+      ) {
+        throw new ProbeFailure(error.code, error.message, {
+          remedy: error.remedy,
+          retryAfterSeconds: error.retryAfterSeconds,
+        });
+      }
+      throw error;
+    }
+  }
+
+  private async runWithDeadline(run: Probe, connection: Connection, token: PublishedToken) {
+    const timeoutSeconds = this.options.config.probeTimeoutSeconds;
+    const target: ProbeTarget = {
+      connection,
+      accessToken: token.access_token,
+      xoauth2: token.xoauth2,
+      cloud: this.options.config.cloud,
+      outbound: this.options.outbound,
+      signal: AbortSignal.timeout(timeoutSeconds * 1000),
+      timeoutSeconds,
+    };
+    // The signal stops every socket; the race guarantees the invocation returns even if a library ignores it.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => {
+          reject(new ProbeFailure('timeout', `No answer within ${timeoutSeconds} s.`));
+        },
+        timeoutSeconds * 1000 + HARD_STOP_GRACE_MS,
+      );
+    });
+    try {
+      return await Promise.race([run(target), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private failed(
+    connection: Connection,
+    protocol: ProbeProtocol | null,
+    started: number,
+    failure: ProbeFailure,
+  ) {
+    const retryAfterSeconds = failure.options.retryAfterSeconds;
+    return this.shape(connection, protocol, started, {
+      ok: false,
+      details: {},
+      code: failure.code,
+      detail: failure.message,
+      remedy:
+        failure.options.remedy ??
+        remedyFor(failure.code, {
+          appId: this.options.config.clientId,
+          connection,
+          protocol,
+          retryAfterSeconds,
+        }),
+      ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+    });
+  }
+
+  private shape(
+    connection: Connection,
+    protocol: ProbeProtocol | null,
+    started: number,
+    outcome: Omit<ProbeResult, 'protocol' | 'mailbox' | 'durationMs'>,
+  ): ProbeResult {
+    return {
+      ok: outcome.ok,
+      protocol,
+      mailbox: connection.mailbox,
+      durationMs: Math.round(performance.now() - started),
+      details: outcome.details,
+      ...(outcome.code ? { code: outcome.code, detail: outcome.detail, remedy: outcome.remedy } : {}),
+      ...(outcome.retryAfterSeconds !== undefined ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}),
+    };
+  }
+}

@@ -1,0 +1,123 @@
+import { ProxyTunnelError } from '../../../shared/net/outbound';
+import { classifyBearerRefusal } from '../../../shared/probes/bearer-refusal';
+import { classifyNetworkError } from '../../../shared/probes/network';
+import { remedyFor } from '../../../shared/probes/remedies';
+
+const CHALLENGE =
+  'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"';
+
+describe('a resource refusing a bearer token', () => {
+  it.each([
+    // Exchange (x-ms-diagnostics, as Exchange Online and Exchange Server send them)
+    ['2000002;reason="The token has expired.";error_category="token_expired"', undefined, 'token_expired'],
+    [
+      '2000003;reason="The audience claim value is invalid \'https://graph.microsoft.com\'.";error_category="invalid_resource"',
+      undefined,
+      'token_wrong_audience',
+    ],
+    [
+      '2000003;reason="The hostname component of the audience claim value is invalid. Expected \'https://mail.contoso.com\'. Actual \'http://mail.contoso.com\'.";error_category="invalid_resource"',
+      undefined,
+      'token_wrong_audience',
+    ],
+    [
+      '2000008;reason="The token contains not enough scope to make this call.";error_category="invalid_grant"',
+      undefined,
+      'token_wrong_scope',
+    ],
+    [
+      '2000000;reason="The token has an invalid signature.";error_category="invalid_signature"',
+      undefined,
+      'token_invalid',
+    ],
+    // Graph (its JSON error message)
+    [undefined, 'Lifetime validation failed, the token is expired.', 'token_expired'],
+    [undefined, 'Access token validation failure. Invalid audience.', 'token_wrong_audience'],
+    [undefined, 'Signature is invalid.', 'token_invalid'],
+    [undefined, undefined, 'token_invalid'],
+  ] as const)('%s / %s → %s', (diagnostics, message, code) => {
+    const failure = classifyBearerRefusal({ wwwAuthenticate: CHALLENGE, diagnostics, message });
+    expect(failure.code).toBe(code);
+  });
+
+  it('quotes the reason but never a token-shaped string', () => {
+    const failure = classifyBearerRefusal({
+      diagnostics:
+        '2000001;reason="bad token eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln";error_category="invalid_token"',
+    });
+    expect(failure.message).toContain('[token]');
+    expect(failure.message).not.toContain('eyJhbGci');
+  });
+});
+
+describe('a failure to reach the server', () => {
+  const target = { host: 'outlook.office365.com', port: 993, timeoutSeconds: 15 };
+  const withCode = (code: string) => Object.assign(new Error(code), { code });
+  it.each([
+    [withCode('ENOTFOUND'), 'dns_failed'],
+    [withCode('EAI_AGAIN'), 'dns_failed'],
+    [withCode('ECONNREFUSED'), 'connect_failed'],
+    [withCode('ECONNRESET'), 'connect_failed'],
+    [withCode('CERT_HAS_EXPIRED'), 'tls_failed'],
+    [withCode('SELF_SIGNED_CERT_IN_CHAIN'), 'tls_failed'],
+    [withCode('ERR_TLS_CERT_ALTNAME_INVALID'), 'tls_failed'],
+    // fetch wraps the socket error: the cause decides
+    [new TypeError('fetch failed', { cause: withCode('UNABLE_TO_VERIFY_LEAF_SIGNATURE') }), 'tls_failed'],
+    [new DOMException('The operation was aborted due to timeout', 'TimeoutError'), 'timeout'],
+    [new ProxyTunnelError(407), 'connect_failed'],
+    [
+      new TypeError('fetch failed', { cause: new Error('Proxy response (502) !== 200 when HTTP Tunneling') }),
+      'connect_failed',
+    ],
+    [new Error('something else'), 'connect_failed'],
+  ] as const)('%s → %s', (error, code) => {
+    expect(classifyNetworkError(error, target).code).toBe(code);
+  });
+
+  it('says which proxy status refused the tunnel', () => {
+    expect(classifyNetworkError(new ProxyTunnelError(407), target).message).toContain('HTTP 407');
+  });
+});
+
+describe('remedies', () => {
+  const appId = '66666666-7777-8888-9999-000000000000';
+  const connection = {
+    name: 'support-in',
+    mailbox: 'support@contoso.com',
+    account: 'support@contoso.com',
+    profile: 'ews' as const,
+    grant: 'authorization_code' as const,
+    ewsUrl: undefined,
+  };
+
+  it('gives the EWS allow-list commands with this App ID, and the move to Graph for Exchange Online', () => {
+    const remedy = remedyFor('ews_blocked', { appId, connection, protocol: 'ews' });
+    expect(remedy).toContain(`Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${appId}"}`);
+    expect(remedy).toContain('Get-CASMailbox support@contoso.com | Format-List Ews*');
+    expect(remedy).toContain('1 April 2027');
+    expect(remedy).toContain('"profile":"graph-mail"');
+    const onPremises = remedyFor('ews_blocked', {
+      appId,
+      connection: { ...connection, ewsUrl: 'https://mail.contoso.com/EWS/Exchange.asmx' },
+      protocol: 'ews',
+    });
+    expect(onPremises).not.toContain('1 April 2027');
+  });
+
+  it.each([
+    ['imap', 'Set-CASMailbox support@contoso.com -ImapEnabled $true'],
+    ['pop', 'Set-CASMailbox support@contoso.com -PopEnabled $true'],
+    ['smtp', 'Set-CASMailbox support@contoso.com -SmtpClientAuthenticationDisabled $false'],
+  ] as const)('names the %s switch when XOAUTH2 is refused', (protocol, command) => {
+    expect(remedyFor('mail_auth_failed', { appId, connection, protocol })).toContain(command);
+  });
+
+  it('adds the service-principal steps for app-only mail access', () => {
+    const remedy = remedyFor('mail_auth_failed', {
+      appId,
+      connection: { ...connection, grant: 'client_credentials' },
+      protocol: 'imap',
+    });
+    expect(remedy).toContain(`New-ServicePrincipal -AppId ${appId}`);
+  });
+});
