@@ -25,6 +25,7 @@ const STYLE = `
   input, select { font: inherit; padding: .25rem .4rem; width: 100%; box-sizing: border-box; }
   form.define { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: .5rem; align-items: end; }
   .muted { opacity: .75; font-size: .9em; }
+  tr.test-detail td { border-bottom: 1px solid #8884; } .test-remedy { font-size: .85em; overflow-wrap: anywhere; }
 `;
 
 /** JSON inside a <script> element: `<` escaped so the data can never close the element. */
@@ -168,12 +169,15 @@ export function consolePage(options: {
       }
       return '✗ ' + result.code + ': ' + (result.detail || '');
     }
-    function renderTest(td, result) {
-      td.textContent = '';
+    function renderTest(td, detailRow, result) {
+      td.textContent = ''; detailRow.hidden = true; detailRow.firstChild.textContent = '';
       if (!result) return;
       var line = document.createElement('div'); line.className = 'test-summary ' + (result.ok ? 'ok' : 'fail');
-      line.textContent = result.pending ? 'Testing…' : testSummary(result); td.appendChild(line);
-      if (result.remedy) { var what = document.createElement('div'); what.className = 'test-remedy muted'; what.textContent = 'What to do: ' + result.remedy; td.appendChild(what); }
+      line.textContent = result.pending ? 'Testing…' : result.ok ? testSummary(result) : '✗ ' + result.code; td.appendChild(line);
+      if (result.pending || result.ok) return;
+      var cell = detailRow.firstChild; detailRow.hidden = false;
+      var what = document.createElement('div'); what.className = 'test-detail-text fail'; what.textContent = testSummary(result); cell.appendChild(what);
+      if (result.remedy) { var remedy = document.createElement('div'); remedy.className = 'test-remedy'; remedy.textContent = 'What to do: ' + result.remedy; cell.appendChild(remedy); }
     }
     function button(label, handler) { var b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.addEventListener('click', handler); return b; }
     async function load() {
@@ -200,12 +204,14 @@ export function consolePage(options: {
           load();
         }));
         var testCell = document.createElement('td'); testCell.className = 'test';
+        var detailRow = document.createElement('tr'); detailRow.className = 'test-detail'; detailRow.dataset.testFor = c.name;
+        var detailCell = document.createElement('td'); detailCell.colSpan = 8; detailRow.appendChild(detailCell);
         actions.appendChild(button('Test connection', async function () {
-          tests[c.name] = { pending: true, ok: true }; renderTest(testCell, tests[c.name]);
+          tests[c.name] = { pending: true, ok: true }; renderTest(testCell, detailRow, tests[c.name]);
           var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/test', { method: 'POST' });
           var result = await response.json();
           tests[c.name] = response.ok ? result : { ok: false, code: result.code, detail: result.detail, remedy: result.remedy };
-          renderTest(testCell, tests[c.name]);
+          renderTest(testCell, detailRow, tests[c.name]);
         }));
         actions.appendChild(button('Delete', async function () {
           if (!confirm('Delete ' + c.name + ' and its tokens?')) return;
@@ -214,9 +220,10 @@ export function consolePage(options: {
           load();
         }));
         tr.appendChild(actions);
-        renderTest(testCell, tests[c.name]);
         tr.appendChild(testCell);
         rows.appendChild(tr);
+        rows.appendChild(detailRow);
+        renderTest(testCell, detailRow, tests[c.name]);
       });
     }
     window.addEventListener('message', function (event) {

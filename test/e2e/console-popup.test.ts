@@ -16,7 +16,7 @@ describe('console and authorization popup in a real browser', () => {
   let context: BrowserContext | undefined;
 
   beforeAll(async () => {
-    harness = await startHarness();
+    harness = await startHarness({ mailboxes: {} });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -73,6 +73,29 @@ describe('console and authorization popup in a real browser', () => {
     expect(await harness!.broker.secrets.get(secretNames.token('support-in'))).toBeDefined();
     expect(consoleErrors).toEqual([]);
     await page.screenshot({ path: join(tmpdir(), 'broker-console-authorized.png') });
+  }, 60_000);
+
+  it('tests the connection from its row: the Inbox count, then the ews_blocked remedy', async () => {
+    const page = await context!.newPage();
+    await page.goto(`${harness!.baseUrl}/api/console`);
+    const row = page.locator('tr[data-connection="support-in"]');
+    await row.locator('.status', { hasText: 'authorized' }).waitFor();
+    await row.getByRole('button', { name: 'Test connection' }).click();
+    await row.locator('.test-summary.ok', { hasText: 'Inbox · 12 items' }).waitFor({ timeout: 15_000 });
+
+    // Exchange Online now refuses EWS to apps not on the tenant's allow list.
+    harness!.services!.ews.blockEws(true, []);
+    await row.getByRole('button', { name: 'Test connection' }).click();
+    await row.locator('.test-summary.fail', { hasText: 'ews_blocked' }).waitFor({ timeout: 15_000 });
+    const details = page.locator('tr[data-test-for="support-in"]');
+    await expect(details.locator('.test-detail-text').textContent()).resolves.toContain('HTTP 403');
+    const remedy = await details.locator('.test-remedy').textContent();
+    expect(remedy).toContain(
+      `Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${harness!.env.ENTRA_CLIENT_ID!}"}`,
+    );
+    expect(remedy).toContain('graph-mail');
+    await page.screenshot({ path: join(tmpdir(), 'broker-console-ews-blocked.png') });
+    harness!.services!.ews.blockEws(false);
   }, 60_000);
 
   it('shows the result in the page itself when opened without an opener', async () => {

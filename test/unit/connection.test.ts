@@ -53,6 +53,41 @@ describe('connection definitions', () => {
       /SMTP has no app-only/,
     ],
     [
+      'ewsUrl over http',
+      { mailbox: 'a@b.test', profile: 'ews', ewsUrl: 'http://mail.b.test/EWS/Exchange.asmx' },
+      /ewsUrl: expected an https/,
+    ],
+    [
+      'ewsUrl with credentials',
+      { mailbox: 'a@b.test', profile: 'ews', ewsUrl: 'https://u:p@mail.b.test/EWS/Exchange.asmx' },
+      /ewsUrl: must not carry credentials/,
+    ],
+    [
+      'ewsUrl with a fragment',
+      { mailbox: 'a@b.test', profile: 'ews', ewsUrl: 'https://mail.b.test/EWS/Exchange.asmx#x' },
+      /ewsUrl: must not carry a query or fragment/,
+    ],
+    [
+      'ewsUrl with a query',
+      { mailbox: 'a@b.test', profile: 'ews', ewsUrl: 'https://mail.b.test/EWS/Exchange.asmx?a=1' },
+      /ewsUrl: must not carry a query or fragment/,
+    ],
+    [
+      'ewsUrl on an IP address',
+      { mailbox: 'a@b.test', profile: 'ews', ewsUrl: 'https://10.0.0.5/EWS/Exchange.asmx' },
+      /ewsUrl: expected a DNS host name/,
+    ],
+    [
+      'ewsUrl not a URL',
+      { mailbox: 'a@b.test', profile: 'ews', ewsUrl: 'mail.b.test' },
+      /ewsUrl: expected an absolute URL/,
+    ],
+    [
+      'ewsUrl with another profile',
+      { mailbox: 'a@b.test', profile: 'imap', ewsUrl: 'https://mail.b.test/EWS/Exchange.asmx' },
+      /ewsUrl: only allowed with profiles ews/,
+    ],
+    [
       'long description',
       { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(501) },
       /description/,
@@ -80,6 +115,15 @@ describe('profile scopes', () => {
     ['graph-mail', ['https://graph.microsoft.com/Mail.ReadWrite', 'https://graph.microsoft.com/Mail.Send']],
   ] as const)('%s asks for %j', (profile, scopes) => {
     expect(delegatedScopes({ profile, scopes: undefined }, global)).toEqual(scopes);
+  });
+  it('takes the EWS resource from an on-premises ewsUrl', () => {
+    const definition = parseConnectionDefinition({
+      mailbox: 'a@b.test',
+      profile: 'ews',
+      ewsUrl: 'https://Mail.B.test/EWS/Exchange.asmx',
+    });
+    expect(definition.ewsUrl).toBe('https://mail.b.test/EWS/Exchange.asmx');
+    expect(delegatedScopes(definition, global)).toEqual(['https://mail.b.test/EWS.AccessAsUser.All']);
   });
   it('follows the US Government cloud', () => {
     expect(
