@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { BrokerError } from '../errors';
 
 /** SPEC §2: a named authorization for one mailbox and one purpose. */
