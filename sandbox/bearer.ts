@@ -5,6 +5,7 @@
  * and Graph do), lifetime, audience, and the delegated scope (`scp`) or application role (`roles`).
  */
 import { createPublicKey, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { get } from 'node:https';
 
 export type BearerFailure =
   'malformed' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'audience' | 'scope';
@@ -31,6 +32,25 @@ export interface BearerValidatorOptions {
   jwksUrl: string;
   /** Clock (ms since epoch); the Entra emulator's clock in tests. */
   now?: () => number;
+  /** The CA of the issuer's certificate, when this process does not trust it through NODE_EXTRA_CA_CERTS. */
+  ca?: string;
+}
+
+function getJson(url: string, ca: string | undefined): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    get(url, ca === undefined ? {} : { ca }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        try {
+          resolve(JSON.parse(body));
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    }).on('error', reject);
+  });
 }
 
 const CLOCK_SKEW_SECONDS = 300;
@@ -56,8 +76,9 @@ export function createBearerValidator(options: BearerValidatorOptions): BearerVa
   async function keyFor(kid: string): Promise<KeyObject | undefined> {
     if (!keys?.has(kid)) {
       // Fetched on first use and again on an unknown kid (key rollover), as resource servers do.
-      const response = await fetch(options.jwksUrl);
-      const body = (await response.json()) as { keys?: (JsonWebKey & { kid?: string })[] };
+      const body = (await getJson(options.jwksUrl, options.ca)) as {
+        keys?: (JsonWebKey & { kid?: string })[];
+      };
       keys = new Map(
         (body.keys ?? []).flatMap((jwk) =>
           jwk.kid ? [[jwk.kid, createPublicKey({ key: jwk, format: 'jwk' })] as const] : [],

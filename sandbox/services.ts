@@ -18,7 +18,7 @@ export interface DemoMailbox {
 }
 
 export interface SandboxServicesOptions {
-  pki: { serverCertPem: string; serverKeyPem: string };
+  pki: { caCertPem: string; serverCertPem: string; serverKeyPem: string };
   /** The sign-in service's authority host (its JWKS validates every token). */
   authorityHost: string;
   mailboxes: DemoMailbox[];
@@ -36,6 +36,7 @@ export interface SandboxServices {
 export async function startSandboxServices(options: SandboxServicesOptions): Promise<SandboxServices> {
   const validator = createBearerValidator({
     jwksUrl: `${options.authorityHost}/common/discovery/v2.0/keys`,
+    ca: options.pki.caCertPem,
     ...(options.now ? { now: options.now } : {}),
   });
   const ews = await startEwsStandIn({ pki: options.pki, validator, mailboxes: options.mailboxes });

@@ -19,7 +19,6 @@ import { ensureTestPki } from '../sandbox/tls';
 
 const root = resolve(__dirname, '..');
 const localDir = join(root, '.broker-local');
-const PORT = 7071;
 
 function localSettings(): Record<string, string> {
   const file = join(root, 'local.settings.json');
@@ -45,6 +44,7 @@ const SANDBOX_USERS = [
 
 async function main(): Promise<void> {
   const env: Record<string, string | undefined> = { ...localSettings(), ...process.env };
+  const PORT = Number(env.BROKER_HOST_PORT ?? 7071);
   const children: { stop(): Promise<void> }[] = [];
   const stopAll = async () => {
     for (const child of children.reverse()) await child.stop().catch(() => undefined);
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
 
   const sandbox = !env.ENTRA_CLIENT_ID;
   if (sandbox) {
-    const pki = ensureTestPki(join(localDir, 'sandbox-pki'));
+    const pki = ensureTestPki(env.SANDBOX_PKI_DIR ?? join(localDir, 'sandbox-pki'));
     const entra = await startEntraEmulator({ pki, port: Number(env.SANDBOX_ENTRA_PORT ?? 7443) });
     children.push({ stop: () => entra.close() });
     const tenant = entra.tenants.primary;
