@@ -51,8 +51,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import type { BearerCheck, BearerFailure, BearerValidator } from './bearer';
+import { listenOnLoopback } from './listen';
 
 /** The part of @xmldom/xmldom's (W3C) DOM this file reads. */
 interface XmlNode {
@@ -821,14 +821,7 @@ export async function startEwsStandIn(options: EwsStandInOptions): Promise<EwsSt
     { cert: options.pki.serverCertPem, key: options.pki.serverKeyPem },
     listener(exchange, requests),
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server, options.port);
 
   return {
     url: `https://127.0.0.1:${String(port)}/EWS/Exchange.asmx`,

@@ -12,8 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { BearerValidator } from './bearer';
+import { listenOnLoopback } from './listen';
 
 export interface GraphMailbox {
   /** Object id; default a random GUID. */
@@ -327,14 +327,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     { cert: options.pki.serverCertPem, key: options.pki.serverKeyPem },
     handle,
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server, options.port);
 
   return {
     url: `https://127.0.0.1:${port}`,

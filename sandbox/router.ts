@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { listenOnLoopback } from './listen';
 
 export interface RouterOptions {
   /** `host:port` (lower-case) → local port on 127.0.0.1. */
@@ -86,14 +87,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     client.on('close', () => upstream.destroy());
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server, options.port);
   return {
     url: `http://127.0.0.1:${port}`,
     port,

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { secretNames } from '../../shared/secrets/secret-store';
 import { createBroker, type Broker, type BrokerOverrides } from '../../shared/broker';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logging';
@@ -292,6 +293,18 @@ export async function api(
     json = {};
   }
   return { status: response.status, headers: response.headers, json, text };
+}
+
+/**
+ * `POST /connections/{name}/test` as an admin; keeps the body for the secret scan, and adds the
+ * token the probe used to the values that must never appear in it.
+ */
+export async function testConnection(harness: Harness, name: string, bodies: string[]) {
+  const response = await api(harness.baseUrl, 'POST', `/api/connections/${name}/test`);
+  bodies.push(response.text);
+  const token = await harness.broker.secrets.get(secretNames.token(name)).catch(() => undefined);
+  if (token) harness.secretsSeen.add(token.value);
+  return response;
 }
 
 /** Fails when any secret value appears in any of the given texts. */

@@ -13,7 +13,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { TestPki } from '../../../sandbox/tls';
 import {
   handleAdminConsent,
@@ -54,6 +53,7 @@ import {
 } from './model';
 import { handleToken } from './token-endpoint';
 import { newSessionId } from './tokens';
+import { listenOnLoopback } from '../../../sandbox/listen';
 
 export type { AppInfo, EntraStats, FederatedCredential, ManagedIdentityInfo, TenantInfo, UserInfo };
 export { AADSTS_TABLE, aadsts } from './errors';
@@ -443,14 +443,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
       });
     },
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server, options.port);
   state.host = `127.0.0.1:${port}`;
   state.url = `https://${state.host}`;
 

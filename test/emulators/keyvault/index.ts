@@ -15,6 +15,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TestPki } from '../../../sandbox/tls';
+import { listenOnLoopback } from '../../../sandbox/listen';
 
 export type KeyVaultOperation =
   | 'get'
@@ -1012,16 +1013,7 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
   // A reset or aborted TLS handshake must not take the emulator down.
   server.on('tlsClientError', () => undefined);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('Key Vault emulator: no TCP address');
-  url = `https://127.0.0.1:${address.port}`;
+  url = `https://127.0.0.1:${await listenOnLoopback(server, options.port)}`;
 
   const view = (secret: StoredSecret, v: StoredVersion): SecretVersionView => ({
     name: secret.name,

@@ -1,9 +1,9 @@
-import { secretNames } from '../../../shared/secrets/secret-store';
 import {
   api,
   authorizeConnection,
   expectNoSecrets,
   startHarness,
+  testConnection,
   USERS,
   type Harness,
 } from '../../support/harness';
@@ -43,13 +43,7 @@ afterEach(() => {
   }
 });
 
-async function test(name: string) {
-  const response = await api(harness.baseUrl, 'POST', `/api/connections/${name}/test`);
-  bodies.push(response.text);
-  const token = await harness.broker.secrets.get(secretNames.token(name));
-  if (token) harness.secretsSeen.add(token.value);
-  return response.json;
-}
+const test = async (name: string) => (await testConnection(harness, name, bodies)).json;
 
 it('IMAP: XOAUTH2 with the token route’s string, then EXAMINE INBOX', async () => {
   const result = await test('mail-imap');

@@ -11,6 +11,7 @@ import {
   authorizeConnection,
   expectNoSecrets,
   startHarness,
+  testConnection,
   USERS,
   type Harness,
 } from '../../support/harness';
@@ -73,13 +74,7 @@ afterEach(() => {
   harness.mailboxClockSkew.ms = 0;
 });
 
-async function test(name: string) {
-  const response = await api(harness.baseUrl, 'POST', `/api/connections/${name}/test`);
-  bodies.push(response.text);
-  const token = await harness.broker.secrets.get(secretNames.token(name)).catch(() => undefined);
-  if (token) harness.secretsSeen.add(token.value);
-  return response;
-}
+const test = (name: string) => testConnection(harness, name, bodies);
 
 /** What a test must never change: the registry row and both secrets. */
 async function snapshot(name: string) {
