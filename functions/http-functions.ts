@@ -4,6 +4,7 @@ import { callback } from './callback';
 import { connectionsItem, connectionsList } from './connections';
 import { adminConsole } from './console';
 import { health } from './health';
+import { password } from './password';
 import { refresh } from './refresh';
 import { testConnection } from './test-connection';
 import { token } from './token';
@@ -16,6 +17,7 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   authorize,
   callback,
   refresh,
+  password,
   testConnection,
   token,
   adminConsole,

@@ -14,6 +14,7 @@ import { TableAuthSessionStore } from './oauth/table-session-store';
 import { TokenService } from './oauth/token-service';
 import { RefreshService, type BrokerHealthState } from './oauth/refresh';
 import { TokenReader } from './oauth/token-reader';
+import { PasswordStore } from './oauth/passwords';
 import { ConnectionTester } from './probes/tester';
 import type { Notifier } from './notify/notifier';
 import { createNotifier } from './notify/webhook-notifier';
@@ -41,6 +42,7 @@ export interface Broker {
   refresher: RefreshService;
   tokenReader: TokenReader;
   tester: ConnectionTester;
+  passwords: PasswordStore;
 }
 
 export interface BrokerOverrides {
@@ -86,6 +88,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     audit,
     msal,
     tokens,
+    secrets,
     logger,
     now,
   });
@@ -113,6 +116,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
+  const passwords = new PasswordStore({ secrets, audit, logger, now });
   return {
     config,
     logger,
@@ -131,5 +135,6 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     refresher,
     tokenReader,
     tester,
+    passwords,
   };
 }

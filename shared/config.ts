@@ -88,8 +88,16 @@ export class ConfigError extends Error {
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
-const KNOWN_CLOUDS: Record<string, Omit<CloudEndpoints, 'authorityHost'>> = {
-  'login.microsoftonline.com': {
+export const CLOUDS = ['global', 'usgov', 'usgov-dod', 'china'] as const;
+export type CloudName = (typeof CLOUDS)[number];
+
+/**
+ * Each cloud's hosts, in one table: sign-in, Exchange (EWS and the IMAP/POP resource), the
+ * outlook resource of the delegated IMAP/POP/SMTP scopes, Graph, and the mail servers.
+ */
+const CLOUD_TABLE: Record<CloudName, Omit<CloudEndpoints, 'authorityHost'> & { loginHost: string }> = {
+  global: {
+    loginHost: 'login.microsoftonline.com',
     exchangeResource: 'https://outlook.office365.com',
     outlookResource: 'https://outlook.office.com',
     graphResource: 'https://graph.microsoft.com',
@@ -99,7 +107,9 @@ const KNOWN_CLOUDS: Record<string, Omit<CloudEndpoints, 'authorityHost'>> = {
     pop: { host: 'outlook.office365.com', port: 995 },
     smtp: { host: 'smtp.office365.com', port: 587 },
   },
-  'login.microsoftonline.us': {
+  // US Government GCC High.
+  usgov: {
+    loginHost: 'login.microsoftonline.us',
     exchangeResource: 'https://outlook.office365.us',
     outlookResource: 'https://outlook.office365.us',
     graphResource: 'https://graph.microsoft.us',
@@ -109,7 +119,21 @@ const KNOWN_CLOUDS: Record<string, Omit<CloudEndpoints, 'authorityHost'>> = {
     pop: { host: 'outlook.office365.us', port: 995 },
     smtp: { host: 'smtp.office365.us', port: 587 },
   },
-  'login.partner.microsoftonline.cn': {
+  // US Government DoD: the same sign-in host as GCC High, its own Exchange and Graph.
+  'usgov-dod': {
+    loginHost: 'login.microsoftonline.us',
+    exchangeResource: 'https://outlook-dod.office365.us',
+    outlookResource: 'https://outlook-dod.office365.us',
+    graphResource: 'https://dod-graph.microsoft.us',
+    tokenExchangeAudience: 'api://AzureADTokenExchangeUSGov',
+    ewsUrl: 'https://outlook-dod.office365.us/EWS/Exchange.asmx',
+    imap: { host: 'outlook-dod.office365.us', port: 993 },
+    pop: { host: 'outlook-dod.office365.us', port: 995 },
+    smtp: { host: 'smtp-dod.office365.us', port: 587 },
+  },
+  // China, operated by 21Vianet.
+  china: {
+    loginHost: 'login.partner.microsoftonline.cn',
     exchangeResource: 'https://partner.outlook.cn',
     outlookResource: 'https://partner.outlook.cn',
     graphResource: 'https://microsoftgraph.chinacloudapi.cn',
@@ -121,12 +145,30 @@ const KNOWN_CLOUDS: Record<string, Omit<CloudEndpoints, 'authorityHost'>> = {
   },
 };
 
-/** Resource hosts for an authority host; an unknown host (a test or sandbox authority) gets the Global ones. */
-export function cloudFor(authorityHost: string): CloudEndpoints {
+/** The cloud an authority host belongs to; undefined for a host Microsoft does not run. */
+export function cloudOfAuthority(authorityHost: string): CloudName | undefined {
   const host = new URL(authorityHost).hostname.toLowerCase();
-  const known = KNOWN_CLOUDS[host] ?? KNOWN_CLOUDS['login.microsoftonline.com'];
-  if (!known) throw new Error('cloud table is empty');
-  return { authorityHost: authorityHost.replace(/\/+$/, ''), ...known };
+  return CLOUDS.find((name) => CLOUD_TABLE[name].loginHost === host);
+}
+
+/**
+ * The endpoints of a cloud. The cloud is ENTRA_CLOUD when set (the only way to choose DoD, which
+ * shares GCC High's sign-in host), else the one the authority host belongs to, else Global (an
+ * authority Microsoft does not run: a test or sandbox sign-in service).
+ */
+export function cloudFor(authorityHost: string, cloud?: CloudName): CloudEndpoints {
+  const entry = CLOUD_TABLE[cloud ?? cloudOfAuthority(authorityHost) ?? 'global'];
+  return {
+    authorityHost: authorityHost.replace(/\/+$/, ''),
+    exchangeResource: entry.exchangeResource,
+    outlookResource: entry.outlookResource,
+    graphResource: entry.graphResource,
+    tokenExchangeAudience: entry.tokenExchangeAudience,
+    ewsUrl: entry.ewsUrl,
+    imap: entry.imap,
+    pop: entry.pop,
+    smtp: entry.smtp,
+  };
 }
 
 function isLoopback(url: URL): boolean {
@@ -228,6 +270,10 @@ const schema = z.object({
   ENTRA_CLIENT_SECRET: optionalString,
   ENTRA_CLIENT_CERTIFICATE: optionalString,
   ENTRA_AUTHORITY_HOST: httpsUrl('the authority host, e.g. https://login.microsoftonline.com'),
+  ENTRA_CLOUD: z.preprocess(
+    emptyToUndefined,
+    z.enum(CLOUDS, { message: `expected one of ${CLOUDS.join(', ')}` }).optional(),
+  ),
   ALLOWED_TENANTS: z.preprocess(
     emptyToUndefined,
     z
@@ -380,6 +426,16 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
       'BROKER_LOCAL_ADMIN: must not be true in Azure (admins are checked through App Service Authentication)',
     );
   }
+  const authorityCloud = raw.ENTRA_AUTHORITY_HOST ? cloudOfAuthority(raw.ENTRA_AUTHORITY_HOST) : undefined;
+  if (
+    raw.ENTRA_CLOUD &&
+    authorityCloud &&
+    CLOUD_TABLE[raw.ENTRA_CLOUD].loginHost !== CLOUD_TABLE[authorityCloud].loginHost
+  ) {
+    problems.push(
+      `ENTRA_CLOUD: ${raw.ENTRA_CLOUD} does not sign in at ${raw.ENTRA_AUTHORITY_HOST} (expected https://${CLOUD_TABLE[raw.ENTRA_CLOUD].loginHost})`,
+    );
+  }
   if (raw.NOTIFY_WEBHOOK_URL && !raw.NOTIFY_WEBHOOK_SECRET) {
     problems.push('NOTIFY_WEBHOOK_SECRET: required with NOTIFY_WEBHOOK_URL (the HMAC-SHA256 signing key)');
   }
@@ -387,6 +443,10 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
     problems.push('PUBLIC_BASE_URL: required when the platform does not provide WEBSITE_HOSTNAME');
   }
   return problems;
+}
+
+function defaultAuthority(cloud: CloudName | undefined): string {
+  return `https://${CLOUD_TABLE[cloud ?? 'global'].loginHost}`;
 }
 
 function storageSettings(raw: RawSettings, runningInAzure: boolean): StorageSettings | string {
@@ -442,7 +502,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
           ? { kind: 'certificate', pem: raw.ENTRA_CLIENT_CERTIFICATE ?? '' }
           : { kind: 'managed-identity' },
     managedIdentityClientId: raw.MANAGED_IDENTITY_CLIENT_ID,
-    cloud: cloudFor(raw.ENTRA_AUTHORITY_HOST ?? 'https://login.microsoftonline.com'),
+    cloud: cloudFor(raw.ENTRA_AUTHORITY_HOST ?? defaultAuthority(raw.ENTRA_CLOUD), raw.ENTRA_CLOUD),
     allowedTenants: raw.ALLOWED_TENANTS,
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}/api/callback`,

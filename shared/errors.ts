@@ -1,6 +1,6 @@
 /**
  * The broker's one error type. Every failure that reaches a caller is a BrokerError with a stable
- * `code` (SPEC §3); `shared/http/problem.ts` is the one place that turns it into problem+json or a
+ * `code` (SPEC §3); `shared/http/responses.ts` is the one place that turns it into problem+json or a
  * page. Messages are written for the person who must act and never carry a token, code, verifier,
  * secret or an upstream body.
  */
@@ -11,6 +11,7 @@ export type BrokerErrorCode =
   | 'connection_not_found'
   | 'connection_not_authorized'
   | 'connection_disabled'
+  | 'password_required'
   | 'method_not_allowed'
   | 'not_found'
   | 'unsupported_media_type'
@@ -41,6 +42,7 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   connection_not_found: 404,
   connection_not_authorized: 409,
   connection_disabled: 409,
+  password_required: 409,
   method_not_allowed: 405,
   not_found: 404,
   unsupported_media_type: 415,

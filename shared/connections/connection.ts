@@ -4,11 +4,28 @@ import { BrokerError } from '../errors';
 /** SPEC §2: a named authorization for one mailbox and one purpose. */
 export const CONNECTION_NAME = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
 
-export const PROFILES = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail', 'custom'] as const;
+export const PROFILES = [
+  'ews',
+  'ews-shared',
+  'imap',
+  'pop',
+  'smtp',
+  'graph-mail',
+  'graph-mail-shared',
+  'custom',
+] as const;
 export type Profile = (typeof PROFILES)[number];
 
-export const GRANTS = ['authorization_code', 'client_credentials', 'device_code', 'password'] as const;
+export const GRANTS = ['authorization_code', 'client_credentials', 'password'] as const;
 export type Grant = (typeof GRANTS)[number];
+
+/** Grants that need no browser: Authorize acquires and publishes a token from the server. */
+export function isServerSideGrant(grant: Grant): boolean {
+  return grant !== 'authorization_code';
+}
+
+/** Profiles Exchange Online and Graph offer an application permission for (SPEC §2). */
+const APP_ONLY_PROFILES = new Set<Profile>(['ews', 'ews-shared', 'imap', 'pop', 'graph-mail', 'custom']);
 
 export const STATUSES = ['new', 'authorized', 'degraded', 'reauthorization_required', 'disabled'] as const;
 export type ConnectionStatus = (typeof STATUSES)[number];
@@ -107,8 +124,23 @@ const definitionSchema = z
         });
       }
     }
-    if (value.profile === 'smtp' && value.grant === 'client_credentials') {
-      ctx.addIssue({ code: 'custom', path: ['grant'], message: 'SMTP has no app-only permission' });
+    if (value.grant === 'client_credentials' && !APP_ONLY_PROFILES.has(value.profile)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grant'],
+        message: `profile ${value.profile} has no app-only permission in Exchange Online (${value.profile === 'smtp' ? 'SMTP' : 'a shared-mailbox Graph grant'} is delegated only); use authorization_code`,
+      });
+    }
+    if (
+      value.grant === 'client_credentials' &&
+      value.account !== undefined &&
+      value.account.toLowerCase() !== value.mailbox.toLowerCase()
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['account'],
+        message: 'an app-only connection has no signing-in account (the app acts on the mailbox)',
+      });
     }
   });
 
@@ -141,6 +173,12 @@ export function assertConnectionName(name: unknown): string {
 
 /** Validates a connection definition from outside (the PUT body), or throws `invalid_connection`. */
 export function parseConnectionDefinition(input: unknown): ConnectionDefinition {
+  if ((input as { grant?: unknown } | null)?.grant === 'device_code') {
+    throw new BrokerError(
+      'invalid_connection',
+      'The connection definition is not valid: grant: device_code is not supported (a confidential client such as the broker has no device-code flow in MSAL); use authorization_code, client_credentials or password.',
+    );
+  }
   const parsed = definitionSchema.safeParse(input);
   if (!parsed.success) {
     const details = parsed.error.issues
@@ -150,13 +188,6 @@ export function parseConnectionDefinition(input: unknown): ConnectionDefinition 
   }
   const value = parsed.data;
   const mailbox = value.mailbox.toLowerCase();
-  if (value.grant !== 'authorization_code') {
-    // Only the interactive grant is built so far; the others are named in SPEC and refused plainly.
-    throw new BrokerError(
-      'invalid_connection',
-      `The grant "${value.grant}" is not supported yet; use authorization_code.`,
-    );
-  }
   return {
     mailbox,
     account: (value.account ?? mailbox).toLowerCase(),

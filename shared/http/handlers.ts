@@ -1,5 +1,10 @@
 import type { Broker } from '../broker';
-import { assertConnectionName, parseConnectionDefinition, type Connection } from '../connections/connection';
+import {
+  assertConnectionName,
+  isServerSideGrant,
+  parseConnectionDefinition,
+  type Connection,
+} from '../connections/connection';
 import { BrokerError } from '../errors';
 import { secretNames } from '../secrets/secret-store';
 import { identifyCaller, requireAdmin, requireTokenReader } from './caller';
@@ -69,14 +74,14 @@ export function connectionView(connection: Connection, secrets?: Broker['secrets
   };
 }
 
-async function existingConnection(broker: Broker, rawName: string | undefined): Promise<Connection> {
+export async function existingConnection(broker: Broker, rawName: string | undefined): Promise<Connection> {
   const name = assertConnectionName(rawName);
   const connection = await broker.registry.get(name);
   if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
   return connection;
 }
 
-async function readJsonBody(request: BrokerRequest): Promise<unknown> {
+export async function readJsonBody(request: BrokerRequest): Promise<unknown> {
   const contentType = request.headers.get('content-type') ?? '';
   if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
     throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
@@ -172,6 +177,7 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
   // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
   await broker.secrets.delete(secretNames.token(name));
   await broker.secrets.delete(secretNames.cache(name));
+  await broker.secrets.delete(secretNames.password(name));
   await broker.registry.delete(name);
   broker.tokenReader.forget(name);
   await broker.audit.record({
@@ -185,9 +191,36 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
   return noContent();
 });
 
-export const authorize: Handler = guard('browser', ['GET'], async (broker, request) => {
+const authorizeInBrowser: Handler = guard('browser', ['GET', 'POST'], async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
+  const connection = await existingConnection(broker, name);
+  if (isServerSideGrant(connection.grant)) {
+    // Grants without a browser step: a GET does what the POST does and shows the result page.
+    const appOrigin = new URL(broker.config.publicBaseUrl).origin;
+    try {
+      const completed = await broker.authorization.authorizeServerSide(
+        name,
+        caller.name,
+        request.correlationId,
+      );
+      broker.tokenReader.forget(name);
+      return callbackPage(appOrigin, {
+        ok: true,
+        connection: name,
+        status: completed.connection.status,
+        signedInAs: completed.signedInAs,
+      });
+    } catch (thrown) {
+      const error = toBrokerError(thrown, broker.logger, request.correlationId);
+      return callbackPage(appOrigin, {
+        ok: false,
+        connection: name,
+        error,
+        correlationId: request.correlationId,
+      });
+    }
+  }
   const started = await broker.authorization.start(name, caller.name);
   broker.logger.info('authorization.started', {
     connection: name,
@@ -212,6 +245,23 @@ export const authorize: Handler = guard('browser', ['GET'], async (broker, reque
     cookies: [cookie],
   };
 });
+
+/** `POST /connections/{name}/authorize`: for grants without a browser step, acquire and publish now. */
+const authorizeServerSide: Handler = guard('api', ['GET', 'POST'], async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  const completed = await broker.authorization.authorizeServerSide(name, caller.name, request.correlationId);
+  broker.tokenReader.forget(name);
+  broker.logger.info('authorization.completed', { connection: name, correlationId: request.correlationId });
+  return json(200, {
+    signedInAs: completed.signedInAs,
+    connection: connectionView(completed.connection, broker.secrets),
+  });
+});
+
+/** GET in a browser (interactive sign-in, or the result page); POST from the console or a script. */
+export const authorize: Handler = (broker, request) =>
+  request.method === 'POST' ? authorizeServerSide(broker, request) : authorizeInBrowser(broker, request);
 
 function readCookie(request: BrokerRequest, name: string): string | undefined {
   const header = request.headers.get('cookie');
@@ -282,10 +332,31 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
   }
 });
 
+/** Access tokens live 60 to 90 minutes: a consumer may ask for at most 59 of them. */
+const MAX_MIN_VALID_SECONDS = 3540;
+
+function minValidSeconds(request: BrokerRequest): number {
+  const values = request.url.searchParams.getAll('min_valid_seconds');
+  if (values.length === 0) return 60;
+  const value = values[0] ?? '';
+  if (
+    values.length > 1 ||
+    !/^\d{1,5}$/.test(value) ||
+    Number(value) < 60 ||
+    Number(value) > MAX_MIN_VALID_SECONDS
+  ) {
+    throw new BrokerError(
+      'invalid_request',
+      `min_valid_seconds must be one whole number of seconds from 60 to ${MAX_MIN_VALID_SECONDS} (a token lives at most about an hour).`,
+    );
+  }
+  return Number(value);
+}
+
 export const token: Handler = guard('api', ['GET'], async (broker, request) => {
   requireTokenReader(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
-  return json(200, await broker.tokenReader.read(name));
+  return json(200, await broker.tokenReader.read(name, minValidSeconds(request)));
 });
 
 export const refreshNow: Handler = guard('api', ['POST'], async (broker, request) => {

@@ -10,7 +10,10 @@ import type { Logger } from '../logging';
 import type { AuthSessionStore } from './auth-session';
 import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
+import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
 import type { TokenService } from './token-service';
+import type { SecretStore } from '../secrets/secret-store';
+import { isServerSideGrant } from '../connections/connection';
 
 export interface AuthorizationDeps {
   config: BrokerConfig;
@@ -19,6 +22,7 @@ export interface AuthorizationDeps {
   audit: AuditLog;
   msal: MsalClientFactory;
   tokens: TokenService;
+  secrets: SecretStore;
   logger: Logger;
   now: () => Date;
 }
@@ -81,6 +85,13 @@ export class AuthorizationService {
     if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
     if (connection.status === 'disabled') {
       throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+    }
+    if (isServerSideGrant(connection.grant)) {
+      throw new BrokerError(
+        'invalid_request',
+        `Connection ${name} uses the ${connection.grant} grant: it is authorized without a browser.`,
+        { remedy: `POST /api/connections/${name}/authorize (the console's Authorize button does this).` },
+      );
     }
     const { verifier, challenge } = await this.crypto.generatePkceCodes();
     const state = randomToken();
@@ -237,6 +248,112 @@ export class AuthorizationService {
     }
     const updated = await tokens.storeAuthorization(connection, result, cache.contents, {
       actor: consumed.startedBy,
+      signedInAs,
+      tenantId,
+      correlationId,
+    });
+    return { connection: updated, signedInAs };
+  }
+
+  /**
+   * Authorize for the grants that need no browser: app-only acquires a token with the app's
+   * credential; the password grant signs in as the account with its stored password. Nothing is
+   * written unless Entra answered and (for the password grant) the tenant and account match.
+   */
+  async authorizeServerSide(
+    name: string,
+    actor: string,
+    correlationId: string,
+  ): Promise<CompletedAuthorization> {
+    const { config, registry, secrets, audit, msal, tokens, logger, now } = this.deps;
+    const connection = await registry.get(name);
+    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    if (connection.status === 'disabled') {
+      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+    }
+    if (!isServerSideGrant(connection.grant)) {
+      throw new BrokerError(
+        'invalid_request',
+        `Connection ${name} is authorized by signing in in a browser.`,
+        {
+          remedy: `Open GET /api/connections/${name}/authorize in a browser (the console's Authorize button).`,
+        },
+      );
+    }
+    const fail = async (error: BrokerError): Promise<never> => {
+      await audit.record({
+        connection: name,
+        type: 'authorization.failed',
+        actor,
+        reason: `${error.code}: ${error.message}`,
+        aadsts: error.aadsts,
+        correlationId,
+        at: now().toISOString(),
+      });
+      logger.warn('authorization.failed', {
+        connection: name,
+        code: error.code,
+        aadsts: error.aadsts,
+        correlationId,
+      });
+      throw error;
+    };
+    const cache = new OperationCache();
+    const appOnly = connection.grant === 'client_credentials';
+    let result;
+    try {
+      result = appOnly
+        ? await acquireAppOnly(msal, cache, connection, config.cloud)
+        : await acquireWithPassword(
+            msal,
+            cache,
+            connection,
+            config.cloud,
+            await storedPassword(secrets, connection),
+          );
+    } catch (error) {
+      if (error instanceof BrokerError) return fail(error);
+      const failure = classifyMsalError(error);
+      return fail(
+        brokerErrorForInteractive(appOnly ? failure : forPasswordGrant(failure), this.adminConsentUrl()),
+      );
+    }
+    if (appOnly) {
+      const tenantId = (await msal.resolvedTenantId()) ?? config.allowedTenants[0] ?? '';
+      const updated = await tokens.storeAuthorization(connection, result, undefined, {
+        actor,
+        signedInAs: `app ${config.clientId}`,
+        tenantId,
+        correlationId,
+      });
+      return { connection: updated, signedInAs: `app ${config.clientId}` };
+    }
+    const claims = result.idTokenClaims as Record<string, unknown>;
+    const tenantId =
+      typeof claims.tid === 'string' ? claims.tid.toLowerCase() : (result.tenantId || '').toLowerCase();
+    const signedInAs = (result.account?.username ?? '').toLowerCase();
+    const allowed =
+      config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
+    if (!allowed.includes(tenantId)) {
+      return fail(
+        new BrokerError(
+          'tenant_not_allowed',
+          `Accounts of tenant ${tenantId || '(unknown)'} may not authorize here.`,
+        ),
+      );
+    }
+    if (signedInAs !== connection.account) {
+      return fail(
+        new BrokerError(
+          'account_mismatch',
+          `Entra ID signed in ${signedInAs || '(unknown)'}, but connection ${name} is for ${connection.account}.`,
+        ),
+      );
+    }
+    if (!cache.contents)
+      return fail(new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.'));
+    const updated = await tokens.storeAuthorization(connection, result, cache.contents, {
+      actor,
       signedInAs,
       tenantId,
       correlationId,

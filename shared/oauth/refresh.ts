@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AccountInfo } from '@azure/msal-node';
+import type { AccountInfo, AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
 import type { Connection, ConnectionStatus } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
@@ -11,7 +11,20 @@ import { secretNames, type SecretStore } from '../secrets/secret-store';
 import type { LeaseStore } from '../storage/lease';
 import { classifyMsalError, type EntraFailure } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
+import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
 import type { TokenService } from './token-service';
+
+interface Renewed {
+  result: AuthenticationResult;
+  cache: OperationCache;
+}
+
+const REAUTHORIZE_REMEDY = 'An admin must open the console and authorize the connection again.';
+
+/** A failure Entra did not send but that ends the grant all the same (named, with its remedy). */
+function definitive(error: string, message: string): EntraFailure {
+  return { kind: 'definitive', error, aadsts: undefined, message, remedy: REAUTHORIZE_REMEDY };
+}
 
 export interface RefreshSettings {
   marginMinutes: number;
@@ -148,7 +161,15 @@ export class RefreshService {
   }
 
   /** Refreshes one connection if it needs it (or always, with `force`); never throws for Entra's answers. */
-  async refresh(name: string, options: { actor: string; force?: boolean }): Promise<RefreshOutcome> {
+  async refresh(
+    name: string,
+    options: {
+      actor: string;
+      force?: boolean;
+      /** Refresh when the published token has less life than this (ms), if more than the margin. */
+      minimumRemainingMs?: number;
+    },
+  ): Promise<RefreshOutcome> {
     const { leases, registry, logger } = this.deps;
     const lease = await leases.acquire(name, this.owner, this.leaseMs);
     if (!lease)
@@ -158,7 +179,14 @@ export class RefreshService {
       // rotated refresh token is in the cache we are about to read.
       const connection = await registry.get(name);
       if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-      const decision = shouldRefresh(connection, this.deps.now(), this.deps.config.refresh, options.force);
+      const settings = this.deps.config.refresh;
+      const marginMinutes = Math.max(settings.marginMinutes, (options.minimumRemainingMs ?? 0) / 60_000);
+      const decision = shouldRefresh(
+        connection,
+        this.deps.now(),
+        { ...settings, marginMinutes },
+        options.force,
+      );
       if (!decision.should) {
         return { connection: name, result: 'skipped', reason: decision.reason, status: connection.status };
       }
@@ -185,53 +213,16 @@ export class RefreshService {
   }
 
   private async redeem(connection: Connection, actor: string, reason: string): Promise<RefreshOutcome> {
-    const { secrets, msal, tokens, config, logger, now, health, retryAfterFor } = this.deps;
-    const cacheSecret = await this.attempt(connection, actor, () =>
-      secrets.get(secretNames.cache(connection.name)),
-    );
-    if (!('value' in cacheSecret)) return cacheSecret.outcome;
-    if (!cacheSecret.value) {
-      return this.recordFailure(connection, actor, {
-        kind: 'definitive',
-        error: 'cache_missing',
-        aadsts: undefined,
-        message: 'The token cache of this connection is missing from the secret store.',
-        remedy: 'An admin must open the console and authorize the connection again.',
-      });
-    }
-
-    const cache = new OperationCache(cacheSecret.value.value);
-    let result;
-    try {
-      const client = await msal.create(cache);
-      const accounts = await client.getTokenCache().getAllAccounts();
-      const account: AccountInfo | undefined =
-        accounts.find((candidate) => candidate.homeAccountId === connection.homeAccountId) ?? accounts[0];
-      if (!account) {
-        return await this.recordFailure(connection, actor, {
-          kind: 'definitive',
-          error: 'no_account',
-          aadsts: undefined,
-          message: 'The token cache holds no account.',
-          remedy: 'An admin must open the console and authorize the connection again.',
-        });
-      }
-      result = await client.acquireTokenSilent({
-        account,
-        scopes: delegatedScopes(connection, config.cloud),
-        forceRefresh: true,
-      });
-    } catch (error) {
-      if (error instanceof BrokerError) {
-        return this.recordFailure(connection, actor, failureOfBrokerError(error));
-      }
-      return this.recordFailure(connection, actor, classifyMsalError(error, retryAfterFor));
-    }
+    const { secrets, tokens, logger, now, health } = this.deps;
+    const renewed = await this.renew(connection, actor);
+    if ('outcome' in renewed) return renewed.outcome;
+    const { result, cache } = renewed;
     health.configurationProblem = undefined;
 
     // 1. The cache (the rotated refresh token) first. If this write fails, the refresh token the
     //    store still holds remains valid at Entra (rotation does not revoke it), so nothing is lost.
-    if (cache.hasChanged && cache.contents) {
+    // App-only grants have no refresh token: their cache would hold only the access token.
+    if (connection.grant !== 'client_credentials' && cache.hasChanged && cache.contents) {
       const serialized = cache.contents;
       const written = await this.attempt(connection, actor, () =>
         secrets.set(secretNames.cache(connection.name), serialized, {
@@ -266,6 +257,70 @@ export class RefreshService {
     if (wasDegraded)
       this.notify(connection, updated.status, 'connection.recovered', 'Refresh succeeded again.');
     return { connection: connection.name, result: 'refreshed', reason, status: updated.status, expiresOn };
+  }
+
+  /** A new access token by the connection's grant; a failure is recorded and returned as the outcome. */
+  private async renew(connection: Connection, actor: string): Promise<Renewed | { outcome: RefreshOutcome }> {
+    const { msal, config, secrets } = this.deps;
+    let renewed: Renewed | { failure: EntraFailure };
+    if (connection.grant === 'client_credentials') {
+      const cache = new OperationCache();
+      renewed = await acquireAppOnly(msal, cache, connection, config.cloud).then(
+        (result) => ({ result, cache }),
+        (error: unknown) => ({ failure: this.classify(error) }),
+      );
+    } else {
+      renewed = await this.renewSilently(connection);
+      // The password grant signs in again only when the refresh token is gone for good.
+      if ('failure' in renewed && connection.grant === 'password' && renewed.failure.kind === 'definitive') {
+        const cache = new OperationCache();
+        renewed = await storedPassword(secrets, connection)
+          .then((password) => acquireWithPassword(msal, cache, connection, config.cloud, password))
+          .then(
+            (result) => ({ result, cache }),
+            (error: unknown) => ({ failure: forPasswordGrant(this.classify(error)) }),
+          );
+      }
+    }
+    if ('failure' in renewed)
+      return { outcome: await this.recordFailure(connection, actor, renewed.failure) };
+    return renewed;
+  }
+
+  /** Redeems the refresh token in the connection's stored cache (never one pulled out by hand). */
+  private async renewSilently(connection: Connection): Promise<Renewed | { failure: EntraFailure }> {
+    const { secrets, msal, config } = this.deps;
+    try {
+      const stored = await secrets.get(secretNames.cache(connection.name));
+      if (!stored?.value) {
+        return {
+          failure: definitive(
+            'cache_missing',
+            'The token cache of this connection is missing from the secret store.',
+          ),
+        };
+      }
+      const cache = new OperationCache(stored.value);
+      const client = await msal.create(cache);
+      const accounts = await client.getTokenCache().getAllAccounts();
+      const account: AccountInfo | undefined =
+        accounts.find((candidate) => candidate.homeAccountId === connection.homeAccountId) ?? accounts[0];
+      if (!account) return { failure: definitive('no_account', 'The token cache holds no account.') };
+      const result = await client.acquireTokenSilent({
+        account,
+        scopes: delegatedScopes(connection, config.cloud),
+        forceRefresh: true,
+      });
+      return { result, cache };
+    } catch (error) {
+      return { failure: this.classify(error) };
+    }
+  }
+
+  private classify(error: unknown): EntraFailure {
+    return error instanceof BrokerError
+      ? failureOfBrokerError(error)
+      : classifyMsalError(error, this.deps.retryAfterFor);
   }
 
   /** Runs a secret-store step; a failure becomes a transient failure of this refresh. */
@@ -481,7 +536,12 @@ export class RefreshService {
 
 function failureOfBrokerError(error: BrokerError): EntraFailure {
   return {
-    kind: error.code === 'configuration_error' ? 'configuration' : 'transient',
+    kind:
+      error.code === 'configuration_error'
+        ? 'configuration'
+        : error.code === 'password_required'
+          ? 'definitive'
+          : 'transient',
     error: error.code,
     aadsts: error.aadsts,
     message: error.message,

@@ -49,14 +49,22 @@ export class TokenReader {
     this.memory.delete(name);
   }
 
-  async read(name: string): Promise<PublishedToken> {
+  /**
+   * The connection's current token with at least `minValidSeconds` of life left (a consumer's
+   * own expiry margin, e.g. Genesys' token-expiry-margin-time): a token with less is refreshed
+   * first, once however many callers ask. Never less than a minute.
+   */
+  async read(name: string, minValidSeconds = 60): Promise<PublishedToken> {
     const nowMs = this.options.now().getTime();
+    const neededMs = Math.max(minValidSeconds * 1000, this.minimumLifetimeMs);
     const cached = this.memory.get(name);
-    if (cached && nowMs < cached.freshUntilMs) return this.toPublished(cached, nowMs);
+    if (cached && nowMs < cached.freshUntilMs && cached.expiresOnMs - nowMs >= neededMs) {
+      return this.toPublished(cached, nowMs);
+    }
 
     let entry = await this.loadOnce(name);
-    if (entry.expiresOnMs - nowMs <= this.options.marginMinutes * 60_000) {
-      const outcome = await this.refreshOnce(name);
+    if (entry.expiresOnMs - nowMs <= Math.max(this.options.marginMinutes * 60_000, neededMs)) {
+      const outcome = await this.refreshOnce(name, neededMs);
       entry = await this.loadOnce(name);
       const remaining = entry.expiresOnMs - this.options.now().getTime();
       if (remaining < this.minimumLifetimeMs) throw this.unavailable(entry.connection, outcome);
@@ -64,12 +72,14 @@ export class TokenReader {
     return this.toPublished(entry, this.options.now().getTime());
   }
 
-  private refreshOnce(name: string): Promise<RefreshOutcome> {
+  private refreshOnce(name: string, minimumRemainingMs: number): Promise<RefreshOutcome> {
     let pending = this.inflight.get(name);
     if (!pending) {
-      pending = this.options.refresher.refresh(name, { actor: 'token-route' }).finally(() => {
-        this.inflight.delete(name);
-      });
+      pending = this.options.refresher
+        .refresh(name, { actor: 'token-route', minimumRemainingMs })
+        .finally(() => {
+          this.inflight.delete(name);
+        });
       this.inflight.set(name, pending);
     }
     return pending;

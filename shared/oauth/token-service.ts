@@ -51,14 +51,17 @@ export class TokenService {
   async storeAuthorization(
     connection: Connection,
     result: AuthenticationResult,
-    serializedCache: string,
+    /** The MSAL cache with the refresh token; undefined for app-only grants, which have none. */
+    serializedCache: string | undefined,
     details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
   ): Promise<Connection> {
     const { secrets, now } = this.deps;
-    await secrets.set(secretNames.cache(connection.name), serializedCache, {
-      contentType: 'application/json',
-      tags: { mailbox: connection.mailbox, account: connection.account },
-    });
+    if (serializedCache !== undefined) {
+      await secrets.set(secretNames.cache(connection.name), serializedCache, {
+        contentType: 'application/json',
+        tags: { mailbox: connection.mailbox, account: connection.account },
+      });
+    }
     const expiresOn = await this.publish(connection, result);
     const updated = await this.changeState(
       connection,

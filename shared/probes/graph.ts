@@ -53,7 +53,10 @@ function classifyGraphError(
 
 /** `/me` for the signed-in user's own mailbox; `/users/{mailbox}` for a shared one or app-only. */
 export function inboxPath(connection: ProbeTarget['connection']): string {
-  const own = connection.grant === 'authorization_code' && connection.account === connection.mailbox;
+  const own =
+    connection.grant !== 'client_credentials' &&
+    connection.profile !== 'graph-mail-shared' &&
+    connection.account === connection.mailbox;
   const owner = own ? 'me' : `users/${encodeURIComponent(connection.mailbox)}`;
   return `/v1.0/${owner}/mailFolders/inbox?$select=displayName,totalItemCount,unreadItemCount`;
 }

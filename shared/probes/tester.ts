@@ -24,6 +24,7 @@ const PROBES: Record<Exclude<Profile, 'custom'>, { protocol: ProbeProtocol; run:
   ews: { protocol: 'ews', run: probeEws },
   'ews-shared': { protocol: 'ews', run: probeEws },
   'graph-mail': { protocol: 'graph', run: probeGraph },
+  'graph-mail-shared': { protocol: 'graph', run: probeGraph },
   imap: { protocol: 'imap', run: probeImap },
   pop: { protocol: 'pop', run: probePop },
   smtp: { protocol: 'smtp', run: probeSmtp },

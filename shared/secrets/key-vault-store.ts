@@ -1,5 +1,7 @@
 import { SecretClient, type KeyVaultSecret, type SecretClientOptions } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/identity';
+import { azureSdkProxy } from '../azure-credential';
+import type { BrokerConfig } from '../config';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { SecretProperties, SecretStore, StoredSecret } from './secret-store';
@@ -33,6 +35,8 @@ export interface KeyVaultSecretStoreOptions extends KeyVaultTuning {
   logger?: Logger;
   /** Extra SecretClient options (tests add pipeline policies here). */
   clientOptions?: SecretClientOptions;
+  /** HTTPS_PROXY / NO_PROXY (`config.proxy`); without it the SDK reads them from `process.env` itself. */
+  proxy?: BrokerConfig['proxy'];
 }
 
 const DEFAULTS = {
@@ -102,10 +106,13 @@ export function createSecretClient(
   credential: TokenCredential,
   tuning: KeyVaultTuning = {},
   extra: SecretClientOptions = {},
+  proxy?: BrokerConfig['proxy'],
 ): SecretClient {
   const settings = resolveTuning(tuning);
   const loopback = isLoopbackHost(new URL(vaultUrl).hostname);
+  const network = proxy ? azureSdkProxy(proxy) : { additionalPolicies: [] };
   return new SecretClient(vaultUrl, credential, {
+    ...network,
     ...extra,
     retryOptions: {
       maxRetries: settings.maxRetries,
@@ -114,6 +121,7 @@ export function createSecretClient(
       ...extra.retryOptions,
     },
     additionalPolicies: [
+      ...network.additionalPolicies,
       { policy: retryAfterCapPolicy(settings.maxRetryAfterSeconds), position: 'perRetry' },
       ...(extra.additionalPolicies ?? []),
     ],
@@ -194,7 +202,13 @@ export class KeyVaultSecretStore implements SecretStore {
 
   constructor(options: KeyVaultSecretStoreOptions) {
     const settings = resolveTuning(options);
-    this.client = createSecretClient(options.vaultUrl, options.credential, settings, options.clientOptions);
+    this.client = createSecretClient(
+      options.vaultUrl,
+      options.credential,
+      settings,
+      options.clientOptions,
+      options.proxy,
+    );
     this.vaultUrl = options.vaultUrl.replace(/\/+$/, '');
     this.logger = options.logger;
     this.pollIntervalMs = settings.pollIntervalMs;

@@ -41,4 +41,6 @@ export interface SecretStore {
 export const secretNames = {
   cache: (connection: string) => `conn-${connection}-cache`,
   token: (connection: string) => `conn-${connection}-token`,
+  /** The account's password, for the legacy `password` grant only; never returned by any route. */
+  password: (connection: string) => `conn-${connection}-password`,
 } as const;

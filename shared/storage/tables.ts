@@ -5,7 +5,8 @@
  */
 import { TableClient, type TableServiceClientOptions, type TableEntityResult } from '@azure/data-tables';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import type { StorageSettings } from '../config';
+import { azureSdkProxy } from '../azure-credential';
+import type { BrokerConfig, StorageSettings } from '../config';
 import { BrokerError } from '../errors';
 
 /** How often and how long the SDK retries one request (network errors, 408, 429, 5xx). */
@@ -24,6 +25,8 @@ export interface TableStoreOptions {
   tablePrefix?: string;
   /** Default: 3 retries, 300 ms doubling up to 3 s (the SDK's own default waits up to a minute). */
   retry?: StorageRetryOptions;
+  /** HTTPS_PROXY / NO_PROXY (`config.proxy`); without it the SDK reads them from `process.env` itself. */
+  proxy?: BrokerConfig['proxy'];
 }
 
 const DEFAULT_RETRY: Required<StorageRetryOptions> = {
@@ -58,8 +61,10 @@ export function createTableClient(
   name: string,
   credential?: TokenCredential,
   retry: StorageRetryOptions = {},
+  proxy?: BrokerConfig['proxy'],
 ): TableClient {
-  const options: TableServiceClientOptions = { retryOptions: { ...DEFAULT_RETRY, ...retry } };
+  const network = proxy ? azureSdkProxy(proxy) : {};
+  const options: TableServiceClientOptions = { retryOptions: { ...DEFAULT_RETRY, ...retry }, ...network };
   if (settings.kind === 'connection-string') {
     // UseDevelopmentStorage=true is expanded by the SDK (which also allows its http endpoint);
     // a full connection string to Azurite has http endpoints, which the SDK refuses unless told.
@@ -68,11 +73,12 @@ export function createTableClient(
   }
   const tokenCredential =
     credential ??
-    new DefaultAzureCredential(
-      settings.managedIdentityClientId === undefined
+    new DefaultAzureCredential({
+      ...network,
+      ...(settings.managedIdentityClientId === undefined
         ? {}
-        : { managedIdentityClientId: settings.managedIdentityClientId },
-    );
+        : { managedIdentityClientId: settings.managedIdentityClientId }),
+    });
   if (settings.tableServiceUrl.startsWith('http:')) options.allowInsecureConnection = true;
   return new TableClient(settings.tableServiceUrl, name, tokenCredential, options);
 }
@@ -87,6 +93,7 @@ export function storeTableClient(
     tableName(options.tableName ?? defaultName, options.tablePrefix),
     options.credential,
     options.retry,
+    options.proxy,
   );
 }
 

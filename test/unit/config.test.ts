@@ -151,3 +151,69 @@ describe('loadConfig', () => {
     expect(problems.join(' ')).not.toContain('super-secret-value-xyz');
   });
 });
+
+describe('clouds', () => {
+  it.each([
+    [
+      {},
+      'https://login.microsoftonline.com',
+      'outlook.office365.com',
+      'smtp.office365.com',
+      'https://graph.microsoft.com',
+    ],
+    [
+      { ENTRA_AUTHORITY_HOST: 'https://login.microsoftonline.us' },
+      'https://login.microsoftonline.us',
+      'outlook.office365.us',
+      'smtp.office365.us',
+      'https://graph.microsoft.us',
+    ],
+    [
+      { ENTRA_CLOUD: 'usgov-dod' },
+      'https://login.microsoftonline.us',
+      'outlook-dod.office365.us',
+      'smtp-dod.office365.us',
+      'https://dod-graph.microsoft.us',
+    ],
+    [
+      { ENTRA_AUTHORITY_HOST: 'https://login.partner.microsoftonline.cn' },
+      'https://login.partner.microsoftonline.cn',
+      'partner.outlook.cn',
+      'smtp.partner.outlook.cn',
+      'https://microsoftgraph.chinacloudapi.cn',
+    ],
+  ] as const)('%j signs in at %s and reaches %s, %s, %s', (env, authority, exchangeHost, smtpHost, graph) => {
+    const { cloud } = loadConfig({ ...base, ...env });
+    expect(cloud.authorityHost).toBe(authority);
+    expect(cloud.ewsUrl).toBe(`https://${exchangeHost}/EWS/Exchange.asmx`);
+    expect(cloud.imap).toEqual({ host: exchangeHost, port: 993 });
+    expect(cloud.pop).toEqual({ host: exchangeHost, port: 995 });
+    expect(cloud.smtp).toEqual({ host: smtpHost, port: 587 });
+    expect(cloud.graphResource).toBe(graph);
+  });
+
+  it('refuses a cloud that does not sign in at the authority host, and an unknown cloud', () => {
+    expect(
+      problemsOf({
+        ...base,
+        ENTRA_CLOUD: 'china',
+        ENTRA_AUTHORITY_HOST: 'https://login.microsoftonline.com',
+      }),
+    ).toEqual([
+      expect.stringMatching(/^ENTRA_CLOUD: china does not sign in at https:\/\/login\.microsoftonline\.com/),
+    ]);
+    expect(problemsOf({ ...base, ENTRA_CLOUD: 'mars' })).toEqual([
+      expect.stringMatching(/^ENTRA_CLOUD: expected one of/),
+    ]);
+  });
+
+  it('takes Global hosts for an authority Microsoft does not run, unless ENTRA_CLOUD says otherwise', () => {
+    expect(
+      loadConfig({ ...base, ENTRA_AUTHORITY_HOST: 'https://127.0.0.1:7443' }).cloud.exchangeResource,
+    ).toBe('https://outlook.office365.com');
+    expect(
+      loadConfig({ ...base, ENTRA_AUTHORITY_HOST: 'https://127.0.0.1:7443', ENTRA_CLOUD: 'usgov' }).cloud
+        .exchangeResource,
+    ).toBe('https://outlook.office365.us');
+  });
+});

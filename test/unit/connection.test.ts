@@ -1,5 +1,5 @@
 import { assertConnectionName, parseConnectionDefinition } from '../../shared/connections/connection';
-import { delegatedScopes } from '../../shared/connections/profiles';
+import { delegatedScopes, scopesFor } from '../../shared/connections/profiles';
 import { cloudFor } from '../../shared/config';
 import { BrokerError } from '../../shared/errors';
 
@@ -29,6 +29,22 @@ describe('connection definitions', () => {
     });
   });
 
+  it.each([
+    ['client_credentials', 'ews'],
+    ['client_credentials', 'imap'],
+    ['client_credentials', 'pop'],
+    ['client_credentials', 'graph-mail'],
+    ['password', 'imap'],
+    ['password', 'smtp'],
+    ['password', 'ews'],
+    ['authorization_code', 'graph-mail-shared'],
+  ] as const)('accepts grant %s with profile %s', (grant, profile) => {
+    expect(parseConnectionDefinition({ mailbox: 'a@b.test', profile, grant })).toMatchObject({
+      grant,
+      profile,
+    });
+  });
+
   it('keeps a delegate account for a shared mailbox', () => {
     const definition = parseConnectionDefinition({
       mailbox: 'shared@contoso.test',
@@ -50,7 +66,7 @@ describe('connection definitions', () => {
     [
       'smtp app-only',
       { mailbox: 'a@b.test', profile: 'smtp', grant: 'client_credentials' },
-      /SMTP has no app-only/,
+      /grant: profile smtp has no app-only permission/,
     ],
     [
       'ewsUrl over http',
@@ -88,6 +104,26 @@ describe('connection definitions', () => {
       /ewsUrl: only allowed with profiles ews/,
     ],
     [
+      'a shared Graph mailbox app-only',
+      { mailbox: 'a@b.test', profile: 'graph-mail-shared', grant: 'client_credentials' },
+      /grant: profile graph-mail-shared has no app-only permission/,
+    ],
+    [
+      'an app-only connection with a signing-in account',
+      { mailbox: 'a@b.test', account: 'c@b.test', profile: 'imap', grant: 'client_credentials' },
+      /account: an app-only connection has no signing-in account/,
+    ],
+    [
+      'the device-code grant',
+      { mailbox: 'a@b.test', profile: 'imap', grant: 'device_code' },
+      /grant: device_code is not supported .*no device-code flow/,
+    ],
+    [
+      'an unknown grant',
+      { mailbox: 'a@b.test', profile: 'imap', grant: 'implicit' },
+      /grant: expected one of/,
+    ],
+    [
       'long description',
       { mailbox: 'a@b.test', profile: 'ews', description: 'x'.repeat(501) },
       /description/,
@@ -115,6 +151,20 @@ describe('profile scopes', () => {
     ['graph-mail', ['https://graph.microsoft.com/Mail.ReadWrite', 'https://graph.microsoft.com/Mail.Send']],
   ] as const)('%s asks for %j', (profile, scopes) => {
     expect(delegatedScopes({ profile, scopes: undefined }, global)).toEqual(scopes);
+  });
+  it.each([
+    ['ews', ['https://outlook.office365.com/.default']],
+    ['imap', ['https://outlook.office365.com/.default']],
+    ['pop', ['https://outlook.office365.com/.default']],
+    ['graph-mail', ['https://graph.microsoft.com/.default']],
+  ] as const)('app-only %s asks for %j', (profile, scopes) => {
+    expect(scopesFor({ profile, scopes: undefined, grant: 'client_credentials' }, global)).toEqual(scopes);
+  });
+  it('asks for the .Shared Graph permissions for a shared mailbox', () => {
+    expect(delegatedScopes({ profile: 'graph-mail-shared', scopes: undefined }, global)).toEqual([
+      'https://graph.microsoft.com/Mail.ReadWrite.Shared',
+      'https://graph.microsoft.com/Mail.Send.Shared',
+    ]);
   });
   it('takes the EWS resource from an on-premises ewsUrl', () => {
     const definition = parseConnectionDefinition({

@@ -17,6 +17,7 @@ describe('functions app', () => {
         'connections anonymous',
         'connections/{name} anonymous',
         'connections/{name}/authorize anonymous',
+        'connections/{name}/password anonymous',
         'connections/{name}/refresh anonymous',
         'connections/{name}/test anonymous',
         'connections/{name}/token function',

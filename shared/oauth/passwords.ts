@@ -1,0 +1,52 @@
+import type { AuditLog } from '../audit/audit-log';
+import type { Connection } from '../connections/connection';
+import { BrokerError } from '../errors';
+import type { Logger } from '../logging';
+import { secretNames, type SecretStore } from '../secrets/secret-store';
+
+/** Entra accepts passwords of up to 256 characters. */
+const MAX_PASSWORD_LENGTH = 256;
+
+/**
+ * The account password of a `password`-grant connection: written through the admin API only,
+ * kept only in the secret store (`conn-{name}-password`), never returned, never logged, deleted
+ * with the connection.
+ */
+export class PasswordStore {
+  constructor(
+    private readonly deps: { secrets: SecretStore; audit: AuditLog; logger: Logger; now: () => Date },
+  ) {}
+
+  async set(connection: Connection, body: unknown, actor: string, correlationId: string): Promise<void> {
+    if (connection.grant !== 'password') {
+      throw new BrokerError(
+        'invalid_request',
+        `Connection ${connection.name} uses the ${connection.grant} grant, which keeps no password.`,
+      );
+    }
+    const password = passwordOf(body);
+    await this.deps.secrets.set(secretNames.password(connection.name), password, {
+      contentType: 'text/plain',
+    });
+    await this.deps.audit.record({
+      connection: connection.name,
+      type: 'connection.password_set',
+      actor,
+      correlationId,
+      at: this.deps.now().toISOString(),
+    });
+    this.deps.logger.info('connection.password_set', { connection: connection.name, actor, correlationId });
+  }
+}
+
+function passwordOf(body: unknown): string {
+  const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body) : [];
+  const password = (body as { password?: unknown } | null)?.password;
+  if (fields.length !== 1 || typeof password !== 'string') {
+    throw new BrokerError('invalid_request', 'Send exactly { "password": "..." }.');
+  }
+  if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH) {
+    throw new BrokerError('invalid_request', `The password must be 1 to ${MAX_PASSWORD_LENGTH} characters.`);
+  }
+  return password;
+}
