@@ -36,10 +36,10 @@ param principalId string = ''
 param principalType string = 'User'
 
 @description('Connection profiles the App Registration requests permissions for.')
-@allowed(['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'])
-param profiles array = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail']
+@allowed(['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail', 'graph-mail-shared'])
+param profiles array = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail', 'graph-mail-shared']
 
-@description('Also request the Exchange Online application permissions (full_access_as_app, IMAP.AccessAsApp, POP.AccessAsApp) of the chosen profiles, for client-credential grants.')
+@description('Also request the application permissions of the chosen profiles (Exchange Online full_access_as_app, IMAP.AccessAsApp, POP.AccessAsApp; Graph Mail.ReadWrite, Mail.Send), for client_credentials (app-only) connections. Off by default: an app-only grant without an Exchange scope reads every mailbox in the tenant.')
 param enableAppOnly bool = false
 
 @description('Grant tenant-wide admin consent for the requested permissions in this deployment (the deploying identity needs a role that may grant consent, e.g. Privileged Role Administrator). Otherwise use the ADMIN_CONSENT_URL output.')

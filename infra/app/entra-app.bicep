@@ -16,7 +16,7 @@ param defaultHostName string
 @description('Optional custom public base URL (no trailing slash); its callback is registered too.')
 param publicBaseUrl string = ''
 
-@allowed(['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'])
+@allowed(['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail', 'graph-mail-shared'])
 param profiles array
 
 param enableAppOnly bool = false
@@ -67,33 +67,43 @@ var permissionIds = {
       profile: '14dad69e-099b-42c9-810b-d002981feec1'
       'Mail.ReadWrite': '024d486e-b451-40bb-833d-3e66d98c5c73'
       'Mail.Send': 'e383f46e-2787-4529-855e-0e479a3ffac0'
+      'Mail.ReadWrite.Shared': '5df07973-7d5d-46ed-9847-1271055cbd51'
+      'Mail.Send.Shared': 'a367ab51-6b49-43bf-a716-a1fb06d2a174'
     }
-    roles: {}
+    roles: {
+      'Mail.ReadWrite': 'e2a3a72e-5f79-4c64-b1b1-878b674786c9' // application permission (app-only)
+      'Mail.Send': 'b633e1c5-b582-4048-a93e-9f11b44c7e96' // application permission (app-only)
+    }
   }
 }
 
 // What each profile asks for (shared/connections/profiles.ts): delegated scopes per resource, and the
-// Exchange Online application permission its app-only grant would use.
+// application permissions its app-only (client_credentials) grant uses, per resource.
 var profilePermissions = {
-  ews: { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], appOnly: ['full_access_as_app'] }
-  'ews-shared': { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], appOnly: ['full_access_as_app'] }
-  imap: { exchangeOnline: ['IMAP.AccessAsUser.All'], microsoftGraph: [], appOnly: ['IMAP.AccessAsApp'] }
-  pop: { exchangeOnline: ['POP.AccessAsUser.All'], microsoftGraph: [], appOnly: ['POP.AccessAsApp'] }
-  smtp: { exchangeOnline: ['SMTP.Send'], microsoftGraph: [], appOnly: [] }
-  'graph-mail': { exchangeOnline: [], microsoftGraph: ['Mail.ReadWrite', 'Mail.Send'], appOnly: [] }
+  ews: { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['full_access_as_app'], microsoftGraphRoles: [] }
+  'ews-shared': { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['full_access_as_app'], microsoftGraphRoles: [] }
+  imap: { exchangeOnline: ['IMAP.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['IMAP.AccessAsApp'], microsoftGraphRoles: [] }
+  pop: { exchangeOnline: ['POP.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['POP.AccessAsApp'], microsoftGraphRoles: [] }
+  smtp: { exchangeOnline: ['SMTP.Send'], microsoftGraph: [], exchangeOnlineRoles: [], microsoftGraphRoles: [] }
+  'graph-mail': { exchangeOnline: [], microsoftGraph: ['Mail.ReadWrite', 'Mail.Send'], exchangeOnlineRoles: [], microsoftGraphRoles: ['Mail.ReadWrite', 'Mail.Send'] }
+  'graph-mail-shared': { exchangeOnline: [], microsoftGraph: ['Mail.ReadWrite.Shared', 'Mail.Send.Shared'], exchangeOnlineRoles: [], microsoftGraphRoles: [] }
 }
 // Sign-in (MSAL adds openid profile offline_access to every request) and the console's user profile.
 var signInScopes = ['User.Read', 'offline_access', 'openid', 'profile']
 
 var exchangeScopeNames = union(flatten(map(profiles, p => profilePermissions[p].exchangeOnline)), [])
-var exchangeRoleNames = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].appOnly)), []) : []
+var exchangeRoleNames = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].exchangeOnlineRoles)), []) : []
+var graphRoleNames = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].microsoftGraphRoles)), []) : []
 var graphScopeNames = union(signInScopes, flatten(map(profiles, p => profilePermissions[p].microsoftGraph)))
 
 var exchangeResourceAccess = concat(
   map(exchangeScopeNames, name => { id: permissionIds.exchangeOnline.scopes[name], type: 'Scope' }),
   map(exchangeRoleNames, name => { id: permissionIds.exchangeOnline.roles[name], type: 'Role' })
 )
-var graphResourceAccess = map(graphScopeNames, name => { id: permissionIds.microsoftGraph.scopes[name], type: 'Scope' })
+var graphResourceAccess = concat(
+  map(graphScopeNames, name => { id: permissionIds.microsoftGraph.scopes[name], type: 'Scope' }),
+  map(graphRoleNames, name => { id: permissionIds.microsoftGraph.roles[name], type: 'Role' })
+)
 
 var requiredResourceAccess = concat(
   empty(exchangeResourceAccess)
@@ -228,6 +238,14 @@ resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
     appRoleId: permissionIds.exchangeOnline.roles[roleName]
     principalId: servicePrincipal.id
     resourceId: exchangeOnlineSp.id
+  }
+]
+
+resource microsoftGraphAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for roleName in (grantAdminConsent ? graphRoleNames : []): {
+    appRoleId: permissionIds.microsoftGraph.roles[roleName]
+    principalId: servicePrincipal.id
+    resourceId: microsoftGraphSp.id
   }
 ]
 

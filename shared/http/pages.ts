@@ -148,10 +148,12 @@ export function consolePage(options: {
     <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
     <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
     <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
-    <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option></select></label>
+    <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option><option>graph-mail-shared</option></select></label>
+    <label>Grant<br><select name="grant"><option value="authorization_code">authorization_code (sign in once)</option><option value="client_credentials">client_credentials (app-only)</option><option value="password">password (legacy)</option></select></label>
     <label>EWS URL (Exchange Server on-premises only)<br><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx"></label>
     <button type="submit">Save</button>
   </form>
+  <p class="muted" id="grant-warning"></p>
   <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>`;
   const script = `(function () {
     var rows = document.getElementById('rows');
@@ -189,13 +191,30 @@ export function consolePage(options: {
       data.connections.forEach(function (c) {
         var tr = document.createElement('tr');
         tr.dataset.connection = c.name;
-        tr.appendChild(cell(c.name)); tr.appendChild(cell(c.mailbox)); tr.appendChild(cell(c.profile));
+        tr.appendChild(cell(c.name)); tr.appendChild(cell(c.mailbox)); tr.appendChild(cell(c.profile + (c.grant === 'authorization_code' ? '' : ' · ' + c.grant)));
         var status = cell(c.status); status.className = 'status'; tr.appendChild(status);
         tr.appendChild(cell(c.tokenExpiresOn ? new Date(c.tokenExpiresOn).toLocaleString() : ''));
         tr.appendChild(cell(c.lastError ? c.lastError.message : ''));
         var actions = document.createElement('td');
-        actions.appendChild(button('Authorize', function () {
-          window.open('/api/connections/' + encodeURIComponent(c.name) + '/authorize', 'broker-authorize', 'popup,width=520,height=700');
+        if (c.grant === 'password') {
+          actions.appendChild(button('Set password', async function () {
+            var password = window.prompt('Password of ' + c.account + ' (kept only in the secret store; never shown again)');
+            if (!password) return;
+            var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/password', {
+              method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password: password }) });
+            if (response.ok) { show('Password set for ' + c.name + '. Click Authorize.', true); }
+            else { var problem = await response.json(); show(problem.detail + (problem.remedy ? ' ' + problem.remedy : ''), false); }
+          }));
+        }
+        actions.appendChild(button('Authorize', async function () {
+          if (c.grant === 'authorization_code') {
+            window.open('/api/connections/' + encodeURIComponent(c.name) + '/authorize', 'broker-authorize', 'popup,width=520,height=700');
+            return;
+          }
+          var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/authorize', { method: 'POST' });
+          var body = await response.json();
+          show(response.ok ? c.name + ' is authorized (' + body.signedInAs + ').' : (body.detail || 'Authorization failed') + (body.remedy ? ' ' + body.remedy : ''), response.ok);
+          load();
         }));
         actions.appendChild(button('Refresh', async function () {
           var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/refresh', { method: 'POST' });
@@ -233,16 +252,25 @@ export function consolePage(options: {
       show(data.message, data.ok);
       load();
     });
+    var warnings = {
+      authorization_code: '',
+      client_credentials: 'App-only: the app acts on mailboxes without anyone signing in. Without an Exchange scope (RBAC for Applications or an application access policy) it can read EVERY mailbox in the tenant — limit it to the mailboxes it needs (see the README).',
+      password: 'Legacy password grant: Microsoft discourages it; it fails with MFA, federated accounts and most Conditional Access, and the password is stored (in the secret store only). Use it only for products that can do nothing else, and drop it first.'
+    };
+    var grantSelect = document.querySelector('select[name=grant]');
+    function showGrantWarning() { document.getElementById('grant-warning').textContent = warnings[grantSelect.value] || ''; }
+    grantSelect.addEventListener('change', showGrantWarning);
+    showGrantWarning();
     document.getElementById('define').addEventListener('submit', async function (event) {
       event.preventDefault();
       var form = new FormData(event.target);
-      var body = { mailbox: form.get('mailbox'), profile: form.get('profile') };
+      var body = { mailbox: form.get('mailbox'), profile: form.get('profile'), grant: form.get('grant') };
       if (form.get('account')) body.account = form.get('account');
       if (form.get('ewsUrl')) body.ewsUrl = form.get('ewsUrl');
       var response = await fetch('/api/connections/' + encodeURIComponent(form.get('name')), {
         method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
       if (!response.ok) { var problem = await response.json(); show(problem.detail, false); return; }
-      show('Saved ' + form.get('name') + '. Click Authorize to sign in.', true);
+      show('Saved ' + form.get('name') + '. ' + (form.get('grant') === 'password' ? 'Set its password, then click Authorize.' : 'Click Authorize.'), true);
       load();
     });
     load();

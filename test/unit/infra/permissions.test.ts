@@ -3,7 +3,7 @@
  * Microsoft's published permission ids, and against the scopes the broker actually requests.
  */
 import { cloudFor } from '../../../shared/config';
-import { delegatedScopes, OIDC_SCOPES } from '../../../shared/connections/profiles';
+import { appOnlyScopes, delegatedScopes, OIDC_SCOPES } from '../../../shared/connections/profiles';
 import type { Profile } from '../../../shared/connections/connection';
 import {
   Expression,
@@ -130,6 +130,34 @@ const PUBLISHED: PublishedPermission[] = [
     id: 'e383f46e-2787-4529-855e-0e479a3ffac0',
     source: 'Graph permissions reference',
   },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'Mail.ReadWrite.Shared',
+    type: 'Scope',
+    id: '5df07973-7d5d-46ed-9847-1271055cbd51',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'Mail.Send.Shared',
+    type: 'Scope',
+    id: 'a367ab51-6b49-43bf-a716-a1fb06d2a174',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'Mail.ReadWrite',
+    type: 'Role',
+    id: 'e2a3a72e-5f79-4c64-b1b1-878b674786c9',
+    source: 'Graph permissions reference',
+  },
+  {
+    resourceAppId: MICROSOFT_GRAPH,
+    name: 'Mail.Send',
+    type: 'Role',
+    id: 'b633e1c5-b582-4048-a93e-9f11b44c7e96',
+    source: 'Graph permissions reference',
+  },
 ];
 
 /** Entra resolves a scope's resource URI to the service principal whose servicePrincipalNames list it. */
@@ -143,7 +171,15 @@ const TABLE_KEY_BY_APP_ID: Record<string, 'exchangeOnline' | 'microsoftGraph'> =
   [MICROSOFT_GRAPH]: 'microsoftGraph',
 };
 
-const PROFILES: Exclude<Profile, 'custom'>[] = ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'];
+const PROFILES: Exclude<Profile, 'custom'>[] = [
+  'ews',
+  'ews-shared',
+  'imap',
+  'pop',
+  'smtp',
+  'graph-mail',
+  'graph-mail-shared',
+];
 
 const entraApp = readBicep('app/entra-app.bicep');
 
@@ -197,7 +233,10 @@ const table: Record<string, TableResource> = Object.fromEntries(
 const profilePermissions = literalObject('profilePermissions');
 const signInScopes = stringList(parseBicepLiteral(varExpression(entraApp, 'signInScopes')), 'signInScopes');
 
-function profileEntry(profile: string, key: 'exchangeOnline' | 'microsoftGraph' | 'appOnly'): string[] {
+function profileEntry(
+  profile: string,
+  key: 'exchangeOnline' | 'microsoftGraph' | 'exchangeOnlineRoles' | 'microsoftGraphRoles',
+): string[] {
   const entry = profilePermissions[profile];
   if (!isObject(entry)) throw new Error(`profilePermissions.${profile} missing`);
   return stringList(entry[key], `profilePermissions.${profile}.${key}`);
@@ -253,6 +292,7 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
     for (const expression of rra) expect(expression.match(GUID)).toBeNull();
     expect(rra.join('\n')).toMatch(/permissionIds\.exchangeOnline\.scopes\[name\]/);
     expect(rra.join('\n')).toMatch(/permissionIds\.microsoftGraph\.scopes\[name\]/);
+    expect(rra.join('\n')).toMatch(/permissionIds\.microsoftGraph\.roles\[name\]/);
   });
 
   it('has a permission for every scope each profile requests (shared/connections/profiles.ts)', () => {
@@ -283,6 +323,19 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
     }
   });
 
+  it('requests an application permission on the resource of every app-only profile', () => {
+    const cloud = cloudFor('https://login.microsoftonline.com');
+    for (const profile of ['ews', 'ews-shared', 'imap', 'pop', 'graph-mail'] as const) {
+      const [scope] = appOnlyScopes({ profile, scopes: undefined }, cloud);
+      const key = TABLE_KEY_BY_APP_ID[RESOURCE_HOSTS[new URL(scope!).origin]!]!;
+      const roles = profileEntry(
+        profile,
+        key === 'exchangeOnline' ? 'exchangeOnlineRoles' : 'microsoftGraphRoles',
+      );
+      expect({ profile, roles: roles.length > 0 }).toEqual({ profile, roles: true });
+    }
+  });
+
   it('resolves every name a profile lists (a missing key would fail the deployment)', () => {
     expect(Object.keys(profilePermissions).sort()).toEqual([...PROFILES].sort());
     for (const profile of PROFILES) {
@@ -290,8 +343,10 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
         expect(table.exchangeOnline!.scopes).toHaveProperty([name]);
       for (const name of profileEntry(profile, 'microsoftGraph'))
         expect(table.microsoftGraph!.scopes).toHaveProperty([name]);
-      for (const name of profileEntry(profile, 'appOnly'))
+      for (const name of profileEntry(profile, 'exchangeOnlineRoles'))
         expect(table.exchangeOnline!.roles).toHaveProperty([name]);
+      for (const name of profileEntry(profile, 'microsoftGraphRoles'))
+        expect(table.microsoftGraph!.roles).toHaveProperty([name]);
     }
     for (const name of signInScopes) expect(table.microsoftGraph!.scopes).toHaveProperty([name]);
   });
