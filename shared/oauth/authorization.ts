@@ -313,9 +313,18 @@ export class AuthorizationService {
           );
     } catch (error) {
       if (error instanceof BrokerError) return fail(error);
-      const failure = classifyMsalError(error);
+      const failure = appOnly ? classifyMsalError(error) : forPasswordGrant(classifyMsalError(error));
+      const refused = brokerErrorForInteractive(failure, this.adminConsentUrl());
+      // Entra refused these credentials for good: a state to fix (409), not an upstream fault (5xx).
       return fail(
-        brokerErrorForInteractive(appOnly ? failure : forPasswordGrant(failure), this.adminConsentUrl()),
+        failure.kind === 'definitive' || failure.kind === 'request'
+          ? new BrokerError(refused.code, refused.message, {
+              status: 409,
+              aadsts: refused.aadsts,
+              remedy: refused.remedy,
+              actionUrl: refused.actionUrl,
+            })
+          : refused,
       );
     }
     if (appOnly) {
