@@ -47,6 +47,11 @@ beforeAll(async () => {
     ],
     ['graph-own', USERS.support, { mailbox: USERS.support.username, profile: 'graph-mail' }],
     [
+      'graph-shared',
+      USERS.agent,
+      { mailbox: 'shared@contoso.test', account: USERS.agent.username, profile: 'graph-mail-shared' },
+    ],
+    [
       'graph-nodelegate',
       USERS.support,
       { mailbox: 'shared@contoso.test', account: USERS.support.username, profile: 'graph-mail' },
@@ -259,6 +264,14 @@ describe('Graph (the Graph stand-in)', () => {
       target: 'graph.microsoft.com:443',
       routed: true,
     });
+  });
+
+  it('opens a shared mailbox with graph-mail-shared (Mail.ReadWrite.Shared) as the delegate', async () => {
+    const { json } = await test('graph-shared');
+    expect(json).toMatchObject({ ok: true, protocol: 'graph', details: { folder: 'Inbox', totalCount: 7 } });
+    expect(harness.services!.graph.requests.at(-1)?.path).toBe(
+      '/v1.0/users/shared%40contoso.test/mailFolders/inbox',
+    );
   });
 
   it('addresses another mailbox as /users/{mailbox}: graph-mail reads only the own one', async () => {
