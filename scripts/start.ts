@@ -81,7 +81,11 @@ async function main(): Promise<void> {
       clientSecret: randomBytes(24).toString('base64url'),
       redirectUris: [`${publicBaseUrl}/api/callback`],
       tenantId: tenant.tenantId,
+      // As if deployed with enableAppOnly and admin consent: app-only connections work here too.
+      roles: ['full_access_as_app', 'Mail.ReadWrite', 'Mail.Send'],
     });
+    // The password grant (ROPC) cannot show a consent page: the sandbox's admin has consented.
+    entra.grantAdminConsent(app.clientId);
     Object.assign(env, {
       ENTRA_TENANT_ID: tenant.tenantId,
       ENTRA_CLIENT_ID: app.clientId,

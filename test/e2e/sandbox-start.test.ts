@@ -69,4 +69,24 @@ it('npm start serves the sandbox, where Test connection opens the demo mailboxes
     const { json } = await api(base, 'POST', `/api/connections/${name}/test`);
     expect(json).toMatchObject({ ok: true, details: { folder: 'Inbox', totalCount: 12, unreadCount: 3 } });
   }
+
+  // App-only and the password grant work in the sandbox too, without a browser.
+  await api(base, 'PUT', '/api/connections/demo-app', {
+    mailbox: 'sales@contoso.test',
+    profile: 'ews',
+    grant: 'client_credentials',
+  });
+  expect((await api(base, 'POST', '/api/connections/demo-app/authorize')).status).toBe(200);
+  expect((await api(base, 'POST', '/api/connections/demo-app/test')).json).toMatchObject({
+    ok: true,
+    details: { totalCount: 5 },
+  });
+  await api(base, 'PUT', '/api/connections/demo-ropc', {
+    mailbox: 'support@contoso.test',
+    profile: 'graph-mail',
+    grant: 'password',
+  });
+  await api(base, 'PUT', '/api/connections/demo-ropc/password', { password: 'Sandbox-Support-1' });
+  expect((await api(base, 'POST', '/api/connections/demo-ropc/authorize')).status).toBe(200);
+  expect((await api(base, 'POST', '/api/connections/demo-ropc/test')).json).toMatchObject({ ok: true });
 }, 90_000);

@@ -88,6 +88,18 @@ it('Test connection impersonates the mailbox over EWS', async () => {
   expect(request).toMatchObject({ impersonated: MAILBOX, anchorMailbox: MAILBOX });
 });
 
+it('ews-shared app-only impersonates the shared mailbox and names it in the FolderId', async () => {
+  await api(harness.baseUrl, 'PUT', '/api/connections/app-shared', {
+    mailbox: 'shared@contoso.test',
+    profile: 'ews-shared',
+    grant: 'client_credentials',
+  });
+  expect((await authorize('app-shared')).status).toBe(200);
+  const { json } = await testConnection(harness, 'app-shared', bodies);
+  expect(json).toMatchObject({ ok: true, details: { totalCount: 7 } });
+  expect(harness.services!.ews.requests.at(-1)).toMatchObject({ impersonated: 'shared@contoso.test' });
+});
+
 it('says impersonation_denied when Exchange does not let the app act as the mailbox', async () => {
   const strict = await startEwsStandIn({
     pki: testPki(),

@@ -142,6 +142,23 @@ it('says the password grant cannot do MFA (AADSTS50076), as a remedy an admin ca
   }
 });
 
+it.each([
+  ['smtp', 'smtp'],
+  ['ews', 'ews'],
+])('the password grant serves profile %s as well (Test connection over %s)', async (profile, protocol) => {
+  const name = `ropc-${profile}`;
+  await call('PUT', `/api/connections/${name}`, {
+    mailbox: USERS.support.username,
+    profile,
+    grant: 'password',
+  });
+  expect((await call('PUT', `/api/connections/${name}/password`, { password: NEW_PASSWORD })).status).toBe(
+    204,
+  );
+  expect((await call('POST', `/api/connections/${name}/authorize`)).status).toBe(200);
+  expect((await testConnection(harness, name, bodies)).json).toMatchObject({ ok: true, protocol });
+});
+
 it('deletes the password with the connection', async () => {
   expect(await harness.broker.secrets.get(secretNames.password(NAME))).toBeDefined();
   expect((await call('DELETE', `/api/connections/${NAME}`)).status).toBe(204);
