@@ -12,6 +12,7 @@ import { startKeyVaultEmulator, type KeyVaultEmulator } from '../emulators/keyva
 import { startLocalHost, type LocalHost } from '../../scripts/host';
 import { createBearerValidator } from '../../sandbox/bearer';
 import { startSandboxServices, type DemoMailbox, type SandboxServices } from '../../sandbox/services';
+import { DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME } from './azurite';
 import { startMailServers, type MailServers } from './dovecot';
 import { testPki } from './pki';
 import { uniqueTablePrefix } from './storage';
@@ -52,12 +53,22 @@ export interface HarnessOptions {
   /** A clock shared by the broker and the emulators (ms since epoch); default the real one. */
   clock?: TestClock;
   brokerOverrides?: BrokerOverrides;
+  /** Application permissions granted to the app (the `roles` of its client-credentials tokens). */
+  appRoles?: string[];
   /**
    * The mailbox side: EWS and Graph stand-ins (and, with `dovecot`, real IMAP/POP/SMTP servers)
    * behind a CONNECT proxy for the Microsoft host names; the broker reaches them through
    * HTTPS_PROXY and NODE_EXTRA_CA_CERTS, as in production behind a TLS-inspecting proxy.
    */
   mailboxes?: { dovecot?: boolean };
+  /**
+   * Every dependency only through the proxy (needs `mailboxes`): Entra ID, the vault (with
+   * `keyVault`) and Table storage are addressed by these host names, which nothing but the router
+   * resolves, and it routes them to the emulators and Azurite. `tables` must start with
+   * `devstoreaccount1.` (Azurite takes the account from a dotted host's first label). NO_PROXY is
+   * `127.0.0.1`, the managed-identity endpoint's host, unless `env` says otherwise.
+   */
+  viaProxy?: { entra: string; vault: string; tables: string };
 }
 
 /** The harness's mailboxes: its users' own, and a shared one the agent may open. */
@@ -109,7 +120,14 @@ export interface Harness {
  */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const pki = testPki();
-  const entra = await startEntraEmulator({ pki, ...(options.clock ? { now: options.clock.now } : {}) });
+  const names = options.viaProxy;
+  if (names && !options.mailboxes)
+    throw new Error('viaProxy needs the mailboxes (their router is the proxy)');
+  const entra = await startEntraEmulator({
+    pki,
+    ...(options.clock ? { now: options.clock.now } : {}),
+    ...(names ? { publicHost: names.entra } : {}),
+  });
   const tenant = entra.tenants.primary;
   entra.addUser({ ...USERS.support, tenantId: tenant.tenantId });
   entra.addUser({ ...USERS.agent, tenantId: tenant.tenantId });
@@ -136,10 +154,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     redirectUris: [`${baseUrl}/api/callback`],
     tenantId: tenant.tenantId,
     multiTenant: options.multiTenant === true,
+    ...(options.appRoles ? { roles: options.appRoles } : {}),
   });
 
-  const storage = process.env.TEST_STORAGE_CONNECTION_STRING;
-  if (!storage) throw new Error('TEST_STORAGE_CONNECTION_STRING is not set: run through npm test');
+  const testStorage = process.env.TEST_STORAGE_CONNECTION_STRING;
+  if (!testStorage) throw new Error('TEST_STORAGE_CONNECTION_STRING is not set: run through npm test');
+  const tablePort = Number(/TableEndpoint=https?:\/\/[^:/;]+:(\d+)/i.exec(testStorage)?.[1]);
+  if (names && !tablePort) throw new Error(`viaProxy: no TableEndpoint port in ${testStorage}`);
+  const storage = names
+    ? `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT_NAME};AccountKey=${DEV_ACCOUNT_KEY};` +
+      `TableEndpoint=http://${names.tables}:${tablePort};`
+    : testStorage;
   const env: Record<string, string> = {
     ENTRA_TENANT_ID: options.multiTenant ? 'organizations' : tenant.tenantId,
     ENTRA_CLIENT_ID: app.clientId,
@@ -169,7 +194,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       authority: `${entra.url}/${tenant.tenantId}`,
       verifyToken: (bearer) => entra.verifyAccessToken(bearer, 'https://vault.azure.net').valid,
     });
-    env.KEY_VAULT_URL = keyVault.url;
+    env.KEY_VAULT_URL = names ? `https://${names.vault}` : keyVault.url;
   } else {
     env.BROKER_LOCAL_SECRET_KEY = randomBytes(32).toString('base64');
     env.BROKER_LOCAL_SECRET_FILE = join(mkdtempSync(join(tmpdir(), 'broker-secrets-')), 'secrets.json');
@@ -182,7 +207,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const now = () => clock() + mailboxClockSkew.ms;
     services = await startSandboxServices({
       pki,
-      authorityHost: entra.url,
+      authorityHost: entra.localUrl,
       mailboxes: TEST_MAILBOXES,
       now,
     });
@@ -190,19 +215,36 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       mail = await startMailServers({
         pki,
         validator: createBearerValidator({
-          jwksUrl: `${entra.url}/common/discovery/v2.0/keys`,
+          jwksUrl: `${entra.localUrl}/common/discovery/v2.0/keys`,
           now,
         }),
         users: TEST_MAILBOXES.map((mailbox) => ({ username: mailbox.smtp, messages: mailbox.inbox.total })),
+        // As `Add-MailboxPermission` for the app's service principal would grant (app-only IMAP/POP).
+        appOnlyMailboxes: options.appRoles ? [TEST_MAILBOXES[0]!.smtp] : [],
       });
       services.router.route('outlook.office365.com:993', mail.imapPort);
       services.router.route('outlook.office365.com:995', mail.pop3Port);
       services.router.route('smtp.office365.com:587', mail.submissionPort);
     }
+    if (names) {
+      const portOf = (url: string) => Number(new URL(url).port);
+      services.router.route(`${names.entra}:443`, portOf(entra.localUrl));
+      services.router.route(`${names.tables}:${tablePort}`, tablePort);
+      if (keyVault) services.router.route(`${names.vault}:443`, portOf(keyVault.url));
+    }
     env.HTTPS_PROXY = services.router.url;
-    env.NO_PROXY = 'localhost,127.0.0.1,::1';
+    env.NO_PROXY = names ? '127.0.0.1' : 'localhost,127.0.0.1,::1';
   }
   Object.assign(env, options.env);
+  // broker.ts does not hand config.proxy to the Key Vault and Table clients yet, so the Azure SDK
+  // takes HTTPS_PROXY from process.env, as in App Service where app settings are environment
+  // variables; NO_PROXY there keeps the managed identity's client (it reads process.env only)
+  // direct. Once broker.ts passes config.proxy, this goes: the proxy test then proves config alone.
+  const processProxy = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY };
+  if (names) {
+    process.env.HTTPS_PROXY = env.HTTPS_PROXY;
+    process.env.NO_PROXY = env.NO_PROXY;
+  }
 
   const logs: string[] = [];
   const logger = createLogger((_level, line) => logs.push(line));
@@ -238,6 +280,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       if (identity) {
         delete process.env.IDENTITY_ENDPOINT;
         delete process.env.IDENTITY_HEADER;
+      }
+      if (names) {
+        for (const [key, value] of Object.entries(processProxy)) {
+          if (value === undefined) Reflect.deleteProperty(process.env, key);
+          else process.env[key] = value;
+        }
       }
     },
   };
@@ -331,7 +379,12 @@ export async function authorizeConnection(
   if (!existing) await api(harness.baseUrl, 'PUT', `/api/connections/${name}`, definition);
   const browser = new Browser();
   const start = await browser.get(`${harness.baseUrl}/api/connections/${name}/authorize`);
-  const callbackUrl = await signIn(start.headers.get('location') ?? '', { ...user, consent: 'accept' });
+  // The test's browser reaches the sign-in pages directly, also when the broker knows Entra by a
+  // name only the proxy resolves (`viaProxy`).
+  const location = start.headers.get('location') ?? '';
+  const { url, localUrl } = harness.entra;
+  const signInUrl = location.startsWith(`${url}/`) ? `${localUrl}${location.slice(url.length)}` : location;
+  const callbackUrl = await signIn(signInUrl, { ...user, consent: 'accept' });
   harness.secretsSeen.add(callbackUrl.searchParams.get('code') ?? '');
   const callback = await browser.get(callbackUrl);
   await callback.text();

@@ -74,6 +74,12 @@ export const AADSTS_TABLE = {
     status: 400,
     message: "response_type '{responseType}' is not enabled for the application.",
   },
+  9001023: {
+    error: 'invalid_request',
+    status: 400,
+    message:
+      'The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.',
+  },
   70003: {
     error: 'unsupported_grant_type',
     status: 400,
@@ -159,13 +165,27 @@ export const AADSTS_TABLE = {
     message:
       "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{issued}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{validFrom}'.",
   },
-  // User state and policies
+  // User state and policies. 50076 / 50079: a refresh (or OBO) answers interaction_required; the
+  // password grant answers invalid_grant with the same suberror (token-endpoint.ts overrides `error`).
   50076: {
     error: 'interaction_required',
     status: 400,
     suberror: 'basic_action',
     message:
       "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{resource}'.",
+  },
+  50079: {
+    error: 'interaction_required',
+    status: 400,
+    suberror: 'basic_action',
+    message:
+      "Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{resource}'.",
+  },
+  50055: {
+    error: 'invalid_grant',
+    status: 400,
+    suberror: 'user_password_expired',
+    message: 'The password is expired.',
   },
   53003: {
     error: 'invalid_grant',

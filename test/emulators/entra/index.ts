@@ -66,6 +66,12 @@ export interface EntraEmulatorOptions {
   now?: () => number;
   /** Access-token lifetime (`expires_in`); default 3600. Also settable later via faults.accessTokenLifetimeSeconds. */
   accessTokenLifetimeSeconds?: number;
+  /**
+   * The host name (e.g. `login.microsoftonline.com`) it answers for behind a proxy: its discovery
+   * documents, endpoints and token issuers name `https://{publicHost}`, and `url` is that. Default:
+   * its loopback address. The managed-identity endpoint stays on loopback (`localUrl`).
+   */
+  publicHost?: string;
 }
 
 export interface FailNextOptions {
@@ -94,6 +100,12 @@ export interface FaultControls {
   conditionalAccessBlock(username: string, on?: boolean): void;
   /** Disabled account: AADSTS50057 at the token endpoint and at sign-in. */
   disableUser(username: string, on?: boolean): void;
+  /** Password grant: the user must register for MFA first, invalid_grant AADSTS50079 (suberror basic_action). */
+  requireMfaRegistration(username: string, on?: boolean): void;
+  /** Password grant: a federated (AD FS, other IdP) or personal account, which ROPC cannot sign in: invalid_grant AADSTS50126. */
+  federateUser(username: string, on?: boolean): void;
+  /** Password grant: the password has expired, invalid_grant AADSTS50055 (suberror user_password_expired). */
+  expirePassword(username: string, on?: boolean): void;
   /** The next `count` matching requests fail with this status (429 carries Retry-After). */
   failNext(count: number, options: FailNextOptions): void;
   /** /authorize redirects back with error=consent_required (AADSTS65001) unless admin consent exists. */
@@ -105,8 +117,10 @@ export interface FaultControls {
 }
 
 export interface EntraEmulator {
-  /** Authority host, e.g. https://127.0.0.1:40123 (no trailing slash). */
+  /** Authority host, e.g. https://127.0.0.1:40123 (no trailing slash), or `https://{publicHost}`. */
   url: string;
+  /** Where it listens, `https://127.0.0.1:{port}`: `url` unless `publicHost` is set. */
+  localUrl: string;
   tenants: { primary: TenantInfo; other: TenantInfo };
   addTenant(domain: string): TenantInfo;
   addUser(u: {
@@ -444,7 +458,8 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     },
   );
   const port = await listenOnLoopback(server, options.port);
-  state.host = `127.0.0.1:${port}`;
+  const localUrl = `https://127.0.0.1:${port}`;
+  state.host = options.publicHost ?? `127.0.0.1:${port}`;
   state.url = `https://${state.host}`;
 
   const userFlag = (username: string, apply: (u: ReturnType<Directory['requireUser']>) => void): void => {
@@ -497,6 +512,15 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     disableUser(username, on = true) {
       userFlag(username, (u) => (u.disabled = on));
     },
+    requireMfaRegistration(username, on = true) {
+      userFlag(username, (u) => (u.mfaRegistrationRequired = on));
+    },
+    federateUser(username, on = true) {
+      userFlag(username, (u) => (u.federated = on));
+    },
+    expirePassword(username, on = true) {
+      userFlag(username, (u) => (u.passwordExpired = on));
+    },
     failNext(n, opts) {
       state.settings.faultQueue.push({
         remaining: n,
@@ -526,6 +550,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
 
   return {
     url: state.url,
+    localUrl,
     tenants: { primary, other },
     addTenant: (domain) => dir.addTenant(domain),
     addUser(u) {
@@ -586,7 +611,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         clientId: m.clientId ?? randomUUID(),
         principalId: m.principalId ?? randomUUID(),
         identityHeader: m.identityHeader ?? randomBytes(24).toString('hex'),
-        endpoint: `${state.url}/msi/token`,
+        endpoint: `${localUrl}/msi/token`,
       };
       dir.managedIdentities.set(mi.clientId, mi);
       return { ...mi };

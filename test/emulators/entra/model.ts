@@ -49,6 +49,12 @@ export interface UserRecord extends UserInfo {
   conditionalAccessBlocked: boolean;
   /** ms; grants authenticated before this are revoked (password reset). */
   tokensValidFrom: number;
+  /** Password grant only: a federated (or personal) account, whose password Entra cannot check (AADSTS50126). */
+  federated?: boolean;
+  /** Password grant only: the user must register for MFA first (AADSTS50079). */
+  mfaRegistrationRequired?: boolean;
+  /** Password grant only: the password has expired (AADSTS50055). */
+  passwordExpired?: boolean;
 }
 
 export interface AppRecord extends AppInfo {

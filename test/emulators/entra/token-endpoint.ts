@@ -1,9 +1,10 @@
-/** POST /{tenant}/oauth2/v2.0/token: client authentication and the code, refresh and client-credentials grants. */
+/** POST /{tenant}/oauth2/v2.0/token: client authentication and the code, refresh, client-credentials and password grants. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { normalizeScopes, AUTH_CODE_LIFETIME_MS } from './authorize';
 import { count, sendAadstsJson, sendJson, type EmulatorState, type Exchange } from './context';
 import { aadsts, entraTimestamp, type AadstsCode, type AadstsError } from './errors';
 import {
+  GRAPH_RESOURCE,
   OIDC_SCOPES,
   parseResourceScope,
   splitScopes,
@@ -11,7 +12,7 @@ import {
   type TenantInfo,
   type UserRecord,
 } from './model';
-import { appTokenResponse, userTokenResponse } from './tokens';
+import { appTokenResponse, newSessionId, userTokenResponse } from './tokens';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const RT_INACTIVITY_MS = 90 * 24 * 60 * 60 * 1000;
@@ -63,6 +64,9 @@ export function handleToken(
         break;
       case 'client_credentials':
         body = clientCredentials(state, form, client, tenant);
+        break;
+      case 'password':
+        body = passwordGrant(state, form, client, tenant, lower);
         break;
       default:
         fail(70003, { grantType });
@@ -352,4 +356,73 @@ function clientCredentials(
   }
   state.stats.clientCredentials++;
   return appTokenResponse(state, client.app, tenantId, only.slice(0, -'/.default'.length), client.appidacr);
+}
+
+/**
+ * Resource owner password credentials (`grant_type=password`), as Entra's v2.0 endpoint answers
+ * it (learn.microsoft.com/entra/identity-platform/v2-oauth-ropc): a tenant or /organizations only
+ * (the doc's invalid_request; AADSTS9001023 on /common); no page can be shown, so missing consent is
+ * invalid_grant AADSTS65001 (suberror consent_required) and required MFA is invalid_grant
+ * AADSTS50076 (suberror basic_action) — ROPC "is incompatible with MFA", users who need it "will be
+ * blocked". Federated accounts: "ROPC is not supported in hybrid identity federation scenarios ...
+ * Microsoft Entra ID is not able to test the username and password against that identity
+ * provider", and personal accounts can't use ROPC; Entra then answers AADSTS50126 (sign-in log:
+ * "Invalid username or password or Invalid on-premise username or password", see
+ * MicrosoftDocs/azure-docs#55028 and #34108).
+ */
+function passwordGrant(
+  state: EmulatorState,
+  form: URLSearchParams,
+  client: ClientAuth,
+  tenant: TenantInfo | undefined,
+  segment: string,
+): Record<string, unknown> {
+  if (!tenant && segment === 'common') fail(9001023);
+  if (!tenant && !client.app.multiTenant)
+    fail(50194, { clientId: client.app.clientId, appName: client.app.displayName });
+  const username = form.get('username');
+  if (!username) fail(900144, { parameter: 'username' });
+  const password = form.get('password');
+  if (!password) fail(900144, { parameter: 'password' });
+  const requested = requestedResourceScopes(form.get('scope'));
+  if (requested.resourceScopes.length === 0 && requested.oidc.length === 0)
+    fail(900144, { parameter: 'scope' });
+
+  const user = state.dir.findUser(username);
+  // /organizations: the user's own tenant; a tenant endpoint: only its own users (Entra hides the UPN).
+  if (!user || (tenant && user.tenantId !== tenant.tenantId)) {
+    state.stats.failedSignIns++;
+    const directory = tenant?.tenantId ?? username.slice(username.indexOf('@') + 1);
+    fail(50034, { username: '{EmailHidden}', tenant: directory });
+  }
+  if (user.federated === true || !safeEqual(password, user.password)) {
+    state.stats.failedSignIns++;
+    fail(50126);
+  }
+  if (user.disabled || user.passwordExpired === true) {
+    state.stats.failedSignIns++;
+    fail(user.disabled ? 50057 : 50055);
+  }
+  state.stats.signIns++;
+
+  const resourceScopes = expandDefault(state, user, client.app.clientId, requested.resourceScopes);
+  const resource = resourceScopes[0] ? parseResourceScope(resourceScopes[0]).resource : GRAPH_RESOURCE;
+  if (user.conditionalAccessBlocked) fail(53003);
+  if (user.mfaRegistrationRequired === true) fail(50079, { resource }, { error: 'invalid_grant' });
+  if (user.mfaRequired) fail(50076, { resource }, { error: 'invalid_grant' });
+  if (state.dir.missingConsent(user, client.app.clientId, resourceScopes).length > 0)
+    fail(65001, { clientId: client.app.clientId, appName: client.app.displayName });
+
+  return userTokenResponse(state, {
+    user,
+    app: client.app,
+    resourceScopes,
+    oidcScopes: requested.oidc,
+    nonce: undefined,
+    authTime: state.now(),
+    sessionId: newSessionId(),
+    mfa: false,
+    grantScopes: [...resourceScopes, ...requested.oidc],
+    appidacr: client.appidacr,
+  });
 }
