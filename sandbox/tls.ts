@@ -9,7 +9,7 @@ export interface TestPki {
   caCertPem: string;
   /** File holding `caCertPem`. */
   caCertFile: string;
-  /** Server certificate (PEM) for localhost, 127.0.0.1, ::1 and MICROSOFT_SERVICE_HOSTS, signed by the CA. */
+  /** Server certificate (PEM) for localhost, 127.0.0.1, ::1, MICROSOFT_SERVICE_HOSTS and DEPENDENCY_HOSTS, signed by the CA. */
   serverCertPem: string;
   serverKeyPem: string;
 }
@@ -61,6 +61,16 @@ export const MICROSOFT_SERVICE_HOSTS = [
   'mail.contoso.test',
 ];
 
+/**
+ * The broker's other dependencies, under names only the tests' proxy resolves (the proxy test
+ * addresses every service through it): Entra ID, a Key Vault, the status webhook's receiver.
+ */
+export const DEPENDENCY_HOSTS = [
+  'login.microsoftonline.com',
+  'contoso-broker.vault.azure.net',
+  'hooks.contoso.test',
+];
+
 function coversHostNames(certPem: string, hostNames: string[]): boolean {
   const cert = forge.pki.certificateFromPem(certPem);
   const extension: { altNames?: { value?: string }[] } | undefined = cert.getExtension('subjectAltName');
@@ -80,7 +90,7 @@ export function ensureTestPki(dir: string, extraHostNames: string[] = []): TestP
     cert: join(dir, 'server.pem'),
     key: join(dir, 'server.key'),
   };
-  const hostNames = [...MICROSOFT_SERVICE_HOSTS, ...extraHostNames];
+  const hostNames = [...MICROSOFT_SERVICE_HOSTS, ...DEPENDENCY_HOSTS, ...extraHostNames];
   if (
     existsSync(files.ca) &&
     existsSync(files.cert) &&

@@ -61,7 +61,12 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
   const now = overrides.now ?? (() => new Date());
   const credential = overrides.credential ?? createAzureCredential(config);
   const outbound = createOutbound(config);
-  const storage = { settings: config.storage, credential, tablePrefix: config.tablePrefix };
+  const storage = {
+    settings: config.storage,
+    credential,
+    tablePrefix: config.tablePrefix,
+    proxy: config.proxy,
+  };
   const registry = new TableConnectionRegistry(storage);
   const sessions = new TableAuthSessionStore(storage);
   const audit = new TableAuditLog(storage);

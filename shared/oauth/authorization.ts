@@ -127,7 +127,7 @@ export class AuthorizationService {
     browserBinding: string | undefined,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
-    const { config, registry, sessions, audit, msal, tokens, logger, now } = this.deps;
+    const { config, registry, sessions, msal, tokens, now } = this.deps;
     const state = parameters.state;
     if (!state || !STATE_SHAPE.test(state)) {
       throw new BrokerError(
@@ -167,24 +167,7 @@ export class AuthorizationService {
       });
     }
     const name = consumed.connection;
-    const fail = async (error: BrokerError): Promise<never> => {
-      await audit.record({
-        connection: name,
-        type: 'authorization.failed',
-        actor: consumed.startedBy,
-        reason: `${error.code}: ${error.message}`,
-        aadsts: error.aadsts,
-        correlationId,
-        at: now().toISOString(),
-      });
-      logger.warn('authorization.failed', {
-        connection: name,
-        code: error.code,
-        aadsts: error.aadsts,
-        correlationId,
-      });
-      throw error;
-    };
+    const fail = (error: BrokerError) => this.recordFailure(name, consumed.startedBy, correlationId, error);
 
     if (parameters.error !== undefined) {
       const error = ERROR_SHAPE.test(parameters.error) ? parameters.error : 'invalid_request';
@@ -265,7 +248,7 @@ export class AuthorizationService {
     actor: string,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
-    const { config, registry, secrets, audit, msal, tokens, logger, now } = this.deps;
+    const { config, registry, secrets, msal, tokens } = this.deps;
     const connection = await registry.get(name);
     if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
     if (connection.status === 'disabled') {
@@ -280,24 +263,7 @@ export class AuthorizationService {
         },
       );
     }
-    const fail = async (error: BrokerError): Promise<never> => {
-      await audit.record({
-        connection: name,
-        type: 'authorization.failed',
-        actor,
-        reason: `${error.code}: ${error.message}`,
-        aadsts: error.aadsts,
-        correlationId,
-        at: now().toISOString(),
-      });
-      logger.warn('authorization.failed', {
-        connection: name,
-        code: error.code,
-        aadsts: error.aadsts,
-        correlationId,
-      });
-      throw error;
-    };
+    const fail = (error: BrokerError) => this.recordFailure(name, actor, correlationId, error);
     const cache = new OperationCache();
     const appOnly = connection.grant === 'client_credentials';
     let result;
@@ -368,5 +334,30 @@ export class AuthorizationService {
       correlationId,
     });
     return { connection: updated, signedInAs };
+  }
+
+  /** An authorization that ended without tokens: an audit event and a log line, then the error. */
+  private async recordFailure(
+    name: string,
+    actor: string,
+    correlationId: string,
+    error: BrokerError,
+  ): Promise<never> {
+    await this.deps.audit.record({
+      connection: name,
+      type: 'authorization.failed',
+      actor,
+      reason: `${error.code}: ${error.message}`,
+      aadsts: error.aadsts,
+      correlationId,
+      at: this.deps.now().toISOString(),
+    });
+    this.deps.logger.warn('authorization.failed', {
+      connection: name,
+      code: error.code,
+      aadsts: error.aadsts,
+      correlationId,
+    });
+    throw error;
   }
 }

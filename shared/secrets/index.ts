@@ -39,6 +39,7 @@ export function createSecretStore(
       store: new KeyVaultSecretStore({
         vaultUrl,
         credential,
+        proxy: config.proxy,
         ...(options.logger ? { logger: options.logger } : {}),
         ...options.keyVault,
       }),

@@ -236,15 +236,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     env.NO_PROXY = names ? '127.0.0.1' : 'localhost,127.0.0.1,::1';
   }
   Object.assign(env, options.env);
-  // broker.ts does not hand config.proxy to the Key Vault and Table clients yet, so the Azure SDK
-  // takes HTTPS_PROXY from process.env, as in App Service where app settings are environment
-  // variables; NO_PROXY there keeps the managed identity's client (it reads process.env only)
-  // direct. Once broker.ts passes config.proxy, this goes: the proxy test then proves config alone.
-  const processProxy = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY };
-  if (names) {
-    process.env.HTTPS_PROXY = env.HTTPS_PROXY;
-    process.env.NO_PROXY = env.NO_PROXY;
-  }
 
   const logs: string[] = [];
   const logger = createLogger((_level, line) => logs.push(line));
@@ -280,12 +271,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       if (identity) {
         delete process.env.IDENTITY_ENDPOINT;
         delete process.env.IDENTITY_HEADER;
-      }
-      if (names) {
-        for (const [key, value] of Object.entries(processProxy)) {
-          if (value === undefined) Reflect.deleteProperty(process.env, key);
-          else process.env[key] = value;
-        }
       }
     },
   };
