@@ -67,6 +67,10 @@ param tokenReaderPrincipalIds array = []
 @description('Users or groups (object ids) to assign the Broker.Admin app role, besides the deploying user.')
 param brokerAdminPrincipalIds array = []
 
+@description('US Government DoD tenants: usgov-dod (its Exchange and Graph hosts differ from GCC High, which signs in at the same host). Empty elsewhere: the cloud follows the deployment\'s environment().')
+@allowed(['', 'usgov-dod'])
+param entraCloud string = ''
+
 @description('NCRONTAB schedule of the refreshTokens timer (REFRESH_SCHEDULE, six fields, UTC).')
 param refreshSchedule string = '0 */10 * * * *'
 
@@ -214,6 +218,7 @@ module appSettings 'app/function-app-settings.bicep' = {
     notifyWebhookUrl: notifyWebhookUrl
     notifyWebhookSecretUri: '${keyVault.outputs.vaultUris[0]}secrets/${notifyWebhookSecretName}'
     publicBaseUrl: publicBaseUrl
+    entraCloud: entraCloud
   }
 }
 

@@ -22,6 +22,10 @@ param notifyWebhookUrl string = ''
 param notifyWebhookSecretUri string
 param publicBaseUrl string = ''
 
+@description('ENTRA_CLOUD, only where the sign-in host does not tell the cloud: usgov-dod (DoD signs in at GCC High\'s host).')
+@allowed(['', 'usgov-dod'])
+param entraCloud string = ''
+
 var multiTenant = signInAudience == 'AzureADMultipleOrgs'
 var loginEndpoint = environment().authentication.loginEndpoint // e.g. https://login.microsoftonline.com/
 
@@ -64,6 +68,11 @@ var publicBaseUrlAppSettings = empty(publicBaseUrl)
   : {
       PUBLIC_BASE_URL: publicBaseUrl
     }
+var entraCloudAppSettings = empty(entraCloud)
+  ? {}
+  : {
+      ENTRA_CLOUD: entraCloud
+    }
 // ---- end of app settings -----------------------------------------------------------------------
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
@@ -73,7 +82,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' existing = {
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(baseAppSettings, allowedTenantsAppSettings, notifyAppSettings, publicBaseUrlAppSettings)
+  properties: union(baseAppSettings, allowedTenantsAppSettings, notifyAppSettings, publicBaseUrlAppSettings, entraCloudAppSettings)
 }
 
 // App Service Authentication: identifies admins (Broker.Admin) and token readers for the app, which

@@ -55,6 +55,8 @@ function placeholder(expression: string, scenario: Scenario): string {
     notifyWebhookUrl: scenario.notifyWebhookUrl,
     notifyWebhookSecretUri: 'https://kvabc123def456.vault.azure.net/secrets/notify-webhook-secret',
     publicBaseUrl: scenario.publicBaseUrl,
+    // Set only by DoD deployments, whose environment() signs in at login.microsoftonline.us (test/unit/config.test.ts).
+    entraCloud: '',
     "join(union([tenant().tenantId], allowedTenants), ',')": `${TENANT},${OTHER_TENANT}`,
   };
   const value = known[expression];
@@ -122,6 +124,7 @@ describe('Function App settings (infra/app/function-app-settings.bicep)', () => 
       ['allowedTenantsAppSettings', true],
       ['notifyAppSettings', true],
       ['publicBaseUrlAppSettings', true],
+      ['entraCloudAppSettings', true],
     ]);
     const union = /properties: union\(([^)]*)\)/
       .exec(settingsBicep)?.[1]
