@@ -4,6 +4,7 @@ import { callback } from './callback';
 import { connectionsItem, connectionsList } from './connections';
 import { adminConsole } from './console';
 import { health } from './health';
+import { connectionEvents, disableConnection, enableConnection } from './connection-status';
 import { password } from './password';
 import { refresh } from './refresh';
 import { testConnection } from './test-connection';
@@ -17,6 +18,9 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   authorize,
   callback,
   refresh,
+  disableConnection,
+  enableConnection,
+  connectionEvents,
   password,
   testConnection,
   token,

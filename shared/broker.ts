@@ -15,6 +15,7 @@ import { TokenService } from './oauth/token-service';
 import { RefreshService, type BrokerHealthState } from './oauth/refresh';
 import { TokenReader } from './oauth/token-reader';
 import { PasswordStore } from './oauth/passwords';
+import { ConnectionLifecycle } from './connections/lifecycle';
 import { ConnectionTester } from './probes/tester';
 import type { Notifier } from './notify/notifier';
 import { createNotifier } from './notify/webhook-notifier';
@@ -43,6 +44,7 @@ export interface Broker {
   tokenReader: TokenReader;
   tester: ConnectionTester;
   passwords: PasswordStore;
+  connections: ConnectionLifecycle;
 }
 
 export interface BrokerOverrides {
@@ -122,6 +124,17 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
   const passwords = new PasswordStore({ secrets, audit, logger, now });
+  const connections = new ConnectionLifecycle({
+    registry,
+    secrets,
+    audit,
+    tokens,
+    logger,
+    now,
+    forget: (name) => {
+      tokenReader.forget(name);
+    },
+  });
   return {
     config,
     logger,
@@ -141,5 +154,6 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     tokenReader,
     tester,
     passwords,
+    connections,
   };
 }

@@ -12,6 +12,7 @@ export type BrokerErrorCode =
   | 'connection_not_authorized'
   | 'connection_disabled'
   | 'password_required'
+  | 'connection_authorized'
   | 'method_not_allowed'
   | 'not_found'
   | 'unsupported_media_type'
@@ -43,6 +44,7 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   connection_not_authorized: 409,
   connection_disabled: 409,
   password_required: 409,
+  connection_authorized: 409,
   method_not_allowed: 405,
   not_found: 404,
   unsupported_media_type: 415,

@@ -152,20 +152,16 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
     const recentEvents = await broker.audit.list(name, 20);
     return json(200, { ...connectionView(connection, broker.secrets), recentEvents });
   }
+  const change = { actor: caller.name, correlationId: request.correlationId };
   if (request.method === 'PUT') {
+    const reset = request.url.searchParams.get('reset');
+    if (reset !== null && reset !== 'true' && reset !== 'false') {
+      throw new BrokerError('invalid_request', 'reset must be true or false.');
+    }
     const definition = parseConnectionDefinition(await readJsonBody(request));
-    const { connection, created } = await broker.registry.upsertDefinition(name, definition);
-    await broker.audit.record({
-      connection: name,
-      type: created ? 'connection.created' : 'connection.changed',
-      actor: caller.name,
-      toStatus: connection.status,
-      correlationId: request.correlationId,
-      at: broker.now().toISOString(),
-    });
-    broker.logger.info(created ? 'connection.created' : 'connection.changed', {
-      connection: name,
-      actor: caller.name,
+    const { connection, created } = await broker.connections.define(name, definition, {
+      ...change,
+      reset: reset === 'true',
     });
     return json(
       created ? 201 : 200,
@@ -173,21 +169,7 @@ export const connectionByName: Handler = guard('api', ['GET', 'PUT', 'DELETE'], 
       created ? { Location: `/api/connections/${name}` } : {},
     );
   }
-  await existingConnection(broker, name);
-  // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
-  await broker.secrets.delete(secretNames.token(name));
-  await broker.secrets.delete(secretNames.cache(name));
-  await broker.secrets.delete(secretNames.password(name));
-  await broker.registry.delete(name);
-  broker.tokenReader.forget(name);
-  await broker.audit.record({
-    connection: name,
-    type: 'connection.deleted',
-    actor: caller.name,
-    correlationId: request.correlationId,
-    at: broker.now().toISOString(),
-  });
-  broker.logger.info('connection.deleted', { connection: name, actor: caller.name });
+  await broker.connections.delete(name, change);
   return noContent();
 });
 

@@ -1,0 +1,58 @@
+import { assertConnectionName } from '../shared/connections/connection';
+import { BrokerError } from '../shared/errors';
+import { connectionView, existingConnection, guard } from '../shared/http/handlers';
+import { identifyCaller, requireAdmin } from '../shared/http/caller';
+import { json } from '../shared/http/responses';
+import type { HttpFunctionDefinition } from './adapter';
+
+const ALL: HttpFunctionDefinition['methods'] = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];
+
+/** `POST /api/connections/{name}/disable` (admin): neither refreshed nor served until enabled. */
+export const disableConnection: HttpFunctionDefinition = {
+  name: 'disableConnection',
+  route: 'connections/{name}/disable',
+  methods: ALL,
+  authLevel: 'anonymous',
+  handler: guard('api', ['POST'], async (broker, request) => {
+    const caller = requireAdmin(identifyCaller(request, broker.config));
+    const name = assertConnectionName(request.params.name);
+    const change = { actor: caller.name, correlationId: request.correlationId };
+    return json(200, connectionView(await broker.connections.disable(name, change), broker.secrets));
+  }),
+};
+
+/** `POST /api/connections/{name}/enable` (admin): refreshed and served again. */
+export const enableConnection: HttpFunctionDefinition = {
+  name: 'enableConnection',
+  route: 'connections/{name}/enable',
+  methods: ALL,
+  authLevel: 'anonymous',
+  handler: guard('api', ['POST'], async (broker, request) => {
+    const caller = requireAdmin(identifyCaller(request, broker.config));
+    const name = assertConnectionName(request.params.name);
+    const change = { actor: caller.name, correlationId: request.correlationId };
+    return json(200, connectionView(await broker.connections.enable(name, change), broker.secrets));
+  }),
+};
+
+const MAX_EVENTS = 200;
+
+/** `GET /api/connections/{name}/events?limit=N` (admin): the audit trail, newest first. */
+export const connectionEvents: HttpFunctionDefinition = {
+  name: 'connectionEvents',
+  route: 'connections/{name}/events',
+  methods: ALL,
+  authLevel: 'anonymous',
+  handler: guard('api', ['GET'], async (broker, request) => {
+    requireAdmin(identifyCaller(request, broker.config));
+    const connection = await existingConnection(broker, request.params.name);
+    const limit = request.url.searchParams.get('limit') ?? '50';
+    if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_EVENTS) {
+      throw new BrokerError('invalid_request', `limit must be a whole number from 1 to ${MAX_EVENTS}.`);
+    }
+    return json(200, {
+      connection: connection.name,
+      events: await broker.audit.list(connection.name, Number(limit)),
+    });
+  }),
+};

@@ -1,0 +1,165 @@
+/**
+ * An admin's changes to a connection — define, reset, disable, enable, delete — in one place, so
+ * that the secrets, the registry row and the audit trail change in the order the invariants need.
+ */
+import type { AuditLog } from '../audit/audit-log';
+import { BrokerError } from '../errors';
+import type { Logger } from '../logging';
+import type { TokenService } from '../oauth/token-service';
+import { secretNames, type SecretStore } from '../secrets/secret-store';
+import type { Connection, ConnectionDefinition } from './connection';
+import type { ConnectionRegistry, ConnectionState } from './registry';
+
+/** The fields that say whose grant a connection holds: changing one would re-target its tokens. */
+const GRANT_FIELDS = ['mailbox', 'account', 'profile', 'grant', 'scopes', 'ewsUrl'] as const;
+
+/** Which grant fields a new definition would change (pure). */
+export function retargetedFields(current: Connection, next: ConnectionDefinition): string[] {
+  return GRANT_FIELDS.filter((field) => JSON.stringify(current[field]) !== JSON.stringify(next[field]));
+}
+
+/** Whether a connection may hold tokens: anything that has been authorized once. */
+export function holdsGrant(connection: Connection): boolean {
+  return connection.status !== 'new' || connection.authorizedAt !== undefined;
+}
+
+/** State of a connection that holds nothing: as first defined. */
+const CLEARED: ConnectionState = {
+  status: 'new',
+  authorizedAt: undefined,
+  authorizedBy: undefined,
+  tenantId: undefined,
+  homeAccountId: undefined,
+  tokenExpiresOn: undefined,
+  lastRefreshAt: undefined,
+  consecutiveFailures: 0,
+  degradedSince: undefined,
+  nextAttemptAt: undefined,
+  lastError: undefined,
+};
+
+export interface ConnectionLifecycleOptions {
+  registry: ConnectionRegistry;
+  secrets: SecretStore;
+  audit: AuditLog;
+  tokens: TokenService;
+  logger: Logger;
+  now: () => Date;
+  /** Drops what the token route holds in memory for a connection. */
+  forget: (name: string) => void;
+}
+
+interface Change {
+  actor: string;
+  correlationId: string;
+}
+
+export class ConnectionLifecycle {
+  constructor(private readonly options: ConnectionLifecycleOptions) {}
+
+  /**
+   * Defines or changes a connection. A change of whose grant it is (mailbox, account, profile,
+   * grant, scopes, ewsUrl) on a connection that holds tokens is refused with 409
+   * `connection_authorized` unless `reset`: then its secrets go and it starts again as `new`.
+   */
+  async define(
+    name: string,
+    definition: ConnectionDefinition,
+    change: Change & { reset: boolean },
+  ): Promise<{ connection: Connection; created: boolean }> {
+    const existing = await this.options.registry.get(name);
+    const changed = existing && holdsGrant(existing) ? retargetedFields(existing, definition) : [];
+    if (changed.length > 0 && !change.reset) {
+      throw new BrokerError(
+        'connection_authorized',
+        `Connection ${name} holds tokens for ${existing?.account ?? 'its account'}; changing ${changed.join(', ')} would hand them to another grant.`,
+        {
+          remedy: `Send the change with ?reset=true: the connection's tokens are deleted and it must be authorized again. Or define a new connection.`,
+        },
+      );
+    }
+    if (existing && changed.length > 0) await this.deleteSecrets(name);
+    const { connection, created } = await this.options.registry.upsertDefinition(name, definition);
+    if (changed.length > 0) {
+      const reset = await this.options.tokens.changeState(connection, CLEARED, {
+        type: 'connection.reset',
+        actor: change.actor,
+        reason: `Reset: ${changed.join(', ')} changed; its tokens were deleted.`,
+        correlationId: change.correlationId,
+      });
+      this.options.forget(name);
+      return { connection: reset, created };
+    }
+    await this.record(name, created ? 'connection.created' : 'connection.changed', change, connection.status);
+    return { connection, created };
+  }
+
+  async delete(name: string, change: Change): Promise<void> {
+    await this.existing(name);
+    // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
+    await this.deleteSecrets(name);
+    await this.options.registry.delete(name);
+    this.options.forget(name);
+    await this.record(name, 'connection.deleted', change);
+  }
+
+  /** Stops refreshing and serving the connection; its tokens stay until it is enabled or deleted. */
+  async disable(name: string, change: Change): Promise<Connection> {
+    const connection = await this.existing(name);
+    if (connection.status === 'disabled') return connection;
+    const updated = await this.options.tokens.changeState(
+      connection,
+      { status: 'disabled' },
+      {
+        type: 'connection.disabled',
+        ...change,
+      },
+    );
+    this.options.forget(name);
+    return updated;
+  }
+
+  /** Resumes a disabled connection: `authorized` if it ever was (the next refresh tells), else `new`. */
+  async enable(name: string, change: Change): Promise<Connection> {
+    const connection = await this.existing(name);
+    if (connection.status !== 'disabled') return connection;
+    const status = connection.authorizedAt === undefined ? 'new' : 'authorized';
+    return this.options.tokens.changeState(
+      connection,
+      { status, nextAttemptAt: undefined },
+      {
+        type: 'connection.enabled',
+        ...change,
+      },
+    );
+  }
+
+  private async existing(name: string): Promise<Connection> {
+    const connection = await this.options.registry.get(name);
+    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    return connection;
+  }
+
+  private async deleteSecrets(name: string): Promise<void> {
+    const { secrets } = this.options;
+    await secrets.delete(secretNames.token(name));
+    await secrets.delete(secretNames.cache(name));
+    await secrets.delete(secretNames.password(name));
+  }
+
+  private async record(name: string, type: string, change: Change, toStatus?: string): Promise<void> {
+    await this.options.audit.record({
+      connection: name,
+      type,
+      actor: change.actor,
+      ...(toStatus ? { toStatus } : {}),
+      correlationId: change.correlationId,
+      at: this.options.now().toISOString(),
+    });
+    this.options.logger.info(type, {
+      connection: name,
+      actor: change.actor,
+      correlationId: change.correlationId,
+    });
+  }
+}
