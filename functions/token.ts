@@ -5,7 +5,8 @@ export const token: HttpFunctionDefinition = {
   name: 'token',
   route: 'connections/{name}/token',
   methods: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
-  // The host checks the function key; the handler also checks App Service Authentication roles.
-  authLevel: 'function',
+  // No host-level key (one would open every connection): App Service Authentication identifies the
+  // caller, and the handler checks its Broker.TokenReader role and the connection's readers.
+  authLevel: 'anonymous',
   handler,
 };

@@ -71,6 +71,36 @@ async function readBody(request: http.IncomingMessage): Promise<Buffer | 'too-la
   return Buffer.concat(chunks);
 }
 
+/** A percent-decoded route parameter, or undefined when the escape is malformed (`%zz`, `%e9`). */
+function decodeParameter(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * The local host answers only requests addressed to itself: a web page that rebinds its own
+ * DNS name to 127.0.0.1 sends its own name in Host and is refused (421), so it cannot use the
+ * local admin's session-less access.
+ */
+function misaddressed(host: string | undefined, port: number): HttpResponseInit | undefined {
+  const match = host ? /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(host) : null;
+  if (!match) return problemJson(400, 'invalid_request', 'The Host header is missing or malformed.');
+  const name = (match[1] ?? '').toLowerCase();
+  if (!LOOPBACK_NAMES.has(name) || Number(match[2] ?? 80) !== port) {
+    return problemJson(
+      421,
+      'misdirected_request',
+      'This local host answers only http://localhost, 127.0.0.1 or [::1] on its own port.',
+    );
+  }
+  return undefined;
+}
+
 export interface LocalHost {
   url: string;
   server: http.Server;
@@ -89,27 +119,39 @@ export async function startLocalHost(options: {
     routes.map((route) => [route, adaptHttp(route.definition.handler, () => options.broker)]),
   );
 
+  let port = options.port ?? 7071;
   const server = http.createServer((incoming, outgoing) => {
     void (async () => {
       let result: HttpResponseInit;
-      const url = new URL(incoming.url ?? '/', `http://${incoming.headers.host ?? 'localhost'}`);
-      const path = url.pathname.startsWith(ROUTE_PREFIX)
+      const refused = misaddressed(incoming.headers.host, port);
+      const url = refused
+        ? undefined
+        : URL.parse(incoming.url ?? '/', `http://${incoming.headers.host ?? ''}`);
+      const path = url?.pathname.startsWith(ROUTE_PREFIX)
         ? url.pathname.slice(ROUTE_PREFIX.length)
         : undefined;
       const route = path === undefined ? undefined : routes.find((candidate) => candidate.pattern.test(path));
       const handler = route ? handlers.get(route) : undefined;
-      if (!route || !handler || path === undefined) {
+      const match = route && path !== undefined ? route.pattern.exec(path) : null;
+      const params: Record<string, string> = {};
+      const decoded = (route?.parameters ?? []).every((name, index) => {
+        const value = decodeParameter(match?.[index + 1] ?? '');
+        if (value !== undefined) params[name] = value;
+        return value !== undefined;
+      });
+      if (refused) {
+        result = refused;
+      } else if (!url) {
+        result = problemJson(400, 'invalid_request', 'The request target is not a valid URL.');
+      } else if (!route || !handler || path === undefined) {
         result = problemJson(404, 'not_found', 'There is no such route.');
       } else {
         const body = await readBody(incoming);
         if (body === 'too-large') {
           result = problemJson(413, 'payload_too_large', `The body may be at most ${MAX_BODY_BYTES} bytes.`);
+        } else if (!decoded) {
+          result = problemJson(400, 'invalid_request', 'The path has a malformed percent-escape.');
         } else {
-          const match = route.pattern.exec(path);
-          const params: Record<string, string> = {};
-          route.parameters.forEach((name, index) => {
-            params[name] = decodeURIComponent(match?.[index + 1] ?? '');
-          });
           const headers: Record<string, string> = {};
           for (const [key, value] of Object.entries(incoming.headers)) {
             if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
@@ -151,6 +193,7 @@ export async function startLocalHost(options: {
     });
   });
   const address = server.address() as AddressInfo;
+  port = address.port;
   return {
     url: `http://localhost:${address.port}`,
     server,

@@ -122,8 +122,10 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
       }
     }
     login: {
+      // The broker reads only the identity App Service Authentication passes on; keeping the
+      // signed-in users' tokens in a store would only be one more copy of secrets to protect.
       tokenStore: {
-        enabled: true
+        enabled: false
       }
     }
   }

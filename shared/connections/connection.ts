@@ -44,6 +44,8 @@ export interface ConnectionDefinition {
    * the token's resource. Unset: the configured cloud's Exchange Online.
    */
   ewsUrl: string | undefined;
+  /** Who may read the token through the API: Entra object ids or app ids of consumers (admins always may). */
+  readers: string[];
   description: string;
 }
 
@@ -80,6 +82,8 @@ export interface Connection extends ConnectionDefinition {
   etag: string;
 }
 
+const GUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Lower-case addr-spec with a dotted domain; long enough for every real mailbox, short enough for a tag. */
 const EMAIL =
   /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i;
@@ -103,6 +107,10 @@ const definitionSchema = z
     grant: z.enum(GRANTS, { message: `expected one of ${GRANTS.join(', ')}` }).default('authorization_code'),
     scopes: scopeList.optional(),
     ewsUrl: z.string().max(2048).optional(),
+    readers: z
+      .array(z.string().regex(GUID_SHAPE, 'each reader is an Entra object id or app id (a GUID)'))
+      .max(50, 'at most 50 readers')
+      .default([]),
     description: z.string().max(500, 'at most 500 characters').default(''),
   })
   .strict()
@@ -195,6 +203,7 @@ export function parseConnectionDefinition(input: unknown): ConnectionDefinition 
     grant: value.grant,
     scopes: value.scopes,
     ewsUrl: value.ewsUrl === undefined ? undefined : new URL(value.ewsUrl).href,
+    readers: [...new Set(value.readers.map((reader) => reader.toLowerCase()))],
     description: value.description,
   };
 }

@@ -90,6 +90,8 @@ export class ConnectionLifecycle {
       this.options.forget(name);
       return { connection: reset, created };
     }
+    // The token route keeps who may read in memory: a changed reader list applies at once.
+    this.options.forget(name);
     await this.record(name, created ? 'connection.created' : 'connection.changed', change, connection.status);
     return { connection, created };
   }

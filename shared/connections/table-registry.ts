@@ -90,6 +90,7 @@ function toConnection(columns: Columns, etag: string): Connection {
     grant: oneOf<Grant>(GRANTS, columns.grant, 'authorization_code'),
     scopes: parseScopes(columns.scopes),
     ewsUrl: stringColumn(columns, 'ewsUrl'),
+    readers: parseScopes(columns.readers) ?? [],
     description: stringColumn(columns, 'description') ?? '',
     status: oneOf<ConnectionStatus>(STATUSES, columns.status, 'new'),
     createdAt: stringColumn(columns, 'createdAt') ?? '',
@@ -119,6 +120,8 @@ function applyDefinition(columns: Columns, definition: ConnectionDefinition): vo
   else columns.scopes = JSON.stringify(definition.scopes);
   if (definition.ewsUrl === undefined) delete columns.ewsUrl;
   else columns.ewsUrl = definition.ewsUrl;
+  if (definition.readers.length === 0) delete columns.readers;
+  else columns.readers = JSON.stringify(definition.readers);
 }
 
 /**

@@ -7,9 +7,13 @@ export const TOKEN_READER_ROLE = 'Broker.TokenReader';
 
 export interface Caller {
   /** How the caller was recognised. */
-  via: 'app-service-auth' | 'local-admin' | 'function-key' | 'none';
+  via: 'app-service-auth' | 'local-admin' | 'none';
   name: string;
   roles: string[];
+  /** Entra object id of the signed-in user or the calling app's service principal (`oid`). */
+  objectId?: string;
+  /** The calling application's client id (`appid` / `azp`), for app-only consumers. */
+  appId?: string;
 }
 
 interface ClientPrincipal {
@@ -20,6 +24,9 @@ interface ClientPrincipal {
 }
 
 const ROLE_CLAIM_TYPES = ['roles', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'];
+const OBJECT_ID_CLAIM_TYPES = ['oid', 'http://schemas.microsoft.com/identity/claims/objectidentifier'];
+const APP_ID_CLAIM_TYPES = ['appid', 'azp'];
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_PRINCIPAL_HEADER = 16 * 1024;
 
 /**
@@ -43,7 +50,21 @@ export function identifyCaller(request: BrokerRequest, config: BrokerConfig): Ca
           request.headers.get('x-ms-client-principal-name') ??
           principal.claims?.find((claim) => claim.typ === principal.name_typ)?.val ??
           'unknown';
-        return { via: 'app-service-auth', name, roles };
+        const guidClaim = (types: string[]) => {
+          const value = principal.claims?.find(
+            (claim) => claim.typ !== undefined && types.includes(claim.typ),
+          )?.val;
+          return value !== undefined && GUID.test(value) ? value.toLowerCase() : undefined;
+        };
+        const objectId = guidClaim(OBJECT_ID_CLAIM_TYPES);
+        const appId = guidClaim(APP_ID_CLAIM_TYPES);
+        return {
+          via: 'app-service-auth',
+          name,
+          roles,
+          ...(objectId ? { objectId } : {}),
+          ...(appId ? { appId } : {}),
+        };
       }
     }
   }
@@ -73,14 +94,30 @@ export function requireAdmin(caller: Caller): Caller {
 }
 
 /**
- * Token readers: the route is protected by a function key at the host (authLevel `function`);
- * a caller that App Service Authentication identified must also hold a reader or admin role.
- * Locally, like `func start`, the host does not check keys.
+ * Who may read a connection's token: an admin, or a caller App Service Authentication identified
+ * that holds Broker.TokenReader AND is listed in the connection's `readers` (by object id or app
+ * id). A role alone opens no connection, and no host-level key opens them all; nothing is
+ * anonymous, locally either (there only BROKER_LOCAL_ADMIN reads tokens).
  */
-export function requireTokenReader(caller: Caller): Caller {
-  if (caller.via === 'app-service-auth') {
-    if (caller.roles.includes(TOKEN_READER_ROLE) || caller.roles.includes(ADMIN_ROLE)) return caller;
-    throw new BrokerError('forbidden', `${caller.name} does not hold the ${TOKEN_READER_ROLE} app role.`);
+export function requireTokenReader(
+  caller: Caller,
+  /** The connection's readers; undefined for the check before the connection is looked up (roles only). */
+  readers: readonly string[] | undefined,
+  connection: string,
+): Caller {
+  if (caller.roles.includes(ADMIN_ROLE)) return caller;
+  if (caller.via === 'none') {
+    throw new BrokerError('unauthenticated', 'Present an Entra token for the broker to read tokens.', {
+      remedy: `Call with a bearer token for api://{ENTRA_CLIENT_ID} whose app or user holds ${TOKEN_READER_ROLE} and is listed in the connection's readers.`,
+    });
   }
-  return caller.via === 'none' ? { ...caller, via: 'function-key', name: 'function-key' } : caller;
+  const listed =
+    readers === undefined ||
+    [caller.objectId, caller.appId].some((id) => id !== undefined && readers.includes(id));
+  if (!caller.roles.includes(TOKEN_READER_ROLE) || !listed) {
+    throw new BrokerError('forbidden', `${caller.name} may not read the token of ${connection}.`, {
+      remedy: `An admin lists the caller's object id or app id in the connection's readers, and assigns it the ${TOKEN_READER_ROLE} app role.`,
+    });
+  }
+  return caller;
 }

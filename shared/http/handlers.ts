@@ -18,10 +18,33 @@ export type Handler = (broker: Broker, request: BrokerRequest) => Promise<Broker
 const MAX_JSON_BODY_BYTES = 16 * 1024;
 const BINDING_COOKIE = 'broker_auth';
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Refuses a request another site made the admin's browser send (a cross-site form post, a
+ * fetch from a page that rebinds DNS): browsers say so in Sec-Fetch-Site and Origin. Scripts and
+ * consumers send neither and are judged by their identity alone.
+ */
+export function refuseCrossSite(broker: Broker, request: BrokerRequest): void {
+  const site = request.headers.get('sec-fetch-site');
+  const origin = request.headers.get('origin');
+  const ownOrigin = new URL(broker.config.publicBaseUrl).origin;
+  if (
+    (site !== null && site !== 'same-origin' && site !== 'none') ||
+    (origin !== null && origin !== ownOrigin)
+  ) {
+    throw new BrokerError('forbidden', 'A request from another site may not change anything here.', {
+      remedy: `Use the console at ${ownOrigin}/api/console, or call the API from a script.`,
+    });
+  }
+}
+
 /** API routes answer problem+json; browser routes a readable page. One place decides. */
 export function guard(kind: 'api' | 'browser', methods: string[], handler: Handler): Handler {
   return async (broker, request) => {
     try {
+      if (methods.includes(request.method) && !SAFE_METHODS.has(request.method))
+        refuseCrossSite(broker, request);
       if (!methods.includes(request.method)) {
         const error = new BrokerError('method_not_allowed', `${request.method} is not allowed here.`);
         const response =
@@ -56,6 +79,7 @@ export function connectionView(connection: Connection, secrets?: Broker['secrets
     grant: connection.grant,
     ...(connection.scopes ? { scopes: connection.scopes } : {}),
     ...(connection.ewsUrl ? { ewsUrl: connection.ewsUrl } : {}),
+    readers: connection.readers,
     description: connection.description,
     status: connection.status,
     createdAt: connection.createdAt,
@@ -178,7 +202,9 @@ const authorizeInBrowser: Handler = guard('browser', ['GET', 'POST'], async (bro
   const name = assertConnectionName(request.params.name);
   const connection = await existingConnection(broker, name);
   if (isServerSideGrant(connection.grant)) {
-    // Grants without a browser step: a GET does what the POST does and shows the result page.
+    // Grants without a browser step: a GET does what the POST does and shows the result page, so
+    // it is as state-changing as the POST: not from another site.
+    refuseCrossSite(broker, request);
     const appOrigin = new URL(broker.config.publicBaseUrl).origin;
     try {
       const completed = await broker.authorization.authorizeServerSide(
@@ -336,9 +362,13 @@ function minValidSeconds(request: BrokerRequest): number {
 }
 
 export const token: Handler = guard('api', ['GET'], async (broker, request) => {
-  requireTokenReader(identifyCaller(request, broker.config));
+  const caller = identifyCaller(request, broker.config);
   const name = assertConnectionName(request.params.name);
-  return json(200, await broker.tokenReader.read(name, minValidSeconds(request)));
+  requireTokenReader(caller, undefined, name);
+  const published = await broker.tokenReader.read(name, minValidSeconds(request), (connection) =>
+    requireTokenReader(caller, connection.readers, name),
+  );
+  return json(200, published);
 });
 
 export const refreshNow: Handler = guard('api', ['POST'], async (broker, request) => {

@@ -6,7 +6,7 @@ import type { RefreshOutcome, RefreshService } from './refresh';
 import { xoauth2, type PublishedToken } from './token-service';
 
 interface CachedToken {
-  connection: Pick<Connection, 'name' | 'mailbox' | 'status'>;
+  connection: Pick<Connection, 'name' | 'mailbox' | 'status' | 'readers'>;
   accessToken: string;
   scope: string;
   expiresOnMs: number;
@@ -54,15 +54,22 @@ export class TokenReader {
    * own expiry margin, e.g. Genesys' token-expiry-margin-time): a token with less is refreshed
    * first, once however many callers ask. Never less than a minute.
    */
-  async read(name: string, minValidSeconds = 60): Promise<PublishedToken> {
+  async read(
+    name: string,
+    minValidSeconds = 60,
+    /** Throws when the caller may not read this connection's token; runs before any refresh. */
+    authorize: (connection: CachedToken['connection']) => void = () => undefined,
+  ): Promise<PublishedToken> {
     const nowMs = this.options.now().getTime();
     const neededMs = Math.max(minValidSeconds * 1000, this.minimumLifetimeMs);
     const cached = this.memory.get(name);
     if (cached && nowMs < cached.freshUntilMs && cached.expiresOnMs - nowMs >= neededMs) {
+      authorize(cached.connection);
       return this.toPublished(cached, nowMs);
     }
 
     let entry = await this.loadOnce(name);
+    authorize(entry.connection);
     if (entry.expiresOnMs - nowMs <= Math.max(this.options.marginMinutes * 60_000, neededMs)) {
       const outcome = await this.refreshOnce(name, neededMs);
       entry = await this.loadOnce(name);
@@ -112,7 +119,12 @@ export class TokenReader {
     const nowMs = this.options.now().getTime();
     const expiresOnMs = secret?.expiresOn?.getTime() ?? 0;
     const entry: CachedToken = {
-      connection: { name, mailbox: connection.mailbox, status: connection.status },
+      connection: {
+        name,
+        mailbox: connection.mailbox,
+        status: connection.status,
+        readers: connection.readers,
+      },
       accessToken: secret?.value ?? '',
       scope: secret?.tags?.scope ?? '',
       expiresOnMs,

@@ -21,13 +21,23 @@ function request(headers: Record<string, string>): BrokerRequest {
   };
 }
 
-function principal(roles: string[]): string {
+const OID = 'aaaaaaaa-0000-0000-0000-000000000001';
+const APP = 'bbbbbbbb-0000-0000-0000-000000000002';
+
+function principal(roles: string[], ids: { oid?: string; appid?: string } = {}): string {
   return Buffer.from(
     JSON.stringify({
       auth_typ: 'aad',
       name_typ: 'name',
       role_typ: 'roles',
-      claims: [{ typ: 'name', val: 'Ada' }, ...roles.map((val) => ({ typ: 'roles', val }))],
+      claims: [
+        { typ: 'name', val: 'Ada' },
+        ...roles.map((val) => ({ typ: 'roles', val })),
+        ...(ids.oid
+          ? [{ typ: 'http://schemas.microsoft.com/identity/claims/objectidentifier', val: ids.oid }]
+          : []),
+        ...(ids.appid ? [{ typ: 'appid', val: ids.appid }] : []),
+      ],
     }),
   ).toString('base64');
 }
@@ -57,9 +67,40 @@ describe('identifyCaller', () => {
       config,
     );
     expect(() => requireAdmin(reader)).toThrow(expect.objectContaining({ code: 'forbidden' }));
-    expect(requireTokenReader(reader).roles).toContain('Broker.TokenReader');
+    expect(requireTokenReader(reader, undefined, 'support-in').roles).toContain('Broker.TokenReader');
     const nobody = identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': principal([]) }), config);
-    expect(() => requireTokenReader(nobody)).toThrow(expect.objectContaining({ code: 'forbidden' }));
+    expect(() => requireTokenReader(nobody, undefined, 'support-in')).toThrow(
+      expect.objectContaining({ code: 'forbidden' }),
+    );
+  });
+
+  it.each([
+    ['an admin, listed or not', principal(['Broker.Admin']), [], 'ok'],
+    ['a token reader listed by object id', principal(['Broker.TokenReader'], { oid: OID }), [OID], 'ok'],
+    ['a token reader listed by app id', principal(['Broker.TokenReader'], { appid: APP }), [APP], 'ok'],
+    ['a token reader not listed', principal(['Broker.TokenReader'], { oid: OID }), [APP], 'forbidden'],
+    ['a listed caller without the role', principal([], { oid: OID }), [OID], 'forbidden'],
+    ['a signed-in user without a role', principal([], { oid: OID }), [], 'forbidden'],
+  ])('token reading: %s → %s', (_who, header, readers, expected) => {
+    const config = loadConfig({ ...baseEnv, WEBSITE_AUTH_ENABLED: 'true' });
+    const caller = identifyCaller(request({ 'X-MS-CLIENT-PRINCIPAL': header }), config);
+    if (expected === 'ok') expect(requireTokenReader(caller, readers, 'support-in')).toBe(caller);
+    else
+      expect(() => requireTokenReader(caller, readers, 'support-in')).toThrow(
+        expect.objectContaining({ code: expected }),
+      );
+  });
+
+  it('never serves a token anonymously, locally or with a forged header while authentication is off', () => {
+    const forged = identifyCaller(
+      request({ 'X-MS-CLIENT-PRINCIPAL': principal(['Broker.Admin']) }),
+      loadConfig(baseEnv),
+    );
+    expect(() => requireTokenReader(forged, [OID], 'support-in')).toThrow(
+      expect.objectContaining({ code: 'unauthenticated' }),
+    );
+    const localAdmin = identifyCaller(request({}), loadConfig({ ...baseEnv, BROKER_LOCAL_ADMIN: 'true' }));
+    expect(requireTokenReader(localAdmin, [], 'support-in')).toBe(localAdmin);
   });
 
   it('treats a garbled principal as no principal', () => {

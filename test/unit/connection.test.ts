@@ -25,6 +25,8 @@ describe('connection definitions', () => {
       profile: 'ews',
       grant: 'authorization_code',
       scopes: undefined,
+      ewsUrl: undefined,
+      readers: [],
       description: '',
     });
   });

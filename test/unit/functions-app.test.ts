@@ -23,7 +23,7 @@ describe('functions app', () => {
         'connections/{name}/password anonymous',
         'connections/{name}/refresh anonymous',
         'connections/{name}/test anonymous',
-        'connections/{name}/token function',
+        'connections/{name}/token anonymous',
         'console anonymous',
         'health anonymous',
       ].sort(),

@@ -14,6 +14,7 @@ const definition = (
   grant: 'authorization_code',
   scopes: undefined,
   ewsUrl: undefined,
+  readers: [],
   description: '',
   ...overrides,
 });

@@ -211,7 +211,8 @@ describe('Function App settings (infra/app/function-app-settings.bicep)', () => 
     expect(settingsBicep).toMatch(/clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'/);
     expect(settingsBicep).toMatch(/unauthenticatedClientAction: 'AllowAnonymous'/);
     expect(settingsBicep).toMatch(/'api:\/\/\$\{entraClientId\}'/);
-    expect(settingsBicep).toMatch(/tokenStore: \{\s*enabled: true/);
+    // Nothing reads the token store: it stays off rather than hold copies of users' tokens.
+    expect(settingsBicep).toMatch(/tokenStore: \{\s*enabled: false/);
   });
 
   it('federates the same token-exchange audience the app asks its managed identity for, per cloud', () => {
