@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Broker } from '../broker';
 import {
   assertConnectionName,
@@ -8,7 +9,7 @@ import {
 import { BrokerError } from '../errors';
 import { secretNames } from '../secrets/secret-store';
 import { identifyCaller, requireAdmin, requireTokenReader } from './caller';
-import { callbackPage, consolePage, errorPage } from './pages';
+import { adminConsentPage, callbackPage, consolePage, errorPage } from './pages';
 import { json, noContent, problem, toBrokerError } from './responses';
 import type { BrokerRequest, BrokerResponse, ResponseCookie } from './types';
 
@@ -16,7 +17,15 @@ import type { BrokerRequest, BrokerResponse, ResponseCookie } from './types';
 export type Handler = (broker: Broker, request: BrokerRequest) => Promise<BrokerResponse>;
 
 const MAX_JSON_BODY_BYTES = 16 * 1024;
-const BINDING_COOKIE = 'broker_auth';
+/**
+ * The cookie that binds one authorization to the browser that started it. Its name carries a
+ * digest of the flow's `state`, so two Authorize popups in one browser each keep their own.
+ * `__Host-` pins it to this host and path over HTTPS; plain HTTP (localhost) cannot use it.
+ */
+function bindingCookieName(state: string, secure: boolean): string {
+  const flow = createHash('sha256').update(state).digest('base64url').slice(0, 16);
+  return `${secure ? '__Host-' : ''}broker_auth_${flow}`;
+}
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -237,8 +246,7 @@ const authorizeInBrowser: Handler = guard('browser', ['GET', 'POST'], async (bro
   });
   const secure = broker.config.publicBaseUrl.startsWith('https://');
   const cookie: ResponseCookie = {
-    // `__Host-` pins the cookie to this host and path over HTTPS; plain HTTP (localhost) can't use it.
-    name: secure ? `__Host-${BINDING_COOKIE}` : BINDING_COOKIE,
+    name: bindingCookieName(started.state, secure),
     value: started.browserBinding,
     path: '/',
     maxAgeSeconds: started.ttlSeconds,
@@ -286,7 +294,6 @@ const MAX_QUERY_VALUE = 8192;
 export const callback: Handler = guard('browser', ['GET'], async (broker, request) => {
   const appOrigin = new URL(broker.config.publicBaseUrl).origin;
   const secure = broker.config.publicBaseUrl.startsWith('https://');
-  const binding = readCookie(request, secure ? `__Host-${BINDING_COOKIE}` : BINDING_COOKIE);
   const query = request.url.searchParams;
   const take = (key: string) => {
     const values = query.getAll(key);
@@ -298,8 +305,15 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
     }
     return value;
   };
+  const state = take('state');
+  if (state === undefined && (query.has('admin_consent') || query.has('error'))) {
+    // The admin-consent endpoint's return: no authorization of ours is in flight.
+    return adminConsentPage(take('admin_consent'), take('tenant'), take('error'), take('error_description'));
+  }
+  const cookieName = bindingCookieName(state ?? '', secure);
+  const binding = readCookie(request, cookieName);
   const clearCookie: ResponseCookie = {
-    name: secure ? `__Host-${BINDING_COOKIE}` : BINDING_COOKIE,
+    name: cookieName,
     value: '',
     path: '/',
     maxAgeSeconds: 0,
@@ -311,7 +325,7 @@ export const callback: Handler = guard('browser', ['GET'], async (broker, reques
     const completed = await broker.authorization.complete(
       {
         code: take('code'),
-        state: take('state'),
+        state,
         error: take('error'),
         error_description: take('error_description'),
       },

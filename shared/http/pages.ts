@@ -10,6 +10,10 @@ export interface AuthorizationMessage {
   status?: string;
   code?: string;
   message: string;
+  /** What to do, and the link to send (the admin-consent URL): the popup closes, the console shows them. */
+  remedy?: string;
+  aadsts?: number;
+  actionUrl?: string;
 }
 
 const STYLE = `
@@ -68,6 +72,9 @@ export function callbackPage(
         ok: false,
         code: outcome.error.code,
         message: outcome.error.message,
+        ...(outcome.error.remedy ? { remedy: outcome.error.remedy } : {}),
+        ...(outcome.error.aadsts !== undefined ? { aadsts: outcome.error.aadsts } : {}),
+        ...(outcome.error.actionUrl ? { actionUrl: outcome.error.actionUrl } : {}),
       };
   const body = outcome.ok
     ? `<h1 class="ok">Authorized</h1>
@@ -84,6 +91,34 @@ export function callbackPage(
   })();`;
   return html(outcome.ok ? 200 : outcome.error.status, (nonce) =>
     page(outcome.ok ? 'Authorized' : 'Authorization failed', nonce, body, script),
+  );
+}
+
+const GUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Where Entra's admin-consent endpoint returns (`admin_consent=True&tenant=…`, or `error=…`): a
+ * page that says what happened and what comes next, rather than a sign-in state error.
+ */
+export function adminConsentPage(
+  adminConsent: string | undefined,
+  tenant: string | undefined,
+  error: string | undefined,
+  description: string | undefined,
+): BrokerResponse {
+  const granted = error === undefined && adminConsent?.toLowerCase() === 'true';
+  const tenantText =
+    tenant && GUID_SHAPE.test(tenant) ? ` for tenant <span class="mono">${escapeHtml(tenant)}</span>` : '';
+  const aadsts = /AADSTS(\d{4,8})/.exec(description ?? '')?.[1];
+  const body = granted
+    ? `<h1 class="ok">Admin consent granted</h1>
+       <div class="box"><p>A Global Administrator approved the broker's permissions${tenantText}.</p>
+       <p><strong>What to do:</strong> go back to the console and click Authorize on the connection again.</p></div>`
+    : `<h1 class="fail">Admin consent was not granted</h1>
+       <div class="box"><p>Entra ID answered <span class="mono">${escapeHtml((error ?? 'no consent').slice(0, 64))}</span>${aadsts ? ` (AADSTS${aadsts})` : ''}.</p>
+       <p><strong>What to do:</strong> a Global Administrator (or Privileged Role Administrator) opens the admin-consent link again and accepts; or grant consent in the Entra admin center under Enterprise applications → the broker → Permissions.</p></div>`;
+  return html(granted ? 200 : 403, (nonce) =>
+    page(granted ? 'Admin consent granted' : 'Admin consent not granted', nonce, body),
   );
 }
 
@@ -158,7 +193,15 @@ export function consolePage(options: {
   const script = `(function () {
     var rows = document.getElementById('rows');
     var notice = document.getElementById('notice');
-    function show(text, ok) { notice.hidden = false; notice.textContent = text; notice.className = 'box ' + (ok ? 'ok' : 'fail'); }
+    function show(text, ok, remedy, link) {
+      notice.hidden = false; notice.textContent = text; notice.className = 'box ' + (ok ? 'ok' : 'fail');
+      if (remedy) { var what = document.createElement('p'); what.className = 'notice-remedy'; what.textContent = 'What to do: ' + remedy; notice.appendChild(what); }
+      if (link && link.indexOf('https://') === 0) {
+        var p = document.createElement('p'); p.appendChild(document.createTextNode('Link for the administrator: '));
+        var a = document.createElement('a'); a.href = link; a.textContent = link; a.rel = 'noreferrer'; a.target = '_blank'; a.className = 'mono notice-link';
+        p.appendChild(a); notice.appendChild(p);
+      }
+    }
     function cell(text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); return td; }
     var tests = {};
     function testSummary(result) {
@@ -249,7 +292,7 @@ export function consolePage(options: {
       if (event.origin !== window.location.origin) return;
       var data = event.data;
       if (!data || data.type !== 'ews-oauth-broker.authorization') return;
-      show(data.message, data.ok);
+      show(data.message + (data.aadsts ? ' (AADSTS' + data.aadsts + ')' : ''), data.ok, data.remedy, data.actionUrl);
       load();
     });
     var warnings = {

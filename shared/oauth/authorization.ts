@@ -30,6 +30,8 @@ export interface AuthorizationDeps {
 export interface StartedAuthorization {
   /** Entra's authorize URL to redirect the browser to. */
   redirectUrl: string;
+  /** The flow's `state` (also in redirectUrl): names the flow's own binding cookie. */
+  state: string;
   /** Value of the browser-binding cookie; only its hash is stored. */
   browserBinding: string;
   ttlSeconds: number;
@@ -59,6 +61,42 @@ function sameHash(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** Sign-in names compared as Entra treats them: Unicode-normalized (NFKC), ASCII letters case-folded. */
+export function sameSignInName(a: string, b: string): boolean {
+  const fold = (value: string) => value.normalize('NFKC').replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return fold(a) === fold(b);
+}
+
+/**
+ * Whether the account that signed in may hold this connection's grant: its sign-in name must be
+ * the connection's account and, once the connection has been authorized, the very same user
+ * (object id) — a recreated account with the same name is another user.
+ */
+export function accountMismatch(
+  connection: Pick<Connection, 'name' | 'account' | 'homeAccountId'>,
+  signedInAs: string,
+  homeAccountId: string | undefined,
+): BrokerError | undefined {
+  if (!sameSignInName(signedInAs, connection.account)) {
+    return new BrokerError(
+      'account_mismatch',
+      `You signed in as ${signedInAs || '(unknown)'}, but connection ${connection.name} is for ${connection.account}.`,
+      { remedy: `Start again and sign in as ${connection.account}.` },
+    );
+  }
+  if (connection.homeAccountId && homeAccountId && connection.homeAccountId !== homeAccountId) {
+    return new BrokerError(
+      'account_mismatch',
+      `${signedInAs} is not the same user (object id) that authorized connection ${connection.name} before.`,
+      {
+        remedy:
+          'If the account was recreated, reset the connection (PUT with ?reset=true) and authorize it again.',
+      },
+    );
+  }
+  return undefined;
 }
 
 /**
@@ -119,7 +157,7 @@ export class AuthorizationService {
       loginHint: connection.account,
       responseMode: 'query',
     });
-    return { redirectUrl, browserBinding, ttlSeconds: config.authSessionTtlSeconds };
+    return { redirectUrl, state, browserBinding, ttlSeconds: config.authSessionTtlSeconds };
   }
 
   async complete(
@@ -200,9 +238,8 @@ export class AuthorizationService {
 
     const claims = result.idTokenClaims as Record<string, unknown>;
     const tenantId = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : '';
-    const nameClaim = [claims.preferred_username, claims.upn, claims.email].find(
-      (value) => typeof value === 'string',
-    );
+    // Never `email`: it is not verified by Entra and a user can often set it themselves.
+    const nameClaim = [claims.preferred_username, claims.upn].find((value) => typeof value === 'string');
     const signedInAs = typeof nameClaim === 'string' ? nameClaim.toLowerCase() : '';
     const allowed =
       config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
@@ -217,15 +254,8 @@ export class AuthorizationService {
         ),
       );
     }
-    if (signedInAs !== connection.account) {
-      return fail(
-        new BrokerError(
-          'account_mismatch',
-          `You signed in as ${signedInAs || '(unknown)'}, but connection ${name} is for ${connection.account}.`,
-          { remedy: `Start again and sign in as ${connection.account}.` },
-        ),
-      );
-    }
+    const mismatch = accountMismatch(connection, signedInAs, result.account?.homeAccountId);
+    if (mismatch) return fail(mismatch);
     if (!cache.contents) {
       return fail(new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.'));
     }
@@ -317,14 +347,8 @@ export class AuthorizationService {
         ),
       );
     }
-    if (signedInAs !== connection.account) {
-      return fail(
-        new BrokerError(
-          'account_mismatch',
-          `Entra ID signed in ${signedInAs || '(unknown)'}, but connection ${name} is for ${connection.account}.`,
-        ),
-      );
-    }
+    const mismatch = accountMismatch(connection, signedInAs, result.account?.homeAccountId);
+    if (mismatch) return fail(mismatch);
     if (!cache.contents)
       return fail(new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.'));
     const updated = await tokens.storeAuthorization(connection, result, cache.contents, {
