@@ -15,5 +15,11 @@ export const refreshTokensTimer = {
     context?.log(
       `refreshTokens: ${summary.due} due, ${summary.refreshed} refreshed, ${summary.failed} failed, ${summary.deferred} deferred in ${summary.durationMs} ms`,
     );
+    // Sign-ins that were started and never finished hold a PKCE verifier: gone once they expire.
+    const purged = await broker.sessions.purgeExpired(broker.now()).catch((error: unknown) => {
+      broker.logger.warn('sessions.purge_failed', { error });
+      return 0;
+    });
+    if (purged > 0) context?.log(`refreshTokens: purged ${purged} expired sign-in sessions`);
   },
 };

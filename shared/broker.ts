@@ -16,6 +16,7 @@ import { RefreshService, type BrokerHealthState } from './oauth/refresh';
 import { TokenReader } from './oauth/token-reader';
 import { PasswordStore } from './oauth/passwords';
 import { ConnectionLifecycle } from './connections/lifecycle';
+import { HealthService } from './health';
 import { ConnectionTester } from './probes/tester';
 import type { Notifier } from './notify/notifier';
 import { createNotifier } from './notify/webhook-notifier';
@@ -45,6 +46,7 @@ export interface Broker {
   tester: ConnectionTester;
   passwords: PasswordStore;
   connections: ConnectionLifecycle;
+  healthService: HealthService;
 }
 
 export interface BrokerOverrides {
@@ -135,6 +137,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
       tokenReader.forget(name);
     },
   });
+  const healthService = new HealthService({ registry, secrets, msal, health, logger });
   return {
     config,
     logger,
@@ -155,5 +158,6 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     tester,
     passwords,
     connections,
+    healthService,
   };
 }

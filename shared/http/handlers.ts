@@ -8,7 +8,7 @@ import {
 } from '../connections/connection';
 import { BrokerError } from '../errors';
 import { secretNames } from '../secrets/secret-store';
-import { identifyCaller, requireAdmin, requireTokenReader } from './caller';
+import { ADMIN_ROLE, identifyCaller, requireAdmin, requireTokenReader } from './caller';
 import { adminConsentPage, callbackPage, consolePage, errorPage } from './pages';
 import { json, noContent, problem, toBrokerError } from './responses';
 import type { BrokerRequest, BrokerResponse, ResponseCookie } from './types';
@@ -132,40 +132,18 @@ export async function readJsonBody(request: BrokerRequest): Promise<unknown> {
 }
 
 export const health: Handler = guard('api', ['GET'], async (broker, request) => {
-  const checks: Record<string, string> = {};
-  const probe = async (name: string, run: () => Promise<unknown>) => {
-    try {
-      await run();
-      checks[name] = 'ok';
-    } catch (error) {
-      checks[name] = error instanceof BrokerError ? error.code : 'unavailable';
-      broker.logger.warn('health.check_failed', { check: name, correlationId: request.correlationId, error });
-    }
-  };
-  await Promise.all([
-    probe('storage', () => broker.registry.check()),
-    probe('secrets', () => broker.secrets.check()),
-    probe('entra', () => broker.msal.resolvedTenantId()),
-  ]);
-  // Set by a refresh that Entra refused for the app itself (bad secret, unknown app): every
-  // connection would fail the same way, so the broker as a whole is unhealthy.
-  const problem = broker.health.configurationProblem;
-  checks.entra_credentials = problem ? 'configuration_error' : 'ok';
-  const details = problem
-    ? {
-        configurationProblem: {
-          ...problem,
-          aadsts: problem.aadsts !== undefined ? `AADSTS${problem.aadsts}` : null,
-        },
-      }
-    : {};
-  const ok = Object.values(checks).every((value) => value === 'ok');
-  return json(ok ? 200 : 503, {
-    status: ok ? 'ok' : 'unhealthy',
-    checks,
+  const report = await broker.healthService.report();
+  const status = report.ok ? 200 : 503;
+  // The public learns only whether the broker works; which store or credential fails is for admins.
+  if (!identifyCaller(request, broker.config).roles.includes(ADMIN_ROLE)) {
+    return json(status, { status: report.ok ? 'ok' : 'failing' });
+  }
+  return json(status, {
+    status: report.ok ? 'ok' : 'unhealthy',
+    checks: report.checks,
     secretStore: broker.secrets.kind,
     sandbox: broker.config.sandbox,
-    ...details,
+    ...(report.configurationProblem ? { configurationProblem: report.configurationProblem } : {}),
   });
 });
 
@@ -422,7 +400,18 @@ export const refreshNow: Handler = guard('api', ['POST'], async (broker, request
 });
 
 export const adminConsole: Handler = guard('browser', ['GET'], (broker, request) => {
-  requireAdmin(identifyCaller(request, broker.config));
+  const caller = identifyCaller(request, broker.config);
+  if (caller.via === 'none' && broker.config.platformAuthEnabled) {
+    // Signed out in Azure: App Service Authentication signs the admin in and sends them back here.
+    return Promise.resolve({
+      status: 302,
+      headers: {
+        Location: `/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent('/api/console')}`,
+        'Cache-Control': 'no-store',
+      },
+    });
+  }
+  requireAdmin(caller);
   return Promise.resolve(
     consolePage({
       sandbox: broker.config.sandbox,

@@ -85,6 +85,8 @@ function expected(caller: Caller, route: Route): number {
     'forged principal, authentication off',
     'local without BROKER_LOCAL_ADMIN',
   ].includes(caller);
+  // Signed out in Azure, the console sends the admin to sign in (App Service Authentication).
+  if (caller === 'anonymous' && route.path === '/api/console') return 302;
   if (anonymous) return 401;
   if (route.kind === 'token' && caller === 'token reader listed') return route.allowed;
   return 403;
