@@ -8,7 +8,7 @@ import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { Notifier, StatusNotification } from '../notify/notifier';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
-import type { LeaseStore } from '../storage/lease';
+import type { Lease, LeaseStore } from '../storage/lease';
 import { classifyMsalError, type EntraFailure } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
@@ -18,6 +18,9 @@ interface Renewed {
   result: AuthenticationResult;
   cache: OperationCache;
 }
+
+/** Writes stop this long before the lease lapses, for clock drift and the write's own time. */
+const LEASE_WRITE_MARGIN_MS = 2000;
 
 const REAUTHORIZE_REMEDY = 'An admin must open the console and authorize the connection again.';
 
@@ -174,6 +177,8 @@ export class RefreshService {
     const lease = await leases.acquire(name, this.owner, this.leaseMs);
     if (!lease)
       return { connection: name, result: 'busy', reason: 'another refresh of this connection is running' };
+    // Set inside callbacks, read in `finally`: an object, so the compiler does not assume it unchanged.
+    const slot: { redemption?: Promise<RefreshOutcome>; timedOut: boolean } = { timedOut: false };
     try {
       // Re-read under the lease: whoever held it before may have refreshed already, and its
       // rotated refresh token is in the cache we are about to read.
@@ -190,12 +195,12 @@ export class RefreshService {
       if (!decision.should) {
         return { connection: name, result: 'skipped', reason: decision.reason, status: connection.status };
       }
-      return await withTimeout(
-        this.redeem(connection, options.actor, decision.reason),
-        this.slotTimeoutMs,
-      ).catch(async (error: unknown) => {
+      slot.redemption = this.redeem(connection, options.actor, decision.reason, lease);
+      return await withTimeout(slot.redemption, this.slotTimeoutMs).catch(async (error: unknown) => {
         if (!(error instanceof SlotTimeout)) throw error;
-        // The redemption may still finish and write; the lease (2 × slot) keeps others out meanwhile.
+        slot.timedOut = true;
+        // The redemption goes on; it keeps the lease until it really ends, and writes nothing
+        // once the lease has lapsed (see redeem), so no second refresh can overlap it.
         logger.warn('refresh.timed_out', { connection: name, timeoutMs: this.slotTimeoutMs });
         return this.recordFailure(connection, options.actor, {
           kind: 'transient',
@@ -206,18 +211,37 @@ export class RefreshService {
         });
       });
     } finally {
-      await lease.release().catch((error: unknown) => {
-        logger.warn('refresh.lease_release_failed', { connection: name, error });
-      });
+      const release = () =>
+        lease.release().catch((error: unknown) => {
+          logger.warn('refresh.lease_release_failed', { connection: name, error });
+        });
+      if (slot.timedOut && slot.redemption) void slot.redemption.catch(() => undefined).finally(release);
+      else await release();
     }
   }
 
-  private async redeem(connection: Connection, actor: string, reason: string): Promise<RefreshOutcome> {
+  private async redeem(
+    connection: Connection,
+    actor: string,
+    reason: string,
+    lease: Lease,
+  ): Promise<RefreshOutcome> {
     const { secrets, tokens, logger, now, health } = this.deps;
     const renewed = await this.renew(connection, actor);
     if ('outcome' in renewed) return renewed.outcome;
     const { result, cache } = renewed;
     health.configurationProblem = undefined;
+    // A redemption that outlived its lease may overlap another instance's: writing now could let
+    // this older answer overwrite a newer one. Its refresh token stays valid at Entra (rotation does
+    // not revoke it), so dropping this answer loses nothing.
+    if (now().getTime() >= lease.expiresAtMs - LEASE_WRITE_MARGIN_MS) {
+      logger.warn('refresh.lease_lapsed', { connection: connection.name });
+      return {
+        connection: connection.name,
+        result: 'busy',
+        reason: 'the lease lapsed before the answer came',
+      };
+    }
 
     // 1. The cache (the rotated refresh token) first. If this write fails, the refresh token the
     //    store still holds remains valid at Entra (rotation does not revoke it), so nothing is lost.
@@ -484,7 +508,11 @@ export class RefreshService {
     const budgetMs = options.budgetMs ?? config.refresh.budgetSeconds * 1000;
     const connections = await registry.list();
     const at = now();
-    const due = connections.filter((connection) => shouldRefresh(connection, at, config.refresh).should);
+    // Soonest expiry first: when the budget runs out, what is left is what can wait longest, so
+    // an overrun never starves the same names run after run.
+    const due = connections
+      .filter((connection) => shouldRefresh(connection, at, config.refresh).should)
+      .sort((a, b) => expiryOf(a) - expiryOf(b));
     const summary: SweepSummary = {
       considered: connections.length,
       due: due.length,
@@ -532,6 +560,12 @@ export class RefreshService {
     logger.info('refresh.sweep_finished', { ...summary });
     return summary;
   }
+}
+
+/** A connection's published-token expiry for ordering (none yet: first). */
+function expiryOf(connection: Connection): number {
+  const expiry = connection.tokenExpiresOn ? Date.parse(connection.tokenExpiresOn) : Number.NaN;
+  return Number.isNaN(expiry) ? 0 : expiry;
 }
 
 function failureOfBrokerError(error: BrokerError): EntraFailure {

@@ -89,22 +89,26 @@ export class TableLeaseStore implements LeaseStore {
         expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
       };
       const created = await this.create(resource, columns);
-      if (created.created) return created.etag === undefined ? undefined : this.lease(resource, created.etag);
+      const expiresAtMs = now.getTime() + ttlMs;
+      if (created.created) {
+        return created.etag === undefined ? undefined : this.lease(resource, created.etag, expiresAtMs);
+      }
 
       const row = await this.row(resource);
       if (!row) continue; // released between our create and our read: try to create again
       const expiresAt = expiresAtOf(row);
       if (!Number.isNaN(expiresAt) && this.now().getTime() < expiresAt) return undefined;
       const etag = await this.takeOver(resource, columns, row.etag);
-      return etag === undefined ? undefined : this.lease(resource, etag);
+      return etag === undefined ? undefined : this.lease(resource, etag, expiresAtMs);
     }
     return undefined;
   }
 
-  private lease(resource: string, etag: string): Lease {
+  private lease(resource: string, etag: string, expiresAtMs: number): Lease {
     let released: Promise<void> | undefined;
     return {
       resource,
+      expiresAtMs,
       release: () => {
         released ??= this.remove(resource, etag).catch((error: unknown) => {
           released = undefined; // a failed release may be tried again
