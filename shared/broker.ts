@@ -89,7 +89,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     now,
   });
   const leases = new TableLeaseStore({ ...storage, now });
-  const tokens = new TokenService({ registry, secrets, audit, logger, now, notifier });
+  const tokens = new TokenService({ registry, secrets, audit, logger, now, notifier, leases });
   const authorization = new AuthorizationService({
     config,
     registry,
@@ -125,12 +125,13 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
-  const passwords = new PasswordStore({ secrets, audit, logger, now });
+  const passwords = new PasswordStore({ secrets, registry, leases, audit, logger, now });
   const connections = new ConnectionLifecycle({
     registry,
     secrets,
     audit,
     tokens,
+    leases,
     logger,
     now,
     forget: (name) => {

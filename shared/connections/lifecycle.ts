@@ -7,6 +7,7 @@ import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { TokenService } from '../oauth/token-service';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
+import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 import type { Connection, ConnectionDefinition } from './connection';
 import type { ConnectionRegistry, ConnectionState } from './registry';
 
@@ -43,6 +44,7 @@ export interface ConnectionLifecycleOptions {
   secrets: SecretStore;
   audit: AuditLog;
   tokens: TokenService;
+  leases: LeaseStore;
   logger: Logger;
   now: () => Date;
   /** Drops what the token route holds in memory for a connection. */
@@ -78,31 +80,51 @@ export class ConnectionLifecycle {
         },
       );
     }
-    if (existing && changed.length > 0) await this.deleteSecrets(name);
-    const { connection, created } = await this.options.registry.upsertDefinition(name, definition);
     if (changed.length > 0) {
-      const reset = await this.options.tokens.changeState(connection, CLEARED, {
-        type: 'connection.reset',
-        actor: change.actor,
-        reason: `Reset: ${changed.join(', ')} changed; its tokens were deleted.`,
-        correlationId: change.correlationId,
+      const reset = await this.exclusively(name, async () => {
+        await this.deleteSecrets(name);
+        const { connection } = await this.options.registry.upsertDefinition(name, definition);
+        return this.options.tokens.changeState(connection, CLEARED, {
+          type: 'connection.reset',
+          actor: change.actor,
+          reason: `Reset: ${changed.join(', ')} changed; its tokens were deleted.`,
+          correlationId: change.correlationId,
+        });
       });
       this.options.forget(name);
-      return { connection: reset, created };
+      return { connection: reset, created: false };
     }
+    const { connection, created } = await this.options.registry.upsertDefinition(name, definition);
     // The token route keeps who may read in memory: a changed reader list applies at once.
     this.options.forget(name);
     await this.record(name, created ? 'connection.created' : 'connection.changed', change, connection.status);
     return { connection, created };
   }
 
+  /**
+   * A delete is final: it holds the connection's lease, so a refresh in flight finishes (and
+   * writes) first, and no writer starts until the row is gone; writers that hold the lease check
+   * the row still exists before they write (refresh, authorization, password).
+   */
   async delete(name: string, change: Change): Promise<void> {
     await this.existing(name);
-    // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
-    await this.deleteSecrets(name);
-    await this.options.registry.delete(name);
+    await this.exclusively(name, async () => {
+      // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
+      await this.deleteSecrets(name);
+      await this.options.registry.delete(name);
+    });
     this.options.forget(name);
     await this.record(name, 'connection.deleted', change);
+  }
+
+  private async exclusively<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const done = await withLease(this.options.leases, name, 'admin', ADMIN_LEASE, work);
+    if (!done) {
+      throw new BrokerError('refresh_in_progress', `A refresh of ${name} is still running.`, {
+        retryAfterSeconds: 10,
+      });
+    }
+    return done.value;
   }
 
   /** Stops refreshing and serving the connection; its tokens stay until it is enabled or deleted. */

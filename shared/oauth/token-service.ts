@@ -10,6 +10,7 @@ import type { AuditLog } from '../audit/audit-log';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import type { Logger } from '../logging';
 import type { Notifier } from '../notify/notifier';
+import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 
 /** What the token route hands to consumers (SPEC §3). */
 export interface PublishedToken {
@@ -37,6 +38,7 @@ export interface TokenServiceDeps {
   logger: Logger;
   now: () => Date;
   notifier: Notifier;
+  leases: LeaseStore;
 }
 
 /**
@@ -47,8 +49,43 @@ export interface TokenServiceDeps {
 export class TokenService {
   constructor(private readonly deps: TokenServiceDeps) {}
 
-  /** Stores what a completed authorization produced and marks the connection authorized. */
+  /**
+   * Stores what a completed authorization produced and marks the connection authorized — under
+   * the connection's lease, and only if the connection still exists as it was when the sign-in
+   * began (deleted or re-created meanwhile: nothing is written).
+   */
   async storeAuthorization(
+    connection: Connection,
+    result: AuthenticationResult,
+    serializedCache: string | undefined,
+    details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
+  ): Promise<Connection> {
+    const done = await withLease(
+      this.deps.leases,
+      connection.name,
+      'authorization',
+      ADMIN_LEASE,
+      async () => {
+        const current = await this.deps.registry.get(connection.name);
+        if (!current || current.createdAt !== connection.createdAt) {
+          throw new BrokerError(
+            'connection_not_found',
+            `Connection ${connection.name} was removed meanwhile.`,
+          );
+        }
+        return this.store(current, result, serializedCache, details);
+      },
+    );
+    if (!done) {
+      throw new BrokerError('refresh_in_progress', `A refresh of ${connection.name} is still running.`, {
+        retryAfterSeconds: 10,
+        remedy: 'Authorize again in a moment.',
+      });
+    }
+    return done.value;
+  }
+
+  private async store(
     connection: Connection,
     result: AuthenticationResult,
     /** The MSAL cache with the refresh token; undefined for app-only grants, which have none. */

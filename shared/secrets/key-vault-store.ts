@@ -238,9 +238,12 @@ export class KeyVaultSecretStore implements SecretStore {
     // A soft-deleted name cannot be written until it is recovered or purged; purge may be forbidden
     // (purge protection, or no purge permission), so recover it and write the new version on top.
     // Deletion, purge and recovery complete asynchronously in Key Vault, so a few rounds may be needed.
+    let recovered = false;
     for (let round = 0; ; round++) {
       try {
-        return toStored(await this.client.setSecret(name, value, options));
+        const stored = toStored(await this.client.setSecret(name, value, options));
+        if (recovered) await this.disableOtherVersions(name, stored.version, abortSignal);
+        return stored;
       } catch (error) {
         const status = statusOf(error);
         const inner = innerCodeOf(error);
@@ -254,6 +257,7 @@ export class KeyVaultSecretStore implements SecretStore {
               intervalInMs: this.pollIntervalMs,
             });
             await poller.pollUntilDone({ abortSignal });
+            recovered = true;
           } catch (recoverError) {
             // Someone else recovered or purged it meanwhile: write again.
             const recoverStatus = statusOf(recoverError);
@@ -267,6 +271,24 @@ export class KeyVaultSecretStore implements SecretStore {
           });
         }
       }
+    }
+  }
+
+  /**
+   * A name written again after a delete starts clean: recovery (needed under purge protection)
+   * brings back every old version, and for a token cache those hold old refresh tokens. They are
+   * disabled, so nothing but the new version can be read; Key Vault keeps them until the
+   * retention period ends only because purge protection forbids removing them sooner.
+   */
+  private async disableOtherVersions(name: string, keep: string, abortSignal: AbortSignal): Promise<void> {
+    try {
+      for await (const version of this.client.listPropertiesOfSecretVersions(name, { abortSignal })) {
+        if (version.version && version.version !== keep && version.enabled !== false) {
+          await this.client.updateSecretProperties(name, version.version, { enabled: false, abortSignal });
+        }
+      }
+    } catch (error) {
+      throw this.toBrokerError(error, 'write', name);
     }
   }
 

@@ -11,3 +11,40 @@ export interface LeaseStore {
   /** The lease, or undefined when someone else holds an unexpired one. */
   acquire(resource: string, owner: string, ttlMs: number): Promise<Lease | undefined>;
 }
+
+/** How an admin action waits for a connection's lease. */
+export interface LeaseWait {
+  /** How long the lease is held at most (it is released as soon as the work ends). */
+  ttlMs: number;
+  /** How long to wait for another holder (a refresh in flight) to finish. */
+  waitMs: number;
+}
+
+export const ADMIN_LEASE: LeaseWait = { ttlMs: 60_000, waitMs: 20_000 };
+
+/**
+ * Runs `work` holding `resource`'s lease — the one every refresh of a connection takes — so a
+ * delete, a reset or a new authorization never interleaves with a refresh writing secrets.
+ * Returns undefined when the lease stayed taken for `waitMs`.
+ */
+export async function withLease<T>(
+  leases: LeaseStore,
+  resource: string,
+  owner: string,
+  wait: LeaseWait,
+  work: () => Promise<T>,
+): Promise<{ value: T } | undefined> {
+  const deadline = Date.now() + wait.waitMs;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+    const lease = await leases.acquire(resource, owner, wait.ttlMs);
+    if (lease) {
+      try {
+        return { value: await work() };
+      } finally {
+        await lease.release().catch(() => undefined);
+      }
+    }
+    if (Date.now() + pause > deadline) return undefined;
+    await new Promise((done) => setTimeout(done, pause));
+  }
+}

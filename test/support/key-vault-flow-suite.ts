@@ -72,8 +72,13 @@ export function keyVaultFlowSuite(label: string, vaultOptions: { purgeProtection
       expect(stored).toBeDefined();
       harness.secretsSeen.add(String(stored?.value));
       // With purge protection the name stays soft-deleted: the 409 conflict path (recover, then write) is taken.
-      if (vaultOptions.purgeProtection)
+      if (vaultOptions.purgeProtection) {
         expect(harness.keyVault!.stats.conflicts).toBeGreaterThan(conflictsBefore);
+        // Re-created, it starts clean: the recovered versions (old refresh tokens) are disabled.
+        const versions = harness.keyVault!.secrets.versions(secretNames.cache('support-in'));
+        expect(versions.length).toBeGreaterThan(1);
+        expect(versions.filter((version) => version.enabled)).toHaveLength(1);
+      }
       const token = await api(harness.baseUrl, 'GET', '/api/connections/support-in/token');
       expect(token.status).toBe(200);
     });
