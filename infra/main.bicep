@@ -115,6 +115,9 @@ var tags = { 'azd-env-name': environmentName }
 var functionAppName = '${abbrs.functionApp}broker-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var keyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}${resourceToken}${i == 0 ? '' : string(i)}']
+// Token caches (refresh tokens) and passwords live apart from the published tokens: consumers get a
+// role on keyVaultNames only, so no consumer's Key Vault access can ever reach a refresh token.
+var privateKeyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}p${resourceToken}${i == 0 ? '' : string(i)}']
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: '${abbrs.resourceGroup}${environmentName}'
@@ -167,6 +170,18 @@ module keyVault 'app/key-vault.bicep' = {
   }
 }
 
+module privateKeyVault 'app/key-vault.bicep' = {
+  name: 'privateKeyVault'
+  scope: rg
+  params: {
+    names: privateKeyVaultNames
+    createMode: keyVaultCreateMode
+    location: location
+    tags: tags
+    notifyWebhookSecretName: notifyWebhookSecretName
+  }
+}
+
 module functionApp 'app/function-app.bicep' = {
   name: 'functionApp'
   scope: rg
@@ -211,6 +226,7 @@ module appSettings 'app/function-app-settings.bicep' = {
     signInAudience: signInAudience
     allowedTenants: allowedTenants
     keyVaultUris: keyVault.outputs.vaultUris
+    privateKeyVaultUris: privateKeyVault.outputs.vaultUris
     storageAccountName: storage.outputs.name
     storageTableEndpoint: storage.outputs.tableEndpoint
     appInsightsConnectionString: monitoring.outputs.connectionString
@@ -228,6 +244,7 @@ module rbac 'app/rbac.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     keyVaultNames: keyVault.outputs.names
+    privateKeyVaultNames: privateKeyVault.outputs.names
     appInsightsName: monitoring.outputs.appInsightsName
     appPrincipalId: identity.outputs.principalId
     tokenReaderPrincipalIds: tokenReaderPrincipalIds
@@ -253,4 +270,5 @@ output ENTRA_CLIENT_ID string = entraApp.outputs.appId
 output ENTRA_TENANT_ID string = tenant().tenantId
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output KEY_VAULT_URL string = join(keyVault.outputs.vaultUris, ',')
+output KEY_VAULT_PRIVATE_URL string = join(privateKeyVault.outputs.vaultUris, ',')
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString

@@ -52,6 +52,11 @@ export interface BrokerConfig {
   keyVaultUrl: string | undefined;
   /** Every vault, when KEY_VAULT_URL lists several (comma-separated) to spread secret writes. */
   keyVaultUrls: string[];
+  /**
+   * Vaults for token caches and passwords (KEY_VAULT_PRIVATE_URL), apart from the published tokens
+   * in keyVaultUrls that consumers may read; empty: everything in keyVaultUrls.
+   */
+  keyVaultPrivateUrls: string[];
   /** Key of the local encrypted secret file (32 bytes), when Key Vault is not used. */
   localSecretKey: Buffer | undefined;
   localSecretFile: string;
@@ -316,6 +321,27 @@ const schema = z.object({
         return parsed.flatMap((result) => (result.success && result.data ? [result.data] : []));
       }),
   ),
+  KEY_VAULT_PRIVATE_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        if (value === undefined) return [];
+        const urls = value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean);
+        const parsed = urls.map((url) =>
+          httpsUrl('each vault URL, e.g. https://contoso-broker.vault.azure.net').safeParse(url),
+        );
+        for (const result of parsed) {
+          if (!result.success)
+            for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message });
+        }
+        return parsed.flatMap((result) => (result.success && result.data ? [result.data] : []));
+      }),
+  ),
   BROKER_LOCAL_SECRET_KEY: z.preprocess(
     emptyToUndefined,
     z
@@ -421,6 +447,14 @@ function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
       );
     }
   }
+  if (raw.KEY_VAULT_PRIVATE_URL.length > 0 && raw.KEY_VAULT_URL.length === 0) {
+    problems.push('KEY_VAULT_PRIVATE_URL: needs KEY_VAULT_URL (the vaults of the published tokens) too');
+  }
+  if (raw.KEY_VAULT_PRIVATE_URL.some((url) => raw.KEY_VAULT_URL.includes(url))) {
+    problems.push(
+      'KEY_VAULT_PRIVATE_URL: must name other vaults than KEY_VAULT_URL (consumers may read those)',
+    );
+  }
   if (raw.BROKER_LOCAL_ADMIN && runningInAzure) {
     problems.push(
       'BROKER_LOCAL_ADMIN: must not be true in Azure (admins are checked through App Service Authentication)',
@@ -508,6 +542,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     redirectUri: `${publicBaseUrl}/api/callback`,
     keyVaultUrl: raw.KEY_VAULT_URL[0],
     keyVaultUrls: raw.KEY_VAULT_URL,
+    keyVaultPrivateUrls: raw.KEY_VAULT_PRIVATE_URL,
     localSecretKey: raw.BROKER_LOCAL_SECRET_KEY,
     localSecretFile: raw.BROKER_LOCAL_SECRET_FILE ?? '.broker-local/secrets.json',
     storage,

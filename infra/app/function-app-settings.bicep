@@ -14,6 +14,8 @@ param entraClientId string
 param signInAudience string
 param allowedTenants array = []
 param keyVaultUris array
+@description('Vaults of the token caches and passwords, apart from the published tokens consumers read.')
+param privateKeyVaultUris array
 param storageAccountName string
 param storageTableEndpoint string
 param appInsightsConnectionString string
@@ -44,6 +46,7 @@ var baseAppSettings = {
   ENTRA_AUTHORITY_HOST: loginEndpoint
   MANAGED_IDENTITY_CLIENT_ID: identityClientId
   KEY_VAULT_URL: join(keyVaultUris, ',')
+  KEY_VAULT_PRIVATE_URL: join(privateKeyVaultUris, ',')
   AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
   REFRESH_SCHEDULE: refreshSchedule
   // App Service Authentication's client credential: the managed identity's federated assertion

@@ -1,7 +1,10 @@
 // Every role assignment of the deployment. Names are guid(scope.id, principalId, roleDefinitionId),
 // so a redeployment finds the same assignment instead of failing on a duplicate.
 param storageAccountName string
+@description('Vaults of the published tokens: the only ones token consumers get a role on.')
 param keyVaultNames array
+@description('Vaults of the token caches (refresh tokens) and passwords: the broker (and the deployer) only.')
+param privateKeyVaultNames array = []
 param appInsightsName string
 
 @description('principalId of the Function App\'s user-assigned managed identity.')
@@ -33,6 +36,12 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 
 resource vaults 'Microsoft.KeyVault/vaults@2023-07-01' existing = [
   for name in keyVaultNames: {
+    name: name
+  }
+]
+
+resource privateVaults 'Microsoft.KeyVault/vaults@2023-07-01' existing = [
+  for name in privateKeyVaultNames: {
     name: name
   }
 ]
@@ -117,7 +126,24 @@ resource appMonitoringMetricsPublisher 'Microsoft.Authorization/roleAssignments@
   }
 }
 
+// Writes, reads and deletes the token caches and passwords.
+resource appPrivateKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (name, i) in privateKeyVaultNames: {
+    name: guid(privateVaults[i].id, appPrincipalId, roleDefinitionIds['Key Vault Secrets Officer'])
+    scope: privateVaults[i]
+    properties: {
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId(
+        'Microsoft.Authorization/roleDefinitions',
+        roleDefinitionIds['Key Vault Secrets Officer']
+      )
+    }
+  }
+]
+
 // ---- Token consumers -------------------------------------------------------------------------------
+// Secrets User on the published tokens' vaults only: never on privateKeyVaultNames.
 
 var tokenReaderAssignments = flatten(map(
   range(0, length(keyVaultNames)),

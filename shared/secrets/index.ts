@@ -6,6 +6,7 @@ import { KeyVaultSecretStore, type KeyVaultTuning } from './key-vault-store';
 import { LocalFileSecretStore } from './local-file-store';
 import type { SecretStore } from './secret-store';
 import { ShardedSecretStore } from './sharded-store';
+import { SplitSecretStore } from './split-store';
 
 export type { SecretProperties, SecretStore, StoredSecret } from './secret-store';
 export { secretNames } from './secret-store';
@@ -33,8 +34,8 @@ export function createSecretStore(
   credential: TokenCredential,
   options: CreateSecretStoreOptions = {},
 ): SecretStore {
-  if (config.keyVaultUrls.length > 0) {
-    const shards = config.keyVaultUrls.map((vaultUrl) => ({
+  const vaults = (urls: string[]): SecretStore => {
+    const shards = urls.map((vaultUrl) => ({
       url: vaultUrl,
       store: new KeyVaultSecretStore({
         vaultUrl,
@@ -46,6 +47,12 @@ export function createSecretStore(
     }));
     const [only] = shards;
     return shards.length === 1 && only ? only.store : new ShardedSecretStore(shards);
+  };
+  if (config.keyVaultUrls.length > 0) {
+    // KEY_VAULT_PRIVATE_URL keeps caches and passwords apart from the published tokens consumers read.
+    return config.keyVaultPrivateUrls.length > 0
+      ? new SplitSecretStore(vaults(config.keyVaultUrls), vaults(config.keyVaultPrivateUrls))
+      : vaults(config.keyVaultUrls);
   }
   if (!config.localSecretKey) {
     throw new BrokerError('configuration_error', 'Neither KEY_VAULT_URL nor BROKER_LOCAL_SECRET_KEY is set', {

@@ -8,7 +8,7 @@ export interface VaultShard {
 
 /** The connection a secret belongs to (`conn-{name}-cache` → `name`); other names stand for themselves. */
 function placementKey(secretName: string): string {
-  return /^conn-(.+)-(?:cache|token)$/.exec(secretName)?.[1] ?? secretName;
+  return /^conn-(.+)-(?:cache|token|password)$/.exec(secretName)?.[1] ?? secretName;
 }
 
 /**

@@ -49,6 +49,8 @@ function placeholder(expression: string, scenario: Scenario): string {
     loginEndpoint: 'https://login.microsoftonline.com/',
     "join(keyVaultUris, ',')":
       'https://kvabc123def456.vault.azure.net/,https://kvabc123def4561.vault.azure.net/',
+    "join(privateKeyVaultUris, ',')":
+      'https://kvpabc123def456.vault.azure.net/,https://kvpabc123def4561.vault.azure.net/',
     appInsightsConnectionString:
       'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;ApplicationId=00000000-0000-0000-0000-000000000000',
     refreshSchedule: (paramDefault(main, 'refreshSchedule') ?? '').replace(/^'|'$/g, ''),

@@ -80,6 +80,7 @@ describe('role assignments (infra/app/rbac.bicep)', () => {
     expect(app).toEqual(
       [
         'appInsights: Monitoring Metrics Publisher',
+        'privateVaults[]: Key Vault Secrets Officer',
         'storage: Storage Blob Data Owner',
         'storage: Storage Queue Data Contributor',
         'storage: Storage Table Data Contributor',
@@ -88,10 +89,14 @@ describe('role assignments (infra/app/rbac.bicep)', () => {
     );
   });
 
-  it('lets listed consumers read secrets only, and the deployer work with vault and tables', () => {
+  it('lets listed consumers read published tokens only, and the deployer work with vault and tables', () => {
     const assignments = roleAssignments();
-    expect(assignments.filter((a) => a.principal === 'assignment.principalId').map((a) => a.role)).toEqual([
-      'Key Vault Secrets User',
+    const consumers = assignments.filter((a) => a.principal === 'assignment.principalId');
+    expect(consumers.map((a) => a.role)).toEqual(['Key Vault Secrets User']);
+    // Never a role on the vaults of the token caches (refresh tokens) and passwords.
+    expect(consumers.map((a) => a.scope.replace(/\[.*\]/, '[]'))).toEqual(['vaults[]']);
+    expect(assignments.filter((a) => a.scope.startsWith('privateVaults')).map((a) => a.principal)).toEqual([
+      'appPrincipalId',
     ]);
     expect(
       assignments
