@@ -132,6 +132,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     audit,
     tokens,
     leases,
+    notifier,
     logger,
     now,
     forget: (name) => {

@@ -5,6 +5,7 @@
 import type { AuditLog } from '../audit/audit-log';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
+import type { Notifier } from '../notify/notifier';
 import type { TokenService } from '../oauth/token-service';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
@@ -45,6 +46,7 @@ export interface ConnectionLifecycleOptions {
   audit: AuditLog;
   tokens: TokenService;
   leases: LeaseStore;
+  notifier: Notifier;
   logger: Logger;
   now: () => Date;
   /** Drops what the token route holds in memory for a connection. */
@@ -107,7 +109,7 @@ export class ConnectionLifecycle {
    * the row still exists before they write (refresh, authorization, password).
    */
   async delete(name: string, change: Change): Promise<void> {
-    await this.existing(name);
+    const connection = await this.existing(name);
     await this.exclusively(name, async () => {
       // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
       await this.deleteSecrets(name);
@@ -115,6 +117,15 @@ export class ConnectionLifecycle {
     });
     this.options.forget(name);
     await this.record(name, 'connection.deleted', change);
+    this.options.notifier.notify({
+      type: 'connection.deleted',
+      connection: name,
+      mailbox: connection.mailbox,
+      status: 'deleted',
+      previousStatus: connection.status,
+      reason: `Deleted by ${change.actor}.`,
+      at: this.options.now().toISOString(),
+    });
   }
 
   private async exclusively<T>(name: string, work: () => Promise<T>): Promise<T> {

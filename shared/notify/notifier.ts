@@ -1,7 +1,15 @@
 /** A status change worth telling someone about (SPEC §2, issue: notifications). */
 export interface StatusNotification {
   /** Stable event type. */
-  type: 'connection.reauthorization_required' | 'connection.degraded' | 'connection.recovered';
+  type:
+    | 'connection.reauthorization_required'
+    | 'connection.degraded'
+    | 'connection.recovered'
+    | 'connection.authorized'
+    | 'connection.disabled'
+    | 'connection.enabled'
+    | 'connection.reset'
+    | 'connection.deleted';
   connection: string;
   mailbox: string;
   status: string;

@@ -9,7 +9,7 @@ import { BrokerError } from '../errors';
 import type { AuditLog } from '../audit/audit-log';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import type { Logger } from '../logging';
-import type { Notifier } from '../notify/notifier';
+import type { Notifier, StatusNotification } from '../notify/notifier';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 
 /** What the token route hands to consumers (SPEC §3). */
@@ -30,6 +30,13 @@ export function xoauth2(mailbox: string, accessToken: string): string {
 
 const MAX_TAG_VALUE = 256;
 const ROUTINE_EVENTS = new Set(['connection.refreshed', 'connection.refresh_failed']);
+/** Status changes an admin made happen: every one is also a webhook event of the same type. */
+const ADMIN_CHANGES = new Set<StatusNotification['type']>([
+  'connection.authorized',
+  'connection.disabled',
+  'connection.enabled',
+  'connection.reset',
+]);
 
 export interface TokenServiceDeps {
   registry: ConnectionRegistry;
@@ -194,6 +201,21 @@ export class TokenService {
         reason: event.reason,
         aadsts: event.aadsts,
         correlationId: event.correlationId,
+        at: now().toISOString(),
+      });
+    }
+    // An authorization that ends a failure is announced as connection.recovered by storeAuthorization.
+    const recovery =
+      event.type === 'connection.authorized' &&
+      (current.status === 'reauthorization_required' || current.status === 'degraded');
+    if (statusChanged && !recovery && ADMIN_CHANGES.has(event.type as StatusNotification['type'])) {
+      this.deps.notifier.notify({
+        type: event.type as StatusNotification['type'],
+        connection: current.name,
+        mailbox: current.mailbox,
+        status: updated.status,
+        previousStatus: current.status,
+        ...(event.reason ? { reason: event.reason } : {}),
         at: now().toISOString(),
       });
     }

@@ -88,9 +88,14 @@ describe('notifications', () => {
     await harness.broker.refresher.refresh('flaky', { actor: 'timer', force: true });
     await harness.broker.notifier.drain();
     const mine = events().filter((e) => e.connection === 'flaky');
-    expect(mine.map((e) => e.type)).toEqual(['connection.degraded', 'connection.recovered']);
-    expect(mine[0]).toMatchObject({ status: 'degraded', previousStatus: 'degraded' });
-    expect(mine[1]).toMatchObject({ status: 'authorized', previousStatus: 'degraded' });
+    expect(mine.map((e) => e.type)).toEqual([
+      'connection.authorized',
+      'connection.degraded',
+      'connection.recovered',
+    ]);
+    expect(mine[0]).toMatchObject({ status: 'authorized', previousStatus: 'new' });
+    expect(mine[1]).toMatchObject({ status: 'degraded', previousStatus: 'degraded' });
+    expect(mine[2]).toMatchObject({ status: 'authorized', previousStatus: 'degraded' });
   });
 
   it('tells when a connection that needed re-authorization is authorized again', async () => {
@@ -104,6 +109,31 @@ describe('notifications', () => {
         connection: 'hooked',
         previousStatus: 'reauthorization_required',
       }),
+    ]);
+  });
+
+  it('reports every status change an admin makes: authorized, disabled, enabled, reset, deleted', async () => {
+    const { api } = await import('../../support/harness');
+    const before = received.length;
+    expect(await authorizeConnection(harness, 'lifecycle')).toBe(200);
+    for (const [method, path, body] of [
+      ['POST', '/api/connections/lifecycle/disable', undefined],
+      ['POST', '/api/connections/lifecycle/enable', undefined],
+      ['PUT', '/api/connections/lifecycle?reset=true', { mailbox: 'support@contoso.test', profile: 'imap' }],
+      ['DELETE', '/api/connections/lifecycle', undefined],
+    ] as const) {
+      expect((await api(harness.baseUrl, method, path, body)).status).toBeLessThan(300);
+    }
+    await harness.broker.notifier.drain();
+    const mine = events()
+      .slice(before)
+      .filter((e) => e.connection === 'lifecycle');
+    expect(mine.map((e) => [e.type, e.previousStatus, e.status])).toEqual([
+      ['connection.authorized', 'new', 'authorized'],
+      ['connection.disabled', 'authorized', 'disabled'],
+      ['connection.enabled', 'disabled', 'authorized'],
+      ['connection.reset', 'authorized', 'new'],
+      ['connection.deleted', 'new', 'deleted'],
     ]);
   });
 });

@@ -219,6 +219,7 @@ describe('createSecretStore', () => {
   const base = {
     localSecretFile: join(tmpdir(), 'unused.json'),
     keyVaultUrls: [],
+    keyVaultPrivateUrls: [],
   } as unknown as BrokerConfig;
 
   it('uses Key Vault when KEY_VAULT_URL is set, the local file otherwise', () => {
