@@ -7,7 +7,7 @@ import type { ConnectionRegistry, ConnectionState } from '../connections/registr
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { Notifier, StatusNotification } from '../notify/notifier';
-import { secretNames, type SecretStore } from '../secrets/secret-store';
+import { secretNames, type SecretStore, type StoredSecret } from '../secrets/secret-store';
 import type { Lease, LeaseStore } from '../storage/lease';
 import { classifyMsalError, type EntraFailure } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
@@ -17,6 +17,8 @@ import type { TokenService } from './token-service';
 interface Renewed {
   result: AuthenticationResult;
   cache: OperationCache;
+  /** The stored cache the refresh token came from (its version is named by the next one). */
+  previous?: StoredSecret;
 }
 
 /** Writes stop this long before the lease lapses, for clock drift and the write's own time. */
@@ -226,10 +228,10 @@ export class RefreshService {
     reason: string,
     lease: Lease,
   ): Promise<RefreshOutcome> {
-    const { secrets, tokens, logger, now, health } = this.deps;
+    const { tokens, logger, now, health } = this.deps;
     const renewed = await this.renew(connection, actor);
     if ('outcome' in renewed) return renewed.outcome;
-    const { result, cache } = renewed;
+    const { result, cache, previous } = renewed;
     health.configurationProblem = undefined;
     // A redemption that outlived its lease may overlap another instance's: writing now could let
     // this older answer overwrite a newer one. Its refresh token stays valid at Entra (rotation does
@@ -249,10 +251,7 @@ export class RefreshService {
     if (connection.grant !== 'client_credentials' && cache.hasChanged && cache.contents) {
       const serialized = cache.contents;
       const written = await this.attempt(connection, actor, () =>
-        secrets.set(secretNames.cache(connection.name), serialized, {
-          contentType: 'application/json',
-          tags: { mailbox: connection.mailbox, account: connection.account },
-        }),
+        tokens.writeCache(connection, serialized, previous),
       );
       if (!('value' in written)) return written.outcome;
     }
@@ -335,7 +334,7 @@ export class RefreshService {
         scopes: delegatedScopes(connection, config.cloud),
         forceRefresh: true,
       });
-      return { result, cache };
+      return { result, cache, previous: stored };
     } catch (error) {
       return { failure: this.classify(error) };
     }

@@ -7,7 +7,7 @@ import {
 } from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { AuditLog } from '../audit/audit-log';
-import { secretNames, type SecretStore } from '../secrets/secret-store';
+import { secretNames, type SecretStore, type StoredSecret } from '../secrets/secret-store';
 import type { Logger } from '../logging';
 import type { Notifier, StatusNotification } from '../notify/notifier';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
@@ -99,12 +99,10 @@ export class TokenService {
     serializedCache: string | undefined,
     details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
   ): Promise<Connection> {
-    const { secrets, now } = this.deps;
+    const { now } = this.deps;
     if (serializedCache !== undefined) {
-      await secrets.set(secretNames.cache(connection.name), serializedCache, {
-        contentType: 'application/json',
-        tags: { mailbox: connection.mailbox, account: connection.account },
-      });
+      const previous = await this.deps.secrets.get(secretNames.cache(connection.name));
+      await this.writeCache(connection, serializedCache, previous);
     }
     const expiresOn = await this.publish(connection, result);
     const updated = await this.changeState(
@@ -141,6 +139,36 @@ export class TokenService {
       });
     }
     return updated;
+  }
+
+  /**
+   * Writes a new version of the connection's token cache. Each version names the one before it, so
+   * the version before that can be disabled: only the newest two stay readable, and a vault does not
+   * keep years of old refresh tokens readable. (The newest holds a usable refresh token; the one
+   * before stays as a fallback while the new version propagates.)
+   */
+  async writeCache(
+    connection: Connection,
+    serialized: string,
+    previous: Pick<StoredSecret, 'version' | 'tags'> | undefined,
+  ): Promise<StoredSecret> {
+    const name = secretNames.cache(connection.name);
+    const written = await this.deps.secrets.set(name, serialized, {
+      contentType: 'application/json',
+      tags: {
+        mailbox: connection.mailbox,
+        account: connection.account,
+        ...(previous ? { previousVersion: previous.version } : {}),
+      },
+    });
+    const stale = previous?.tags?.previousVersion;
+    if (stale && stale !== written.version) {
+      await this.deps.secrets.disableVersion(name, stale).catch((error: unknown) => {
+        // Housekeeping: the refresh succeeded; the next write tries the then-stale version.
+        this.deps.logger.warn('secret_store.disable_version_failed', { connection: connection.name, error });
+      });
+    }
+    return written;
   }
 
   /** Publishes an access token as `conn-{name}-token` with its expiry; returns the expiry. */

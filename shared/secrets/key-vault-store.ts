@@ -280,6 +280,19 @@ export class KeyVaultSecretStore implements SecretStore {
    * disabled, so nothing but the new version can be read; Key Vault keeps them until the
    * retention period ends only because purge protection forbids removing them sooner.
    */
+  async disableVersion(name: string, version: string): Promise<void> {
+    assertValidSecretName(name);
+    try {
+      await this.client.updateSecretProperties(name, version, {
+        enabled: false,
+        abortSignal: AbortSignal.timeout(this.operationTimeoutMs),
+      });
+    } catch (error) {
+      if (statusOf(error) === 404) return; // deleted meanwhile, or never existed: nothing to disable
+      throw this.toBrokerError(error, 'write', name);
+    }
+  }
+
   private async disableOtherVersions(name: string, keep: string, abortSignal: AbortSignal): Promise<void> {
     try {
       for await (const version of this.client.listPropertiesOfSecretVersions(name, { abortSignal })) {

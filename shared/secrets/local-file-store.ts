@@ -57,6 +57,11 @@ class SealError extends Error {}
 export class LocalFileSecretStore implements SecretStore {
   readonly kind = 'local-file' as const;
 
+  /** The file keeps only the current version of each secret. */
+  disableVersion(): Promise<void> {
+    return Promise.resolve();
+  }
+
   uriOf(): undefined {
     return undefined;
   }

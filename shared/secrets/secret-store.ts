@@ -35,6 +35,12 @@ export interface SecretStore {
   check(): Promise<void>;
   /** Where consumers find a secret (its Key Vault URI, for a Key Vault reference); undefined for a local store. */
   uriOf(name: string): string | undefined;
+  /**
+   * Makes an old version unreadable (Key Vault keeps every version until the secret is deleted;
+   * a token cache's old versions hold old refresh tokens). A store that keeps no old versions
+   * has nothing to do.
+   */
+  disableVersion(name: string, version: string): Promise<void>;
 }
 
 /** Secret names per connection (SPEC §5). */

@@ -43,6 +43,10 @@ export class ShardedSecretStore implements SecretStore {
     return this.vaultFor(placementKey(name)).store.uriOf(name);
   }
 
+  disableVersion(name: string, version: string): Promise<void> {
+    return this.vaultFor(placementKey(name)).store.disableVersion(name, version);
+  }
+
   async get(name: string): Promise<StoredSecret | undefined> {
     const home = this.vaultFor(placementKey(name));
     const found = await home.store.get(name);

@@ -36,4 +36,8 @@ export class SplitSecretStore implements SecretStore {
   uriOf(name: string): string | undefined {
     return this.storeFor(name).uriOf(name);
   }
+
+  disableVersion(name: string, version: string): Promise<void> {
+    return this.storeFor(name).disableVersion(name, version);
+  }
 }
