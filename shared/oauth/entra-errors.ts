@@ -74,6 +74,18 @@ const KNOWN_AADSTS: Record<number, Known> = {
       'A Global Administrator grants admin consent (link below), then the connection is authorized again.',
   },
   50126: { kind: 'definitive', message: 'The user name or password is wrong.', remedy: REAUTHORIZE },
+  90094: {
+    kind: 'request',
+    message: 'An administrator must approve the app ("Need admin approval").',
+    remedy:
+      'A Global Administrator grants admin consent (link below), then the connection is authorized again.',
+  },
+  90095: {
+    kind: 'request',
+    message: 'An administrator must approve the app (admin consent workflow: the request was sent).',
+    remedy:
+      'Once a Global Administrator approves the request (or grants consent with the link below), authorize again.',
+  },
   50057: {
     kind: 'definitive',
     message: 'The account is disabled.',
@@ -165,6 +177,9 @@ export function classifyEntraAnswer(
     };
   }
   // Answers on the interactive redirect: the sign-in ended without a grant; nothing was lost.
+  if (error === 'access_denied' && (aadsts === 90094 || aadsts === 90095) && known) {
+    return { ...known, error, aadsts };
+  }
   if (error === 'access_denied') {
     return {
       kind: 'request',
@@ -251,18 +266,20 @@ export function classifyMsalError(
 /** The broker error an interactive flow (authorize/callback) shows for a failure. */
 export function brokerErrorForInteractive(failure: EntraFailure, adminConsentUrl: string): BrokerError {
   let code: BrokerErrorCode;
-  if (failure.error === 'access_denied' && failure.aadsts !== 65001) code = 'access_denied';
+  if (failure.aadsts === 90094 || failure.aadsts === 90095) code = 'admin_consent_required';
+  else if (failure.error === 'access_denied' && failure.aadsts !== 65001) code = 'access_denied';
   else if (failure.error === 'consent_required' || failure.aadsts === 65001) code = 'consent_required';
   else if (failure.error === 'interaction_required') code = 'interaction_required';
   else if (failure.kind === 'transient') code = 'upstream_unavailable';
   else if (failure.kind === 'configuration') code = 'configuration_error';
   else code = 'authorization_failed';
-  const needsAdmin = code === 'consent_required';
+  const needsAdmin = code === 'consent_required' || code === 'admin_consent_required';
   return new BrokerError(code, failure.message, {
     aadsts: failure.aadsts,
-    remedy: needsAdmin
-      ? 'Send the admin-consent link to a Global Administrator (or Privileged Role Administrator); once they accept, authorize again.'
-      : failure.remedy,
+    remedy:
+      code === 'consent_required'
+        ? 'Send the admin-consent link to a Global Administrator (or Privileged Role Administrator); once they accept, authorize again.'
+        : failure.remedy,
     actionUrl: needsAdmin ? adminConsentUrl : undefined,
     retryAfterSeconds: failure.retryAfterSeconds,
   });

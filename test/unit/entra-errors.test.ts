@@ -87,3 +87,14 @@ describe('brokerErrorForInteractive', () => {
     ).toBeUndefined();
   });
 });
+
+describe('"Need admin approval" (AADSTS90094 / 90095) on the sign-in redirect', () => {
+  it.each([90094, 90095])('AADSTS%s is admin_consent_required with the admin-consent link', (aadsts) => {
+    const failure = classifyEntraAnswer('access_denied', aadsts);
+    expect(failure.kind).toBe('request');
+    const error = brokerErrorForInteractive(failure, 'https://login.example/tenant/adminconsent?client_id=x');
+    expect(error.code).toBe('admin_consent_required');
+    expect(error.actionUrl).toBe('https://login.example/tenant/adminconsent?client_id=x');
+    expect(error.remedy).toMatch(/Global Administrator/);
+  });
+});
