@@ -1,3 +1,4 @@
+import type * as Undici from 'undici';
 import type { Dispatcher, RequestInit, Response, fetch as UndiciFetch } from 'undici';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { request as httpRequest } from 'node:http';
@@ -70,23 +71,31 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 
 export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
   // undici is loaded on the first outbound call, not at start-up: it costs about as much to import
-  // as the Azure SDKs together, and a warm token read never needs it.
-  let client: Promise<{ fetch: typeof UndiciFetch; dispatcher: Dispatcher | undefined }> | undefined;
-  const undici = () =>
-    (client ??= import('undici').then(({ fetch, EnvHttpProxyAgent }) => ({
-      fetch,
-      dispatcher: config.proxy.httpsProxy
-        ? new EnvHttpProxyAgent({
-            httpsProxy: config.proxy.httpsProxy,
-            httpProxy: config.proxy.httpsProxy,
-            noProxy: config.proxy.noProxy.join(','),
-          })
-        : undefined,
-    })));
+  // as the Azure SDKs together, and a warm token read never needs it. `require`, not `import()`:
+  // under a loader with ESM hooks (tsx, the local host) a dynamic import takes the slower ESM path
+  // and stalled token reads for hundreds of milliseconds (bench/token-read.ts, p99 at a fixed rate).
+  let client: { fetch: typeof UndiciFetch; dispatcher: Dispatcher | undefined } | undefined;
+  const undici = () => {
+    if (!client) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+      const { fetch, EnvHttpProxyAgent } = require('undici') as typeof Undici;
+      client = {
+        fetch,
+        dispatcher: config.proxy.httpsProxy
+          ? new EnvHttpProxyAgent({
+              httpsProxy: config.proxy.httpsProxy,
+              httpProxy: config.proxy.httpsProxy,
+              noProxy: config.proxy.noProxy.join(','),
+            })
+          : undefined,
+      };
+    }
+    return client;
+  };
 
   const fetchWithTimeout: Outbound['fetch'] = async (url, init = {}) => {
     const { timeoutMs = DEFAULT_TIMEOUT_MS, ...rest } = init;
-    const { fetch, dispatcher } = await undici();
+    const { fetch, dispatcher } = undici();
     return fetch(url, {
       ...rest,
       redirect: 'manual',
