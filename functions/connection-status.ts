@@ -7,33 +7,25 @@ import type { HttpFunctionDefinition } from './adapter';
 
 const ALL: HttpFunctionDefinition['methods'] = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];
 
-/** `POST /api/connections/{name}/disable` (admin): neither refreshed nor served until enabled. */
-export const disableConnection: HttpFunctionDefinition = {
-  name: 'disableConnection',
-  route: 'connections/{name}/disable',
-  methods: ALL,
-  authLevel: 'anonymous',
-  handler: guard('api', ['POST'], async (broker, request) => {
-    const caller = requireAdmin(identifyCaller(request, broker.config));
-    const name = assertConnectionName(request.params.name);
-    const change = { actor: caller.name, correlationId: request.correlationId };
-    return json(200, connectionView(await broker.connections.disable(name, change), broker.secrets));
-  }),
-};
+/** `POST /api/connections/{name}/{disable|enable}` (admin): stop or resume refreshing and serving. */
+function statusChange(action: 'disable' | 'enable'): HttpFunctionDefinition {
+  return {
+    name: `${action}Connection`,
+    route: `connections/{name}/${action}`,
+    methods: ALL,
+    authLevel: 'anonymous',
+    handler: guard('api', ['POST'], async (broker, request) => {
+      const caller = requireAdmin(identifyCaller(request, broker.config));
+      const name = assertConnectionName(request.params.name);
+      const change = { actor: caller.name, correlationId: request.correlationId };
+      const connection = await broker.connections[action](name, change);
+      return json(200, connectionView(connection, broker.secrets));
+    }),
+  };
+}
 
-/** `POST /api/connections/{name}/enable` (admin): refreshed and served again. */
-export const enableConnection: HttpFunctionDefinition = {
-  name: 'enableConnection',
-  route: 'connections/{name}/enable',
-  methods: ALL,
-  authLevel: 'anonymous',
-  handler: guard('api', ['POST'], async (broker, request) => {
-    const caller = requireAdmin(identifyCaller(request, broker.config));
-    const name = assertConnectionName(request.params.name);
-    const change = { actor: caller.name, correlationId: request.correlationId };
-    return json(200, connectionView(await broker.connections.enable(name, change), broker.secrets));
-  }),
-};
+export const disableConnection = statusChange('disable');
+export const enableConnection = statusChange('enable');
 
 const MAX_EVENTS = 200;
 

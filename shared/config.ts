@@ -219,6 +219,31 @@ function httpsUrl(what: string, options: { allowHttpLoopback?: boolean } = {}) {
   );
 }
 
+/** A comma-separated list of Key Vault URLs (several vaults spread the secret writes). */
+function vaultUrlList() {
+  return z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        if (value === undefined) return [];
+        const urls = value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean);
+        const parsed = urls.map((url) =>
+          httpsUrl('each vault URL, e.g. https://contoso-broker.vault.azure.net').safeParse(url),
+        );
+        for (const result of parsed) {
+          if (!result.success)
+            for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message });
+        }
+        return parsed.flatMap((result) => (result.success && result.data ? [result.data] : []));
+      }),
+  );
+}
+
 function integer(defaultValue: number, min: number, max: number) {
   return z.preprocess(
     emptyToUndefined,
@@ -300,48 +325,8 @@ const schema = z.object({
     allowHttpLoopback: true,
   }),
   WEBSITE_HOSTNAME: optionalString,
-  KEY_VAULT_URL: z.preprocess(
-    emptyToUndefined,
-    z
-      .string()
-      .optional()
-      .transform((value, ctx) => {
-        if (value === undefined) return [];
-        const urls = value
-          .split(',')
-          .map((part) => part.trim())
-          .filter(Boolean);
-        const parsed = urls.map((url) =>
-          httpsUrl('each vault URL, e.g. https://contoso-broker.vault.azure.net').safeParse(url),
-        );
-        for (const result of parsed) {
-          if (!result.success)
-            for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message });
-        }
-        return parsed.flatMap((result) => (result.success && result.data ? [result.data] : []));
-      }),
-  ),
-  KEY_VAULT_PRIVATE_URL: z.preprocess(
-    emptyToUndefined,
-    z
-      .string()
-      .optional()
-      .transform((value, ctx) => {
-        if (value === undefined) return [];
-        const urls = value
-          .split(',')
-          .map((part) => part.trim())
-          .filter(Boolean);
-        const parsed = urls.map((url) =>
-          httpsUrl('each vault URL, e.g. https://contoso-broker.vault.azure.net').safeParse(url),
-        );
-        for (const result of parsed) {
-          if (!result.success)
-            for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message });
-        }
-        return parsed.flatMap((result) => (result.success && result.data ? [result.data] : []));
-      }),
-  ),
+  KEY_VAULT_URL: vaultUrlList(),
+  KEY_VAULT_PRIVATE_URL: vaultUrlList(),
   BROKER_LOCAL_SECRET_KEY: z.preprocess(
     emptyToUndefined,
     z
