@@ -11,6 +11,7 @@ export default tseslint.config(
       '.azurite/',
       '.broker-local/',
       '.test-tmp/',
+      '.azd-package/',
       '*.js',
       '*.mjs',
     ],
