@@ -220,7 +220,10 @@ describe('azd wiring', () => {
     const yaml = readRepoFile('azure.yaml');
     expect(yaml).toMatch(/^services:\n {2}api:\n {4}project: \.\n {4}language: ts\n {4}host: function$/m);
     expect(yaml).toMatch(/prepackage:/);
-    expect(yaml).toMatch(/run: npm ci && npm run build/);
+    // The hook stages the package; it never prunes the working tree azd builds in next.
+    expect(yaml).toMatch(/run: npx tsx scripts\/stage-package\.ts/);
+    expect(yaml).toMatch(/^ {4}dist: \.azd-package$/m);
+    expect(yaml).not.toMatch(/prune/);
     const tagged = /tags: union\(tags, \{ 'azd-service-name': 'api' \}\)/;
     expect(readBicep('app/function-app.bicep')).toMatch(tagged);
   });
