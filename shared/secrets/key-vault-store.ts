@@ -238,11 +238,12 @@ export class KeyVaultSecretStore implements SecretStore {
     // A soft-deleted name cannot be written until it is recovered or purged; purge may be forbidden
     // (purge protection, or no purge permission), so recover it and write the new version on top.
     // Deletion, purge and recovery complete asynchronously in Key Vault, so a few rounds may be needed.
-    let recovered = false;
+    // Versions that were there before this write, when the name had to be recovered first.
+    let recoveredVersions: string[] = [];
     for (let round = 0; ; round++) {
       try {
         const stored = toStored(await this.client.setSecret(name, value, options));
-        if (recovered) await this.disableOtherVersions(name, stored.version, abortSignal);
+        await this.disableVersions(name, recoveredVersions, abortSignal);
         return stored;
       } catch (error) {
         const status = statusOf(error);
@@ -257,7 +258,8 @@ export class KeyVaultSecretStore implements SecretStore {
               intervalInMs: this.pollIntervalMs,
             });
             await poller.pollUntilDone({ abortSignal });
-            recovered = true;
+            // Listed before our write, so never the newest version, whoever else writes meanwhile.
+            recoveredVersions = await this.versionsOf(name, abortSignal);
           } catch (recoverError) {
             // Someone else recovered or purged it meanwhile: write again.
             const recoverStatus = statusOf(recoverError);
@@ -277,31 +279,33 @@ export class KeyVaultSecretStore implements SecretStore {
   /**
    * A name written again after a delete starts clean: recovery (needed under purge protection)
    * brings back every old version, and for a token cache those hold old refresh tokens. They are
-   * disabled, so nothing but the new version can be read; Key Vault keeps them until the
+   * disabled, so only what is written from now on can be read; Key Vault keeps them until the
    * retention period ends only because purge protection forbids removing them sooner.
    */
   async disableVersion(name: string, version: string): Promise<void> {
     assertValidSecretName(name);
-    try {
-      await this.client.updateSecretProperties(name, version, {
-        enabled: false,
-        abortSignal: AbortSignal.timeout(this.operationTimeoutMs),
-      });
-    } catch (error) {
-      if (statusOf(error) === 404) return; // deleted meanwhile, or never existed: nothing to disable
-      throw this.toBrokerError(error, 'write', name);
-    }
+    await this.disableVersions(name, [version], AbortSignal.timeout(this.operationTimeoutMs));
   }
 
-  private async disableOtherVersions(name: string, keep: string, abortSignal: AbortSignal): Promise<void> {
+  private async versionsOf(name: string, abortSignal: AbortSignal): Promise<string[]> {
+    const versions: string[] = [];
     try {
       for await (const version of this.client.listPropertiesOfSecretVersions(name, { abortSignal })) {
-        if (version.version && version.version !== keep && version.enabled !== false) {
-          await this.client.updateSecretProperties(name, version.version, { enabled: false, abortSignal });
-        }
+        if (version.version && version.enabled !== false) versions.push(version.version);
       }
     } catch (error) {
-      throw this.toBrokerError(error, 'write', name);
+      throw this.toBrokerError(error, 'read', name);
+    }
+    return versions;
+  }
+
+  private async disableVersions(name: string, versions: string[], abortSignal: AbortSignal): Promise<void> {
+    for (const version of versions) {
+      try {
+        await this.client.updateSecretProperties(name, version, { enabled: false, abortSignal });
+      } catch (error) {
+        if (statusOf(error) !== 404) throw this.toBrokerError(error, 'write', name);
+      }
     }
   }
 
