@@ -216,6 +216,27 @@ describe('azd wiring', () => {
     }
   });
 
+  it("maps the deployer's principal type from azd (a CI service principal is not a User)", () => {
+    const parameters = JSON.parse(readRepoFile('infra/main.parameters.json')) as {
+      parameters: Record<string, { value: unknown }>;
+    };
+    expect(parameters.parameters.principalType?.value).toBe('${AZURE_PRINCIPAL_TYPE=User}');
+    expect(parameters.parameters.profiles?.value).toEqual([
+      'ews',
+      'ews-shared',
+      'imap',
+      'pop',
+      'smtp',
+      'graph-mail',
+      'graph-mail-shared',
+    ]);
+  });
+
+  it('sets no ftpsState (Flex Consumption does not support it)', () => {
+    for (const { file, text } of allBicep)
+      expect({ file, ftps: /^\s*ftpsState:/m.test(text) }).toEqual({ file, ftps: false });
+  });
+
   it('declares the api service as a TypeScript function app built before packaging', () => {
     const yaml = readRepoFile('azure.yaml');
     expect(yaml).toMatch(/^services:\n {2}api:\n {4}project: \.\n {4}language: ts\n {4}host: function$/m);
