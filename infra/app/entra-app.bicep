@@ -221,14 +221,14 @@ resource microsoftGraphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if
 
 resource exchangeOnlineGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent && !empty(exchangeScopeNames)) {
   clientId: servicePrincipal.id
-  resourceId: exchangeOnlineSp.id
+  resourceId: exchangeOnlineSp!.id
   consentType: 'AllPrincipals'
   scope: join(exchangeScopeNames, ' ')
 }
 
 resource microsoftGraphGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent) {
   clientId: servicePrincipal.id
-  resourceId: microsoftGraphSp.id
+  resourceId: microsoftGraphSp!.id
   consentType: 'AllPrincipals'
   scope: join(graphScopeNames, ' ')
 }
@@ -237,7 +237,7 @@ resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
   for roleName in (grantAdminConsent ? exchangeRoleNames : []): {
     appRoleId: permissionIds.exchangeOnline.roles[roleName]
     principalId: servicePrincipal.id
-    resourceId: exchangeOnlineSp.id
+    resourceId: exchangeOnlineSp!.id
   }
 ]
 
@@ -245,7 +245,7 @@ resource microsoftGraphAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
   for roleName in (grantAdminConsent ? graphRoleNames : []): {
     appRoleId: permissionIds.microsoftGraph.roles[roleName]
     principalId: servicePrincipal.id
-    resourceId: microsoftGraphSp.id
+    resourceId: microsoftGraphSp!.id
   }
 ]
 

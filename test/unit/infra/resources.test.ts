@@ -232,6 +232,19 @@ describe('azd wiring', () => {
     ]);
   });
 
+  it('dereferences conditional existing resources with ! (no BCP318 warning)', () => {
+    for (const { file, text } of allBicep) {
+      const conditional = [...text.matchAll(/^resource (\w+) '[^']+' existing = if \(/gm)].map((m) => m[1]!);
+      for (const name of conditional) {
+        expect({ file, name, bare: new RegExp(`\\b${name}\\.\\w`).test(text) }).toEqual({
+          file,
+          name,
+          bare: false,
+        });
+      }
+    }
+  });
+
   it('sets no ftpsState (Flex Consumption does not support it)', () => {
     for (const { file, text } of allBicep)
       expect({ file, ftps: /^\s*ftpsState:/m.test(text) }).toEqual({ file, ftps: false });
