@@ -128,14 +128,8 @@ export class ConnectionLifecycle {
     });
   }
 
-  private async exclusively<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const done = await withLease(this.options.leases, name, 'admin', ADMIN_LEASE, work);
-    if (!done) {
-      throw new BrokerError('refresh_in_progress', `A refresh of ${name} is still running.`, {
-        retryAfterSeconds: 10,
-      });
-    }
-    return done.value;
+  private exclusively<T>(name: string, work: () => Promise<T>): Promise<T> {
+    return withLease(this.options.leases, name, 'admin', ADMIN_LEASE, work);
   }
 
   /** Stops refreshing and serving the connection; its tokens stay until it is enabled or deleted. */

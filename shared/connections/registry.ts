@@ -1,3 +1,4 @@
+import { BrokerError } from '../errors';
 import type { Connection, ConnectionDefinition } from './connection';
 
 /** Fields that the broker (not the admin) changes: status, token facts, failure bookkeeping. */
@@ -45,4 +46,19 @@ export class ConcurrentUpdateError extends Error {
     super(`Connection ${connection} was changed by someone else`);
     this.name = 'ConcurrentUpdateError';
   }
+}
+
+/**
+ * The connection as it is now, if it is still the one `seen` was (not deleted, not deleted and
+ * defined again); otherwise `connection_not_found`. Writers call it under the connection's lease.
+ */
+export async function stillExisting(
+  registry: Pick<ConnectionRegistry, 'get'>,
+  seen: Pick<Connection, 'name' | 'createdAt'>,
+): Promise<Connection> {
+  const current = await registry.get(seen.name);
+  if (!current || current.createdAt !== seen.createdAt) {
+    throw new BrokerError('connection_not_found', `Connection ${seen.name} was removed meanwhile.`);
+  }
+  return current;
 }

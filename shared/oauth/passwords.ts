@@ -2,7 +2,7 @@ import type { AuditLog } from '../audit/audit-log';
 import type { Connection } from '../connections/connection';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
-import type { ConnectionRegistry } from '../connections/registry';
+import { stillExisting, type ConnectionRegistry } from '../connections/registry';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 
@@ -35,20 +35,12 @@ export class PasswordStore {
     }
     const password = passwordOf(body);
     // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
-    const written = await withLease(this.deps.leases, connection.name, 'password', ADMIN_LEASE, async () => {
-      const current = await this.deps.registry.get(connection.name);
-      if (current?.createdAt !== connection.createdAt) {
-        throw new BrokerError('connection_not_found', `Connection ${connection.name} was removed meanwhile.`);
-      }
+    await withLease(this.deps.leases, connection.name, 'password', ADMIN_LEASE, async () => {
+      await stillExisting(this.deps.registry, connection);
       await this.deps.secrets.set(secretNames.password(connection.name), password, {
         contentType: 'text/plain',
       });
     });
-    if (!written) {
-      throw new BrokerError('refresh_in_progress', `A refresh of ${connection.name} is running.`, {
-        retryAfterSeconds: 10,
-      });
-    }
     await this.deps.audit.record({
       connection: connection.name,
       type: 'connection.password_set',

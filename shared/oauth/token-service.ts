@@ -2,6 +2,7 @@ import type { AuthenticationResult } from '@azure/msal-node';
 import type { Connection } from '../connections/connection';
 import {
   ConcurrentUpdateError,
+  stillExisting,
   type ConnectionRegistry,
   type ConnectionState,
 } from '../connections/registry';
@@ -67,29 +68,9 @@ export class TokenService {
     serializedCache: string | undefined,
     details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
   ): Promise<Connection> {
-    const done = await withLease(
-      this.deps.leases,
-      connection.name,
-      'authorization',
-      ADMIN_LEASE,
-      async () => {
-        const current = await this.deps.registry.get(connection.name);
-        if (!current || current.createdAt !== connection.createdAt) {
-          throw new BrokerError(
-            'connection_not_found',
-            `Connection ${connection.name} was removed meanwhile.`,
-          );
-        }
-        return this.store(current, result, serializedCache, details);
-      },
+    return withLease(this.deps.leases, connection.name, 'authorization', ADMIN_LEASE, async () =>
+      this.store(await stillExisting(this.deps.registry, connection), result, serializedCache, details),
     );
-    if (!done) {
-      throw new BrokerError('refresh_in_progress', `A refresh of ${connection.name} is still running.`, {
-        retryAfterSeconds: 10,
-        remedy: 'Authorize again in a moment.',
-      });
-    }
-    return done.value;
   }
 
   private async store(

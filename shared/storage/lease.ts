@@ -1,3 +1,5 @@
+import { BrokerError } from '../errors';
+
 /** A short, exclusive claim on one resource (e.g. one connection's refresh) across processes and instances. */
 export interface Lease {
   readonly resource: string;
@@ -25,7 +27,7 @@ export const ADMIN_LEASE: LeaseWait = { ttlMs: 60_000, waitMs: 20_000 };
 /**
  * Runs `work` holding `resource`'s lease — the one every refresh of a connection takes — so a
  * delete, a reset or a new authorization never interleaves with a refresh writing secrets.
- * Returns undefined when the lease stayed taken for `waitMs`.
+ * A lease still taken after `waitMs` is `409 refresh_in_progress`.
  */
 export async function withLease<T>(
   leases: LeaseStore,
@@ -33,18 +35,23 @@ export async function withLease<T>(
   owner: string,
   wait: LeaseWait,
   work: () => Promise<T>,
-): Promise<{ value: T } | undefined> {
+): Promise<T> {
   const deadline = Date.now() + wait.waitMs;
   for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
     const lease = await leases.acquire(resource, owner, wait.ttlMs);
     if (lease) {
       try {
-        return { value: await work() };
+        return await work();
       } finally {
         await lease.release().catch(() => undefined);
       }
     }
-    if (Date.now() + pause > deadline) return undefined;
+    if (Date.now() + pause > deadline) {
+      throw new BrokerError('refresh_in_progress', `A refresh of ${resource} is still running.`, {
+        retryAfterSeconds: 10,
+        remedy: 'Try again in a moment.',
+      });
+    }
     await new Promise((done) => setTimeout(done, pause));
   }
 }
