@@ -24,7 +24,41 @@ targetScope = 'subscription'
 param environmentName string
 
 @minLength(1)
-@description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@description('Region of every resource: one that offers Flex Consumption (the Functions quickstart\'s list; `az functionapp list-flexconsumption-locations` shows today\'s).')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({ azd: { type: 'location' } })
 param location string
 
@@ -57,8 +91,12 @@ param allowedTenants array = []
 @description('Number of Key Vaults; the broker spreads connections over them (KEY_VAULT_URL lists all). One vault sustains about 40,000 connections.')
 param keyVaultCount int = 1
 
+@maxLength(32)
+@description('Salts the Key Vault names. Vault names stay reserved for the soft-delete retention (90 days, purge protection) after `azd down`; azure.yaml\'s postdown hook sets a new salt (KEY_VAULT_NAME_SALT) so the next `azd up` creates fresh vaults. Empty: the original names.')
+param keyVaultNameSalt string = ''
+
 @allowed(['default', 'recover'])
-@description('Use recover to re-provision an environment within the soft-delete retention of its vault names (after azd down).')
+@description('recover: bring back the soft-deleted vaults of this environment (same names, so the salt of their deployment) with their secrets, instead of creating new ones.')
 param keyVaultCreateMode string = 'default'
 
 @description('Principal object ids that may read published tokens from the vault(s) (Key Vault Secrets User), e.g. consumer apps\' managed identities.')
@@ -90,6 +128,9 @@ param publicBaseUrl string = ''
 @description('Display name of the App Registration. Empty: "ews-oauth-broker (<environment>)".')
 param appDisplayName string = ''
 
+@description('Create the app role assignments (Broker.Admin for the deployer and brokerAdminPrincipalIds; with grantAdminConsent, the app-only application permissions). Microsoft Graph Bicep cannot re-create an assignment that exists (msgraph-bicep-types issue 161), so azure.yaml\'s postprovision hook turns this off (BROKER_ASSIGN_APP_ROLES=false) once they exist.')
+param assignAppRoles bool = true
+
 @description('Optional serviceManagementReference, required by some tenants\' app management policies.')
 param serviceManagementReference string = ''
 
@@ -114,10 +155,13 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName }
 var functionAppName = '${abbrs.functionApp}broker-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
-var keyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}${resourceToken}${i == 0 ? '' : string(i)}']
+// Vault names outlive `azd down` by the soft-delete retention (purge protection forbids purging), so
+// they take a salt the postdown hook renews; without one they keep the names of the first release.
+var vaultToken = empty(keyVaultNameSalt) ? resourceToken : toLower(uniqueString(subscription().id, environmentName, location, keyVaultNameSalt))
+var keyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}${vaultToken}${i == 0 ? '' : string(i)}']
 // Token caches (refresh tokens) and passwords live apart from the published tokens: consumers get a
 // role on keyVaultNames only, so no consumer's Key Vault access can ever reach a refresh token.
-var privateKeyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}p${resourceToken}${i == 0 ? '' : string(i)}']
+var privateKeyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}p${vaultToken}${i == 0 ? '' : string(i)}']
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: '${abbrs.resourceGroup}${environmentName}'
@@ -210,6 +254,7 @@ module entraApp 'app/entra-app.bicep' = {
     profiles: profiles
     enableAppOnly: enableAppOnly
     grantAdminConsent: grantAdminConsent
+    assignAppRoles: assignAppRoles
     identityPrincipalId: identity.outputs.principalId
     brokerAdminPrincipalIds: union(empty(principalId) || principalType == 'ServicePrincipal' ? [] : [principalId], brokerAdminPrincipalIds)
     serviceManagementReference: serviceManagementReference

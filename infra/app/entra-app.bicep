@@ -22,6 +22,9 @@ param profiles array
 param enableAppOnly bool = false
 param grantAdminConsent bool = false
 
+@description('Create the app role assignments; false once they exist (appRoleAssignedTo cannot be re-deployed, msgraph-bicep-types issue 161).')
+param assignAppRoles bool = true
+
 @description('principalId (object id) of the user-assigned managed identity trusted as the app\'s credential.')
 param identityPrincipalId string
 
@@ -203,7 +206,7 @@ resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
 
 // Broker.Admin for the deploying user and the listed principals.
 resource brokerAdmins 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for principalId in brokerAdminPrincipalIds: {
+  for principalId in (assignAppRoles ? brokerAdminPrincipalIds : []): {
     appRoleId: brokerAdminRoleId
     principalId: principalId
     resourceId: servicePrincipal.id
@@ -234,7 +237,7 @@ resource microsoftGraphGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if 
 }
 
 resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for roleName in (grantAdminConsent ? exchangeRoleNames : []): {
+  for roleName in (grantAdminConsent && assignAppRoles ? exchangeRoleNames : []): {
     appRoleId: permissionIds.exchangeOnline.roles[roleName]
     principalId: servicePrincipal.id
     resourceId: exchangeOnlineSp!.id
@@ -242,7 +245,7 @@ resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
 ]
 
 resource microsoftGraphAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for roleName in (grantAdminConsent ? graphRoleNames : []): {
+  for roleName in (grantAdminConsent && assignAppRoles ? graphRoleNames : []): {
     appRoleId: permissionIds.microsoftGraph.roles[roleName]
     principalId: servicePrincipal.id
     resourceId: microsoftGraphSp!.id

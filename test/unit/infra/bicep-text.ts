@@ -297,3 +297,113 @@ export function moduleFiles(): string[] {
     'app/rbac.bicep',
   ];
 }
+
+// ---- parameter declarations ---------------------------------------------------------------------
+
+/** A `param` of a Bicep file with the decorators that constrain its value. */
+export interface ParamDeclaration {
+  name: string;
+  type: string;
+  /** Raw default expression, if any. */
+  defaultValue?: string;
+  allowed?: BicepNode[];
+  minLength?: number;
+  maxLength?: number;
+  minValue?: number;
+  maxValue?: number;
+  secure: boolean;
+}
+
+/** Every `param` of a Bicep file (comments stripped), with its decorators. */
+export function paramDeclarations(text: string): ParamDeclaration[] {
+  const declarations: ParamDeclaration[] = [];
+  let decorators: { name: string; argument: string }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const rest = text.slice(i);
+    const blank = /^\s+/.exec(rest);
+    if (blank) {
+      i += blank[0].length;
+      continue;
+    }
+    const decorator = /^@(\w+)\(/.exec(rest);
+    if (decorator) {
+      const open = i + decorator[0].length - 1;
+      const end = skipBalanced(text, open);
+      decorators.push({ name: decorator[1]!, argument: text.slice(open + 1, end - 1).trim() });
+      i = end;
+      continue;
+    }
+    const param = /^param (\w+) (\w+)(?: = (.+))?$/m.exec(rest);
+    if (param && param.index === 0) {
+      const declaration: ParamDeclaration = {
+        name: param[1]!,
+        type: param[2]!,
+        ...(param[3] === undefined ? {} : { defaultValue: param[3].trim() }),
+        secure: false,
+      };
+      for (const { name, argument } of decorators) {
+        if (name === 'allowed') declaration.allowed = parseBicepLiteral(argument) as BicepNode[];
+        else if (name === 'minLength') declaration.minLength = Number(argument);
+        else if (name === 'maxLength') declaration.maxLength = Number(argument);
+        else if (name === 'minValue') declaration.minValue = Number(argument);
+        else if (name === 'maxValue') declaration.maxValue = Number(argument);
+        else if (name === 'secure') declaration.secure = true;
+      }
+      declarations.push(declaration);
+      decorators = [];
+      i += param[0].length;
+      continue;
+    }
+    // Any other statement: skip its line (and any bracket group it opens), forgetting decorators.
+    decorators = [];
+    let j = i;
+    while (j < text.length && text[j] !== '\n') {
+      const ch = text[j];
+      if (ch === "'") j = skipString(text, j);
+      else if (ch === '{' || ch === '[' || ch === '(') j = skipBalanced(text, j);
+      else j += 1;
+    }
+    i = j;
+  }
+  return declarations;
+}
+
+/** A parameter value as ARM would receive it. */
+export type ParamValue = string | number | boolean | ParamValue[] | { [key: string]: ParamValue };
+
+/** What is wrong with `value` for `declaration` (type, @allowed, lengths, ranges); empty when nothing. */
+export function paramViolations(declaration: ParamDeclaration, value: ParamValue): string[] {
+  const problems: string[] = [];
+  const kind = Array.isArray(value)
+    ? 'array'
+    : typeof value === 'number'
+      ? 'int'
+      : typeof value === 'boolean'
+        ? 'bool'
+        : typeof value === 'string'
+          ? 'string'
+          : 'object';
+  if (kind !== declaration.type)
+    problems.push(`${declaration.name}: ${kind} given, ${declaration.type} declared`);
+  if (declaration.allowed) {
+    const allowed = declaration.allowed.map((node) =>
+      node instanceof Expression ? Number(node.text) : node,
+    );
+    // An @allowed on an array parameter constrains each element (Bicep's semantics).
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (!allowed.includes(item as never))
+        problems.push(`${declaration.name}: ${JSON.stringify(item)} is not allowed`);
+    }
+  }
+  const length = typeof value === 'string' || Array.isArray(value) ? value.length : undefined;
+  if (length !== undefined && declaration.minLength !== undefined && length < declaration.minLength)
+    problems.push(`${declaration.name}: shorter than ${declaration.minLength}`);
+  if (length !== undefined && declaration.maxLength !== undefined && length > declaration.maxLength)
+    problems.push(`${declaration.name}: longer than ${declaration.maxLength}`);
+  if (typeof value === 'number' && declaration.minValue !== undefined && value < declaration.minValue)
+    problems.push(`${declaration.name}: below ${declaration.minValue}`);
+  if (typeof value === 'number' && declaration.maxValue !== undefined && value > declaration.maxValue)
+    problems.push(`${declaration.name}: above ${declaration.maxValue}`);
+  return problems;
+}
