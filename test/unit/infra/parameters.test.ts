@@ -84,7 +84,8 @@ function evaluateBicepParam(expression: string, env: Record<string, string>): Pa
     switch (call[1]) {
       case 'readEnvironmentVariable': {
         const value = env[args[0] as string] ?? (args[1] as string | undefined);
-        if (value === undefined) throw new Error(`environment variable ${JSON.stringify(args[0])} is not set`);
+        if (value === undefined)
+          throw new Error(`environment variable ${JSON.stringify(args[0])} is not set`);
         return value;
       }
       case 'bool':
