@@ -38,7 +38,7 @@ export interface EmulatorState {
   stats: EntraStats;
   settings: {
     latencyMs: number;
-    lenientRotation: boolean;
+    revokeRotatedRefreshTokens: boolean;
     omitRefreshToken: boolean;
     accessTokenLifetimeSeconds: number;
     consentRequired: boolean;

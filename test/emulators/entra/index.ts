@@ -84,8 +84,12 @@ export interface FailNextOptions {
 export interface FaultControls {
   /** Delay added to every token / authorize / sign-in / consent / managed-identity response. */
   latencyMs: number;
-  /** When true, a refresh token stays valid after use (no rotation revocation), as real Entra often behaves. */
-  lenientRotation: boolean;
+  /**
+   * When true, redeeming a refresh token revokes it. Entra does not (a rotated-out refresh token stays
+   * valid until its own 90-day lifetime ends); this switch is for tests that must prove no code path
+   * ever redeems an old one.
+   */
+  revokeRotatedRefreshTokens: boolean;
   /** When true, refresh answers carry no new refresh token (Entra may do so); the presented one stays valid. */
   omitRefreshToken: boolean;
   /** `expires_in` of access tokens issued from now on. */
@@ -434,7 +438,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     stats,
     settings: {
       latencyMs: 0,
-      lenientRotation: false,
+      revokeRotatedRefreshTokens: false,
       omitRefreshToken: false,
       accessTokenLifetimeSeconds: defaultLifetime,
       consentRequired: false,
@@ -473,11 +477,11 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     set latencyMs(v: number) {
       state.settings.latencyMs = v;
     },
-    get lenientRotation() {
-      return state.settings.lenientRotation;
+    get revokeRotatedRefreshTokens() {
+      return state.settings.revokeRotatedRefreshTokens;
     },
-    set lenientRotation(v: boolean) {
-      state.settings.lenientRotation = v;
+    set revokeRotatedRefreshTokens(v: boolean) {
+      state.settings.revokeRotatedRefreshTokens = v;
     },
     get omitRefreshToken() {
       return state.settings.omitRefreshToken;
@@ -538,7 +542,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     reset() {
       Object.assign(state.settings, {
         latencyMs: 0,
-        lenientRotation: false,
+        revokeRotatedRefreshTokens: false,
         omitRefreshToken: false,
         accessTokenLifetimeSeconds: defaultLifetime,
         consentRequired: false,

@@ -292,7 +292,7 @@ function redeemRefreshToken(
   if (tenant && tenant.tenantId !== grant.user.tenantId) {
     fail(70000, { detail: 'The refresh token was issued to a different tenant.' });
   }
-  if (grant.revokedAt !== undefined && !state.settings.lenientRotation) {
+  if (grant.revokedAt !== undefined) {
     fail(70000, {
       detail:
         'The provided grant has expired due to it being revoked, a fresh auth token is needed. The refresh token was redeemed already and replaced by a newer one.',
@@ -314,11 +314,13 @@ function redeemRefreshToken(
   resourceScopes = expandDefault(state, grant.user, client.app.clientId, resourceScopes);
   checkUserPolicies(state, grant.user, grant.authTime, grant.mfa, client.app, resourceScopes);
 
-  // Rotation: the presented token is replaced (unless faults.lenientRotation keeps it usable).
-  // An answer without a new refresh token (faults.omitRefreshToken) leaves the presented one valid.
+  // Rotation: the answer carries a new refresh token, and the presented one stays valid until its
+  // own lifetime ends (90 days from its issue), as Entra does: "refresh tokens aren't revoked when
+  // used to acquire new access tokens". faults.revokeRotatedRefreshTokens revokes it instead.
+  // An answer without a new refresh token (faults.omitRefreshToken) extends the presented one.
   const omitRefreshToken = state.settings.omitRefreshToken;
-  if (state.settings.lenientRotation || omitRefreshToken) grant.lastUsedAt = now;
-  else grant.revokedAt = now;
+  if (omitRefreshToken) grant.lastUsedAt = now;
+  else if (state.settings.revokeRotatedRefreshTokens) grant.revokedAt = now;
   state.stats.refreshes++;
   const oidcGranted = grant.scopes.filter((s) => OIDC_SCOPES.has(s));
   const oidcScopes =

@@ -350,7 +350,8 @@ describe('authorization code + PKCE with msal-node', () => {
 });
 
 describe('refresh tokens', () => {
-  it('rotates the refresh token on every refresh and rejects the old one', async () => {
+  it('with faults.revokeRotatedRefreshTokens, rotates the refresh token and rejects the old one', async () => {
+    emu.faults.revokeRotatedRefreshTokens = true;
     const user = newUser();
     const { cca, result } = await signInWithMsal(user);
     const first = cachedRefreshToken(cca);
@@ -375,14 +376,23 @@ describe('refresh tokens', () => {
     expect(viaSecond?.accessToken).toBeTruthy();
   });
 
-  it('keeps old refresh tokens valid with faults.lenientRotation', async () => {
+  it('keeps a rotated-out refresh token valid until its own 90-day lifetime ends, as Entra does', async () => {
     const user = newUser();
     const { cca } = await signInWithMsal(user);
     const rt = cachedRefreshToken(cca);
-    emu.faults.lenientRotation = true;
-    await client().acquireTokenByRefreshToken({ refreshToken: rt, scopes: SCOPES });
+    const rotated = await client().acquireTokenByRefreshToken({ refreshToken: rt, scopes: SCOPES });
+    expect(rotated?.accessToken).toBeTruthy();
+    // Used again after a newer one was issued: still valid, and a day later too.
+    clockOffset = DAY;
     const again = await client().acquireTokenByRefreshToken({ refreshToken: rt, scopes: SCOPES });
     expect(again?.accessToken).toBeTruthy();
+    // Using it does not extend it: 90 days after its issue it has expired, whatever happened since.
+    clockOffset = 91 * DAY;
+    await expectAadsts(
+      client().acquireTokenByRefreshToken({ refreshToken: rt, scopes: SCOPES }),
+      700082,
+      'invalid_grant',
+    );
   });
 
   it('expires refresh tokens unused for 90 days (AADSTS700082) and omits them without offline_access', async () => {

@@ -51,7 +51,7 @@ describe('refresh invariants (Key Vault)', () => {
     'a failed write %s leaves a refresh token that works',
     async (_label, failing) => {
       // Entra keeps a rotated-out refresh token valid (it does not revoke on rotation).
-      harness.entra.faults.lenientRotation = true;
+      harness.entra.faults.revokeRotatedRefreshTokens = false;
       const name = `crash-${failing.source.includes('cache') ? 'cache' : 'token'}`;
       expect(await authorizeConnection(harness, name)).toBe(200);
       const rtBefore = await storedRefreshToken(harness, name);
@@ -70,7 +70,7 @@ describe('refresh invariants (Key Vault)', () => {
   );
 
   it('a failure during the status update keeps the new tokens', async () => {
-    harness.entra.faults.lenientRotation = false;
+    harness.entra.faults.revokeRotatedRefreshTokens = true;
     expect(await authorizeConnection(harness, 'crash-status')).toBe(200);
     const spy = jest
       .spyOn(harness.broker.registry, 'updateState')
@@ -85,7 +85,7 @@ describe('refresh invariants (Key Vault)', () => {
   });
 
   it('an answer without a new refresh token keeps the old one', async () => {
-    harness.entra.faults.lenientRotation = false;
+    harness.entra.faults.revokeRotatedRefreshTokens = true;
     expect(await authorizeConnection(harness, 'no-new-rt')).toBe(200);
     const rtBefore = await storedRefreshToken(harness, 'no-new-rt');
     harness.entra.faults.omitRefreshToken = true;
@@ -97,7 +97,7 @@ describe('refresh invariants (Key Vault)', () => {
   });
 
   it('two instances refreshing one connection at once redeem it once; the later one uses the rotated token', async () => {
-    harness.entra.faults.lenientRotation = false; // reusing a rotated-out token would fail loudly
+    harness.entra.faults.revokeRotatedRefreshTokens = true; // reusing a rotated-out token would fail loudly
     expect(await authorizeConnection(harness, 'race')).toBe(200);
     const other = harness.secondBroker();
     harness.entra.faults.latencyMs = 300; // keep the first refresh in flight while the others start

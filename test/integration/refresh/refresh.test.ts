@@ -31,7 +31,7 @@ describe('refresh', () => {
   }
 
   it('the timer refreshes a connection whose token enters the margin, rotating the refresh token', async () => {
-    harness.entra.faults.lenientRotation = false;
+    harness.entra.faults.revokeRotatedRefreshTokens = true;
     expect(await authorizeConnection(harness, 'timer-a')).toBe(200);
     const before = await published('timer-a');
     const rtBefore = await storedRefreshToken(harness, 'timer-a');
