@@ -1,6 +1,7 @@
 /**
  * The local host's stand-in for the Functions timer trigger: runs a job at each occurrence of a
- * schedule, one run at a time, as the Functions host does for a timer function.
+ * schedule, one run at a time, as the Functions host does for a timer function. croner computes the
+ * occurrences (./ncrontab); the waiting is done here, on a clock and timers that tests can inject.
  */
 import type { Schedule } from './ncrontab';
 
@@ -82,7 +83,14 @@ export function startLocalTimer(options: LocalTimerOptions): LocalTimer {
   /** Sets `due` to the first occurrence after `from`; undefined (and reported) when there is none. */
   const plan = (from: number): void => {
     try {
-      due = options.schedule.next(new Date(from)).getTime();
+      due = options.schedule.next(new Date(from))?.getTime();
+      if (due === undefined) {
+        report(
+          new Error(
+            `"${options.schedule.expression}" has no occurrence after ${new Date(from).toISOString()}.`,
+          ),
+        );
+      }
     } catch (error) {
       due = undefined;
       report(error);

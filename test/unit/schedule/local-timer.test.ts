@@ -265,19 +265,25 @@ describe('startLocalTimer', () => {
     await timer.stop();
   });
 
-  it('uses a TimeSpan schedule as a fixed interval', async () => {
-    const time = new FakeTime('2026-03-15T12:34:56Z');
-    const runs: string[] = [];
-    const { timer } = start(time, {
-      schedule: parseNcrontab('00:05:00'),
-      run: () => {
-        runs.push(time.now().toISOString());
-        return Promise.resolve();
+  it('reports a schedule that has no next occurrence, and waits for nothing', async () => {
+    const time = new FakeTime('2026-03-15T12:35:00Z');
+    const run = jest.fn(() => Promise.resolve());
+    let calls = 0;
+    const { timer, errors } = start(time, {
+      // Fires at 12:40, then never again.
+      schedule: {
+        expression: 'once',
+        next: () => (calls++ === 0 ? new Date('2026-03-15T12:40:00Z') : undefined),
       },
+      run,
     });
     await time.advance(10 * MINUTE);
-    expect(runs).toEqual(['2026-03-15T12:39:56.000Z', '2026-03-15T12:44:56.000Z']);
-    await timer.stop();
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(errors).toEqual([new Error('"once" has no occurrence after 2026-03-15T12:40:00.000Z.')]);
+    expect(time.timers.size).toBe(0);
+    await time.advance(60 * MINUTE);
+    expect(run).toHaveBeenCalledTimes(1);
+    await expect(timer.stop()).resolves.toBeUndefined();
   });
 
   it('runs on real timers too', async () => {
