@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     `ews-oauth-broker is serving ${host.url}/api/ (health: ${host.url}/api/health, console: ${host.url}/api/console)`,
   );
   console.log(
-    `Secret store: ${broker.secrets.kind === 'key-vault' ? `Key Vault ${config.keyVaultUrl ?? ''}` : `local encrypted file (development only) ${config.localSecretFile}`}`,
+    `Secret store: ${broker.secrets.kind === 'key-vault' ? `Key Vault ${config.keyVaultUrls.join(', ')}` : `local encrypted file (development only) ${config.localSecretFile}`}`,
   );
   // The refreshTokens timer on the same NCRONTAB schedule as in Azure (the host runs one at a time).
   const timer = startLocalTimer({

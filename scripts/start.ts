@@ -6,26 +6,27 @@
  *    mailboxes (the same emulator the tests use), so the whole flow can be clicked through;
  *  - then the host (scripts/serve.ts) in a child process, because Node reads NODE_EXTRA_CA_CERTS
  *    (the sandbox's CA) only when a process starts.
- * Settings come from the environment, then local.settings.json "Values" (as `func start` reads them).
+ * Settings come from the environment, then local.settings.json "Values" (as `func start` reads them);
+ * an empty value counts as unset, as in shared/config.ts (scripts/local-settings.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_AZURITE_PORTS, startAzurite } from '../test/support/azurite';
-import { startEntraEmulator } from '../test/emulators/entra';
+import { DEFAULT_AZURITE_PORTS, startAzurite } from '../sandbox/azurite';
+import { startEntraEmulator } from '../sandbox/entra';
 import { DEMO_MAILBOXES, startSandboxServices } from '../sandbox/services';
 import { ensureTestPki } from '../sandbox/tls';
+import {
+  mergeSettings,
+  readLocalSettings,
+  sandboxPublicBaseUrl,
+  sandboxSettings,
+  wantsSandbox,
+} from './local-settings';
 
 const root = resolve(__dirname, '..');
 const localDir = join(root, '.broker-local');
-
-function localSettings(): Record<string, string> {
-  const file = join(root, 'local.settings.json');
-  if (!existsSync(file)) return {};
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, string> };
-  return parsed.Values ?? {};
-}
 
 function localSecretKey(): string {
   const file = join(localDir, 'secret.key');
@@ -43,7 +44,7 @@ const SANDBOX_USERS = [
 ];
 
 async function main(): Promise<void> {
-  const env: Record<string, string | undefined> = { ...localSettings(), ...process.env };
+  const env = mergeSettings(readLocalSettings(join(root, 'local.settings.json')), process.env);
   const PORT = Number(env.BROKER_HOST_PORT ?? 7071);
   const children: { stop(): Promise<void> }[] = [];
   const stopAll = async () => {
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     env.BROKER_LOCAL_SECRET_FILE ??= join(localDir, 'secrets.json');
   }
 
-  const sandbox = !env.ENTRA_CLIENT_ID;
+  const sandbox = wantsSandbox(env);
   if (sandbox) {
     const pki = ensureTestPki(env.SANDBOX_PKI_DIR ?? join(localDir, 'sandbox-pki'));
     const entra = await startEntraEmulator({ pki, port: Number(env.SANDBOX_ENTRA_PORT ?? 7443) });
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
     children.push({ stop: () => services.close() });
     // Shows the diagnosis admins see once Exchange Online enforces EwsAllowedAppIDs.
     if (/^(1|true)$/i.test(env.SANDBOX_EWS_BLOCKED ?? '')) services.ews.blockEws(true, []);
-    const publicBaseUrl = env.PUBLIC_BASE_URL ?? `http://localhost:${PORT}`;
+    const publicBaseUrl = sandboxPublicBaseUrl(env, PORT);
     const app = entra.registerApp({
       clientSecret: randomBytes(24).toString('base64url'),
       redirectUris: [`${publicBaseUrl}/api/callback`],
@@ -86,21 +87,18 @@ async function main(): Promise<void> {
     });
     // The password grant (ROPC) cannot show a consent page: the sandbox's admin has consented.
     entra.grantAdminConsent(app.clientId);
-    Object.assign(env, {
-      ENTRA_TENANT_ID: tenant.tenantId,
-      ENTRA_CLIENT_ID: app.clientId,
-      ENTRA_CLIENT_CREDENTIAL: 'secret',
-      ENTRA_CLIENT_SECRET: app.clientSecret ?? '',
-      ENTRA_AUTHORITY_HOST: entra.url,
-      PUBLIC_BASE_URL: publicBaseUrl,
-      BROKER_SANDBOX: 'true',
-      BROKER_LOCAL_ADMIN: env.BROKER_LOCAL_ADMIN ?? 'true',
-      NODE_EXTRA_CA_CERTS: pki.caCertFile,
-      // The demo mailboxes answer for outlook.office365.com and graph.microsoft.com through this
-      // proxy, as a TLS-inspecting proxy would; loopback (sign-in, storage) stays direct.
-      HTTPS_PROXY: services.router.url,
-      NO_PROXY: 'localhost,127.0.0.1,::1',
-    });
+    Object.assign(
+      env,
+      sandboxSettings(env, {
+        port: PORT,
+        authorityHost: entra.url,
+        tenantId: tenant.tenantId,
+        clientId: app.clientId,
+        clientSecret: app.clientSecret ?? '',
+        caCertFile: pki.caCertFile,
+        proxyUrl: services.router.url,
+      }),
+    );
     console.log('');
     console.log('  SANDBOX: no ENTRA_CLIENT_ID is set, so sign-in is simulated on this machine.');
     console.log(`  Sign-in service (Entra-compatible emulator): ${entra.url}/${tenant.tenantId}`);

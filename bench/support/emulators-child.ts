@@ -3,8 +3,8 @@
  * outside the broker's process so the broker's figures (CPU, event-loop time, RSS) are its own, as
  * they would be in Azure where Entra and Key Vault are remote services.
  */
-import { startEntraEmulator, type EntraEmulator } from '../../test/emulators/entra';
-import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../test/emulators/keyvault';
+import { startEntraEmulator, type EntraEmulator } from '../../sandbox/entra';
+import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../sandbox/keyvault';
 import { ensureTestPki } from '../../sandbox/tls';
 import type { EmulatorInfo, EmulatorRequest, EmulatorResponse, InitParams, KeyVaultStatsView } from './rpc';
 

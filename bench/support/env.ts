@@ -13,9 +13,9 @@ import { createBroker, type Broker, type BrokerOverrides } from '../../shared/br
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logging';
 import { startLocalHost, type LocalHost } from '../../scripts/host';
-import { signIn } from '../../test/emulators/entra/sign-in-driver';
+import { signIn } from '../../sandbox/entra/sign-in-driver';
 import { ensureTestPki } from '../../sandbox/tls';
-import { startAzurite, type AzuriteInstance } from '../../test/support/azurite';
+import { startAzurite, type AzuriteInstance } from '../../sandbox/azurite';
 import { api, Browser, freePort, USERS } from '../../test/support/harness';
 import { uniqueTablePrefix } from '../../test/support/storage';
 import { startEmulatorProcess, type EmulatorInfo, type Emulators } from './rpc';

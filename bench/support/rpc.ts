@@ -1,8 +1,8 @@
 /** The benchmarks' emulator child process (emulators-child.ts) and the typed IPC calls it answers. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { EntraStats } from '../../test/emulators/entra';
-import type { KeyVaultOperation } from '../../test/emulators/keyvault';
+import type { EntraStats } from '../../sandbox/entra';
+import type { KeyVaultOperation } from '../../sandbox/keyvault';
 
 export interface InitParams {
   pkiDir: string;

@@ -5,7 +5,10 @@
  * (an independent grant of the same user), written straight to the stores.
  */
 import type { TransactionAction } from '@azure/data-tables';
-import { delegatedScopes, OIDC_SCOPES } from '../../shared/connections/profiles';
+import { delegatedScopes } from '../../shared/connections/profiles';
+
+/** Scopes MSAL adds to every user request (a seeded grant holds them as a real one does). */
+const OIDC_SCOPES = ['openid', 'profile', 'offline_access'];
 import { TableConnectionRegistry } from '../../shared/connections/table-registry';
 import { secretNames } from '../../shared/secrets/secret-store';
 import { entityColumns } from '../../shared/storage/tables';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { signIn } from '../emulators/entra/sign-in-driver';
+import { signIn } from '../../sandbox/entra/sign-in-driver';
 import { api, Browser, freePort } from '../support/harness';
 import { uniqueTablePrefix } from '../support/storage';
 

@@ -4,7 +4,7 @@
  * With TEST_STORAGE_CONNECTION_STRING already set, that storage is used and nothing is started.
  * AZURITE_DEBUG_LOG=<file> writes Azurite's debug log; AZURITE_VERBOSE=1 shows its access log.
  */
-import { startAzurite, type AzuriteInstance } from './azurite';
+import { startAzurite, type AzuriteInstance } from '../../sandbox/azurite';
 
 declare global {
   var __TEST_AZURITE__: AzuriteInstance | undefined;

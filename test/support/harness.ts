@@ -7,12 +7,12 @@ import { secretNames } from '../../shared/secrets/secret-store';
 import { createBroker, type Broker, type BrokerOverrides } from '../../shared/broker';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logging';
-import { startEntraEmulator, type EntraEmulator } from '../emulators/entra';
-import { startKeyVaultEmulator, type KeyVaultEmulator } from '../emulators/keyvault';
+import { startEntraEmulator, type EntraEmulator } from '../../sandbox/entra';
+import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../sandbox/keyvault';
 import { startLocalHost, type LocalHost } from '../../scripts/host';
 import { createBearerValidator } from '../../sandbox/bearer';
 import { startSandboxServices, type DemoMailbox, type SandboxServices } from '../../sandbox/services';
-import { DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME } from './azurite';
+import { DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME } from '../../sandbox/azurite';
 import { startMailServers, type MailServers } from './dovecot';
 import { testPki } from './pki';
 import { uniqueTablePrefix } from './storage';
@@ -359,7 +359,7 @@ export async function authorizeConnection(
   user: { username: string; password: string } = USERS.support,
   definition: Record<string, unknown> = { mailbox: user.username, profile: 'ews' },
 ): Promise<number> {
-  const { signIn } = await import('../emulators/entra/sign-in-driver');
+  const { signIn } = await import('../../sandbox/entra/sign-in-driver');
   const existing = await harness.broker.registry.get(name);
   if (!existing) await api(harness.baseUrl, 'PUT', `/api/connections/${name}`, definition);
   const browser = new Browser();

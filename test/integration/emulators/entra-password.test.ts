@@ -9,7 +9,7 @@ import {
   PublicClientApplication,
   type AuthenticationResult,
 } from '@azure/msal-node';
-import { startEntraEmulator, type EntraEmulator, type UserInfo } from '../../emulators/entra';
+import { startEntraEmulator, type EntraEmulator, type UserInfo } from '../../../sandbox/entra';
 import { testPki } from '../../support/pki';
 
 const OUTLOOK = 'https://outlook.office.com';

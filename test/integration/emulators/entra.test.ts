@@ -17,8 +17,8 @@ import {
   type AuthenticationResult,
 } from '@azure/msal-node';
 import { ManagedIdentityCredential } from '@azure/identity';
-import { startEntraEmulator, type EntraEmulator, type UserInfo } from '../../emulators/entra';
-import { signIn } from '../../emulators/entra/sign-in-driver';
+import { startEntraEmulator, type EntraEmulator, type UserInfo } from '../../../sandbox/entra';
+import { signIn } from '../../../sandbox/entra/sign-in-driver';
 import { testPki } from '../../support/pki';
 
 const REDIRECT = 'http://localhost:3999/api/callback';

@@ -9,7 +9,7 @@ import {
   startKeyVaultEmulator,
   type KeyVaultEmulator,
   type KeyVaultEmulatorOptions,
-} from '../../emulators/keyvault';
+} from '../../../sandbox/keyvault';
 import { testPki } from '../../support/pki';
 import { testTokenSource } from '../secrets/token-source';
 

@@ -24,7 +24,7 @@ import {
 } from 'ews-javascript-api';
 import { createBearerValidator } from '../../../sandbox/bearer';
 import { startEwsStandIn, type EwsStandIn } from '../../../sandbox/ews';
-import { startEntraEmulator, type EntraEmulator } from '../../emulators/entra';
+import { startEntraEmulator, type EntraEmulator } from '../../../sandbox/entra';
 import { testPki } from '../../support/pki';
 
 const SECRET = 'ews-stand-in-secret';

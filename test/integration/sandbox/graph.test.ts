@@ -4,7 +4,7 @@
  */
 import { createBearerValidator } from '../../../sandbox/bearer';
 import { startGraphStandIn, type GraphStandIn } from '../../../sandbox/graph';
-import { startEntraEmulator, type EntraEmulator } from '../../emulators/entra';
+import { startEntraEmulator, type EntraEmulator } from '../../../sandbox/entra';
 import { testPki } from '../../support/pki';
 
 const SECRET = 'graph-stand-in-secret';

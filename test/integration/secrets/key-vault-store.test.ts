@@ -16,7 +16,7 @@ import {
   startKeyVaultEmulator,
   type KeyVaultEmulator,
   type KeyVaultEmulatorOptions,
-} from '../../emulators/keyvault';
+} from '../../../sandbox/keyvault';
 import { testPki } from '../../support/pki';
 import { testTokenSource, type TestTokenSource } from './token-source';
 

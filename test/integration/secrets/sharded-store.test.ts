@@ -5,7 +5,7 @@
 import { KeyVaultSecretStore, type KeyVaultTuning } from '../../../shared/secrets/key-vault-store';
 import { secretNames } from '../../../shared/secrets/secret-store';
 import { ShardedSecretStore, type VaultShard } from '../../../shared/secrets/sharded-store';
-import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../emulators/keyvault';
+import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../../sandbox/keyvault';
 import { testPki } from '../../support/pki';
 import { testTokenSource } from './token-source';
 

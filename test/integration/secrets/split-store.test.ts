@@ -6,7 +6,7 @@
 import { loadConfig } from '../../../shared/config';
 import { createSecretStore } from '../../../shared/secrets';
 import { secretNames } from '../../../shared/secrets/secret-store';
-import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../emulators/keyvault';
+import { startKeyVaultEmulator, type KeyVaultEmulator } from '../../../sandbox/keyvault';
 import { testPki } from '../../support/pki';
 import { testTokenSource } from './token-source';
 

@@ -13,7 +13,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import type { TestPki } from '../../../sandbox/tls';
+import type { TestPki } from '../tls';
 import {
   handleAdminConsent,
   handleAuthorize,
@@ -53,7 +53,7 @@ import {
 } from './model';
 import { handleToken } from './token-endpoint';
 import { newSessionId } from './tokens';
-import { listenOnLoopback } from '../../../sandbox/listen';
+import { listenOnLoopback } from '../listen';
 
 export type { AppInfo, EntraStats, FederatedCredential, ManagedIdentityInfo, TenantInfo, UserInfo };
 export { AADSTS_TABLE, aadsts } from './errors';

@@ -14,8 +14,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TestPki } from '../../../sandbox/tls';
-import { listenOnLoopback } from '../../../sandbox/listen';
+import type { TestPki } from '../tls';
+import { listenOnLoopback } from '../listen';
 
 export type KeyVaultOperation =
   | 'get'
