@@ -2,17 +2,8 @@ import type { HttpRequest, InvocationContext } from '@azure/functions';
 import { type HttpResponseInit } from '@azure/functions';
 import type { Broker } from '../shared/broker';
 import { BrokerError } from '../shared/errors';
-import type { Handler } from '../shared/http/handlers';
 import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
-
-/** One HTTP function: what the host registers and what the local host serves. */
-export interface HttpFunctionDefinition {
-  name: string;
-  route: string;
-  methods: ('GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH')[];
-  authLevel: 'anonymous' | 'function';
-  handler: Handler;
-}
+import { serve, type HttpFunctionDefinition } from './route';
 
 export type FunctionsHttpHandler = (
   request: HttpRequest,
@@ -53,8 +44,9 @@ function toResponseInit(response: BrokerResponse): HttpResponseInit {
   };
 }
 
-/** Binds a shared handler to the Functions programming model. */
-export function adaptHttp(handler: Handler, broker: () => Broker): FunctionsHttpHandler {
+/** Binds a function's definition, through {@link serve}, to the Functions programming model. */
+export function adaptHttp(definition: HttpFunctionDefinition, broker: () => Broker): FunctionsHttpHandler {
+  const handler = serve(definition);
   return async (request, context) =>
     toResponseInit(await handler(broker(), toBrokerRequest(request, context)));
 }

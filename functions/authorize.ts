@@ -1,10 +1,88 @@
-import { authorize as handler } from '../shared/http/handlers';
-import type { HttpFunctionDefinition } from './adapter';
+import type { Broker } from '../shared/broker';
+import { assertConnectionName, isServerSideGrant } from '../shared/connections/connection';
+import { identifyCaller, requireAdmin } from '../shared/http/caller';
+import { connectionView, existingConnection } from '../shared/http/connection-view';
+import { callbackPage } from '../shared/http/pages';
+import { bindingCookie, refuseCrossSite } from '../shared/http/request';
+import { json, toBrokerError } from '../shared/http/responses';
+import type { BrokerRequest, BrokerResponse, Handler } from '../shared/http/types';
+import type { HttpFunctionDefinition } from './route';
+
+/**
+ * `GET /api/connections/{name}/authorize` (admin, in the console's popup): a 302 to Entra's
+ * sign-in, bound to this browser by a cookie; for grants without a browser step, the result page.
+ */
+const inBrowser: Handler = async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  const connection = await existingConnection(broker, name);
+  if (isServerSideGrant(connection.grant)) {
+    // Grants without a browser step: a GET does what the POST does and shows the result page, so
+    // it is as state-changing as the POST: not from another site.
+    refuseCrossSite(broker, request);
+    return serverSideResultPage(broker, request, name, caller.name);
+  }
+  const started = await broker.authorization.start(name, caller.name);
+  broker.logger.info('authorization.started', {
+    connection: name,
+    actor: caller.name,
+    correlationId: request.correlationId,
+  });
+  return {
+    status: 302,
+    headers: { Location: started.redirectUrl, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
+    cookies: [bindingCookie(broker, started.state, started.browserBinding, started.ttlSeconds)],
+  };
+};
+
+/** A server-side grant acquired now, its outcome (also a failure) as the popup's result page. */
+async function serverSideResultPage(
+  broker: Broker,
+  request: BrokerRequest,
+  name: string,
+  actor: string,
+): Promise<BrokerResponse> {
+  const appOrigin = new URL(broker.config.publicBaseUrl).origin;
+  try {
+    const completed = await broker.authorization.authorizeServerSide(name, actor, request.correlationId);
+    broker.tokenReader.forget(name);
+    return callbackPage(appOrigin, {
+      ok: true,
+      connection: name,
+      status: completed.connection.status,
+      signedInAs: completed.signedInAs,
+    });
+  } catch (thrown) {
+    const error = toBrokerError(thrown, broker.logger, request.correlationId);
+    return callbackPage(appOrigin, {
+      ok: false,
+      connection: name,
+      error,
+      correlationId: request.correlationId,
+    });
+  }
+}
+
+/** `POST /api/connections/{name}/authorize` (admin): for grants without a browser step, acquire and publish now. */
+const serverSide: Handler = async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  const completed = await broker.authorization.authorizeServerSide(name, caller.name, request.correlationId);
+  broker.tokenReader.forget(name);
+  broker.logger.info('authorization.completed', { connection: name, correlationId: request.correlationId });
+  return json(200, {
+    signedInAs: completed.signedInAs,
+    connection: connectionView(completed.connection, broker.secrets),
+  });
+};
 
 export const authorize: HttpFunctionDefinition = {
   name: 'authorize',
   route: 'connections/{name}/authorize',
-  methods: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
+  methods: ['GET', 'POST'],
+  // GET in a browser (interactive sign-in, or the result page); POST from the console or a script.
+  kind: (method) => (method === 'POST' ? 'api' : 'browser'),
   authLevel: 'anonymous',
-  handler,
+  handler: (broker, request) =>
+    request.method === 'POST' ? serverSide(broker, request) : inBrowser(broker, request),
 };

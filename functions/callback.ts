@@ -1,10 +1,55 @@
-import { callback as handler } from '../shared/http/handlers';
-import type { HttpFunctionDefinition } from './adapter';
+import { adminConsentPage, callbackPage } from '../shared/http/pages';
+import { bindingCookie, readBindingCookie, singleQueryValue } from '../shared/http/request';
+import { toBrokerError } from '../shared/http/responses';
+import type { Handler } from '../shared/http/types';
+import type { HttpFunctionDefinition } from './route';
+
+/**
+ * `GET /api/callback`: where Entra returns the browser, with the code of a sign-in the authorize
+ * route started in this browser (its binding cookie), or from the admin-consent endpoint. Answers
+ * the popup's result page, success or failure; clears the binding cookie on success.
+ */
+const handler: Handler = async (broker, request) => {
+  const take = (key: string) => singleQueryValue(request, key);
+  const state = take('state');
+  const query = request.url.searchParams;
+  if (state === undefined && (query.has('admin_consent') || query.has('error'))) {
+    // The admin-consent endpoint's return: no authorization of ours is in flight.
+    return adminConsentPage(take('admin_consent'), take('tenant'), take('error'), take('error_description'));
+  }
+  const appOrigin = new URL(broker.config.publicBaseUrl).origin;
+  const binding = readBindingCookie(broker, request, state ?? '');
+  try {
+    const completed = await broker.authorization.complete(
+      { code: take('code'), state, error: take('error'), error_description: take('error_description') },
+      binding,
+      request.correlationId,
+    );
+    const connection = completed.connection.name;
+    broker.logger.info('authorization.completed', { connection, correlationId: request.correlationId });
+    const response = callbackPage(appOrigin, {
+      ok: true,
+      connection,
+      status: completed.connection.status,
+      signedInAs: completed.signedInAs,
+    });
+    return { ...response, cookies: [bindingCookie(broker, state ?? '', '', 0)] };
+  } catch (thrown) {
+    const error = toBrokerError(thrown, broker.logger, request.correlationId);
+    return callbackPage(appOrigin, {
+      ok: false,
+      connection: null,
+      error,
+      correlationId: request.correlationId,
+    });
+  }
+};
 
 export const callback: HttpFunctionDefinition = {
   name: 'callback',
   route: 'callback',
-  methods: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
+  methods: ['GET'],
+  kind: 'browser',
   authLevel: 'anonymous',
   handler,
 };

@@ -1,26 +1,25 @@
 import { assertConnectionName } from '../shared/connections/connection';
 import { BrokerError } from '../shared/errors';
-import { connectionView, existingConnection, guard } from '../shared/http/handlers';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
+import { connectionView, existingConnection } from '../shared/http/connection-view';
 import { json } from '../shared/http/responses';
-import type { HttpFunctionDefinition } from './adapter';
-
-const ALL: HttpFunctionDefinition['methods'] = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];
+import type { HttpFunctionDefinition } from './route';
 
 /** `POST /api/connections/{name}/{disable|enable}` (admin): stop or resume refreshing and serving. */
 function statusChange(action: 'disable' | 'enable'): HttpFunctionDefinition {
   return {
     name: `${action}Connection`,
     route: `connections/{name}/${action}`,
-    methods: ALL,
+    methods: ['POST'],
+    kind: 'api',
     authLevel: 'anonymous',
-    handler: guard('api', ['POST'], async (broker, request) => {
+    handler: async (broker, request) => {
       const caller = requireAdmin(identifyCaller(request, broker.config));
       const name = assertConnectionName(request.params.name);
       const change = { actor: caller.name, correlationId: request.correlationId };
       const connection = await broker.connections[action](name, change);
       return json(200, connectionView(connection, broker.secrets));
-    }),
+    },
   };
 }
 
@@ -33,9 +32,10 @@ const MAX_EVENTS = 200;
 export const connectionEvents: HttpFunctionDefinition = {
   name: 'connectionEvents',
   route: 'connections/{name}/events',
-  methods: ALL,
+  methods: ['GET'],
+  kind: 'api',
   authLevel: 'anonymous',
-  handler: guard('api', ['GET'], async (broker, request) => {
+  handler: async (broker, request) => {
     requireAdmin(identifyCaller(request, broker.config));
     const connection = await existingConnection(broker, request.params.name);
     const limit = request.url.searchParams.get('limit') ?? '50';
@@ -46,5 +46,5 @@ export const connectionEvents: HttpFunctionDefinition = {
       connection: connection.name,
       events: await broker.audit.list(connection.name, Number(limit)),
     });
-  }),
+  },
 };

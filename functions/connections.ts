@@ -1,21 +1,74 @@
-import { connectionByName, listConnections } from '../shared/http/handlers';
-import type { HttpFunctionDefinition } from './adapter';
+import type { Broker } from '../shared/broker';
+import { assertConnectionName, parseConnectionDefinition } from '../shared/connections/connection';
+import { BrokerError } from '../shared/errors';
+import { identifyCaller, requireAdmin } from '../shared/http/caller';
+import { connectionView, existingConnection } from '../shared/http/connection-view';
+import { readJsonBody } from '../shared/http/request';
+import { json, noContent } from '../shared/http/responses';
+import type { BrokerRequest, BrokerResponse, Handler } from '../shared/http/types';
+import type { HttpFunctionDefinition } from './route';
 
-// Every method is routed to the handler so that a wrong one gets a problem+json 405, not the host's 404.
-const ALL = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as HttpFunctionDefinition['methods'];
+/** `GET /api/connections` (admin): every connection. */
+const list: Handler = async (broker, request) => {
+  requireAdmin(identifyCaller(request, broker.config));
+  const connections = await broker.registry.list();
+  return json(200, {
+    connections: connections.map((connection) => connectionView(connection, broker.secrets)),
+  });
+};
+
+/** `GET|PUT|DELETE /api/connections/{name}` (admin): one connection with its recent events; define; delete. */
+const item: Handler = async (broker, request) => {
+  const caller = requireAdmin(identifyCaller(request, broker.config));
+  const name = assertConnectionName(request.params.name);
+  if (request.method === 'GET') {
+    const connection = await existingConnection(broker, name);
+    const recentEvents = await broker.audit.list(name, 20);
+    return json(200, { ...connectionView(connection, broker.secrets), recentEvents });
+  }
+  const change = { actor: caller.name, correlationId: request.correlationId };
+  if (request.method === 'PUT') return define(broker, request, name, change);
+  await broker.connections.delete(name, change);
+  return noContent();
+};
+
+/** `PUT ?reset=true|false` with the definition as JSON: 201 with Location when new, else 200. */
+async function define(
+  broker: Broker,
+  request: BrokerRequest,
+  name: string,
+  change: { actor: string; correlationId: string },
+): Promise<BrokerResponse> {
+  const reset = request.url.searchParams.get('reset');
+  if (reset !== null && reset !== 'true' && reset !== 'false') {
+    throw new BrokerError('invalid_request', 'reset must be true or false.');
+  }
+  const definition = parseConnectionDefinition(await readJsonBody(request));
+  const { connection, created } = await broker.connections.define(name, definition, {
+    ...change,
+    reset: reset === 'true',
+  });
+  return json(
+    created ? 201 : 200,
+    connectionView(connection),
+    created ? { Location: `/api/connections/${name}` } : {},
+  );
+}
 
 export const connectionsList: HttpFunctionDefinition = {
   name: 'connectionsList',
   route: 'connections',
-  methods: ALL,
+  methods: ['GET'],
+  kind: 'api',
   authLevel: 'anonymous',
-  handler: listConnections,
+  handler: list,
 };
 
 export const connectionsItem: HttpFunctionDefinition = {
   name: 'connectionsItem',
   route: 'connections/{name}',
-  methods: ALL,
+  methods: ['GET', 'PUT', 'DELETE'],
+  kind: 'api',
   authLevel: 'anonymous',
-  handler: connectionByName,
+  handler: item,
 };

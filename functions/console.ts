@@ -1,10 +1,36 @@
-import { adminConsole as handler } from '../shared/http/handlers';
-import type { HttpFunctionDefinition } from './adapter';
+import { identifyCaller, requireAdmin } from '../shared/http/caller';
+import { consolePage } from '../shared/http/pages';
+import type { Handler } from '../shared/http/types';
+import type { HttpFunctionDefinition } from './route';
+
+/** `GET /api/console` (admin): the admin console page. */
+const handler: Handler = (broker, request) => {
+  const caller = identifyCaller(request, broker.config);
+  if (caller.via === 'none' && broker.config.platformAuthEnabled) {
+    // Signed out in Azure: App Service Authentication signs the admin in and sends them back here.
+    return Promise.resolve({
+      status: 302,
+      headers: {
+        Location: `/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent('/api/console')}`,
+        'Cache-Control': 'no-store',
+      },
+    });
+  }
+  requireAdmin(caller);
+  return Promise.resolve(
+    consolePage({
+      sandbox: broker.config.sandbox,
+      secretStore: broker.secrets.kind,
+      redirectUri: broker.config.redirectUri,
+    }),
+  );
+};
 
 export const adminConsole: HttpFunctionDefinition = {
   name: 'console',
   route: 'console',
-  methods: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
+  methods: ['GET'],
+  kind: 'browser',
   authLevel: 'anonymous',
   handler,
 };

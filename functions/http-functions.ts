@@ -1,4 +1,3 @@
-import type { HttpFunctionDefinition } from './adapter';
 import { authorize } from './authorize';
 import { callback } from './callback';
 import { connectionsItem, connectionsList } from './connections';
@@ -7,6 +6,7 @@ import { health } from './health';
 import { connectionEvents, disableConnection, enableConnection } from './connection-status';
 import { password } from './password';
 import { refresh } from './refresh';
+import type { HttpFunctionDefinition } from './route';
 import { testConnection } from './test-connection';
 import { token } from './token';
 

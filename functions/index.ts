@@ -4,6 +4,7 @@ import { adaptHttp } from './adapter';
 import { lazyBroker } from './broker-instance';
 import { httpFunctions } from './http-functions';
 import { refreshTokensTimer } from './refresh-tokens';
+import { ROUTED_METHODS } from './route';
 
 // The Functions host's entry (package.json "main"). Bad settings stop start-up with one line.
 function validatedConfig(): BrokerConfig {
@@ -20,9 +21,9 @@ const broker = lazyBroker(validatedConfig());
 for (const definition of httpFunctions) {
   app.http(definition.name, {
     route: definition.route,
-    methods: definition.methods,
+    methods: ROUTED_METHODS,
     authLevel: definition.authLevel,
-    handler: adaptHttp(definition.handler, broker),
+    handler: adaptHttp(definition, broker),
   });
 }
 

@@ -7,9 +7,11 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpRequest, InvocationContext, type Cookie, type HttpResponseInit } from '@azure/functions';
-import { adaptHttp, type HttpFunctionDefinition } from '../functions/adapter';
+import { adaptHttp } from '../functions/adapter';
 import { httpFunctions } from '../functions/http-functions';
+import type { HttpFunctionDefinition } from '../functions/route';
 import type { Broker } from '../shared/broker';
+import { isLoopbackHost } from '../shared/net/loopback';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const ROUTE_PREFIX = '/api/';
@@ -52,6 +54,7 @@ function serializeCookie(cookie: Cookie): string {
   return parts.join('; ');
 }
 
+/** The local host's own answers (what the Functions host answers before any function runs). */
 function problemJson(status: number, code: string, detail: string) {
   return {
     status,
@@ -80,8 +83,6 @@ function decodeParameter(raw: string): string | undefined {
   }
 }
 
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * The local host answers only requests addressed to itself: a web page that rebinds its own
  * DNS name to 127.0.0.1 sends its own name in Host and is refused (421), so it cannot use the
@@ -91,7 +92,7 @@ function misaddressed(host: string | undefined, port: number): HttpResponseInit 
   const match = host ? /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(host) : null;
   if (!match) return problemJson(400, 'invalid_request', 'The Host header is missing or malformed.');
   const name = (match[1] ?? '').toLowerCase();
-  if (!LOOPBACK_NAMES.has(name) || Number(match[2] ?? 80) !== port) {
+  if (!isLoopbackHost(name) || Number(match[2] ?? 80) !== port) {
     return problemJson(
       421,
       'misdirected_request',
@@ -115,9 +116,7 @@ export async function startLocalHost(options: {
   const routes = httpFunctions
     .map(compile)
     .sort((a, b) => b.literalSegments - a.literalSegments || a.parameters.length - b.parameters.length);
-  const handlers = new Map(
-    routes.map((route) => [route, adaptHttp(route.definition.handler, () => options.broker)]),
-  );
+  const handlers = new Map(routes.map((route) => [route, adaptHttp(route.definition, () => options.broker)]));
 
   let port = options.port ?? 7071;
   const server = http.createServer((incoming, outgoing) => {

@@ -156,7 +156,7 @@ function headlineFor(error: BrokerError): string {
   }
 }
 
-/** A readable error page for browser routes (SPEC §3). */
+/** A readable error page for browser routes (README "HTTP API"). */
 export function errorPage(error: BrokerError, correlationId: string): BrokerResponse {
   return html(error.status, (nonce) => page('Error', nonce, errorBody(error, correlationId)));
 }

@@ -1,3 +1,5 @@
+import type { Broker } from '../broker';
+
 /**
  * The broker's own view of an HTTP exchange, so that `shared/` never imports the Functions
  * programming model. `functions/` adapts HttpRequest/HttpResponseInit to these, and so does the
@@ -31,3 +33,6 @@ export interface ResponseCookie {
   httpOnly: true;
   sameSite: 'Lax' | 'Strict';
 }
+
+/** A route's logic, independent of the Functions programming model. */
+export type Handler = (broker: Broker, request: BrokerRequest) => Promise<BrokerResponse>;

@@ -1,7 +1,7 @@
 import { httpFunctions } from '../../functions/http-functions';
 import { refreshTokensTimer } from '../../functions/refresh-tokens';
 
-/** The Functions app as the host sees it: the routes of SPEC §3 and a start-up that fails loudly. */
+/** The Functions app as the host sees it: the routes of the README's HTTP API and a start-up that fails loudly. */
 /** Loads the host's entry file afresh, as the Functions host does at start-up. */
 function loadEntry(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module load is the point
@@ -9,7 +9,7 @@ function loadEntry(): void {
 }
 
 describe('functions app', () => {
-  it('registers every route of the SPEC, each once', () => {
+  it('registers every route of the HTTP API, each once', () => {
     const routes = httpFunctions.map((f) => `${f.route} ${f.authLevel}`).sort();
     expect(routes).toEqual(
       [

@@ -1,4 +1,4 @@
-import { signIn } from '../../emulators/entra/sign-in-driver';
+import { signIn } from '../../../sandbox/entra/sign-in-driver';
 import { secretNames } from '../../../shared/secrets/secret-store';
 import { api, Browser, expectNoSecrets, startHarness, USERS, type Harness } from '../../support/harness';
 

@@ -1,4 +1,4 @@
-import { signIn } from '../../emulators/entra/sign-in-driver';
+import { signIn } from '../../../sandbox/entra/sign-in-driver';
 import { secretNames } from '../../../shared/secrets/secret-store';
 import { accountMismatch, sameSignInName } from '../../../shared/oauth/authorization';
 import { api, authorizeConnection, Browser, startHarness, USERS, type Harness } from '../../support/harness';

@@ -1,5 +1,5 @@
 import { api, Browser, startHarness, type Harness } from '../../support/harness';
-import { signIn } from '../../emulators/entra/sign-in-driver';
+import { signIn } from '../../../sandbox/entra/sign-in-driver';
 
 /** A federated credential whose subject is not the identity: Entra refuses with AADSTS70021. */
 describe('secretless app credential with the wrong federated subject', () => {

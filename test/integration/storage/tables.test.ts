@@ -5,7 +5,7 @@ import { TableConnectionRegistry } from '../../../shared/connections/table-regis
 import { TableAuthSessionStore } from '../../../shared/oauth/table-session-store';
 import { BrokerError } from '../../../shared/errors';
 import { createTableClient, ensureTable, tableName } from '../../../shared/storage/tables';
-import { startAzurite } from '../../support/azurite';
+import { startAzurite } from '../../../sandbox/azurite';
 import { testStorageSettings, uniqueTablePrefix } from '../../support/storage';
 
 const fastRetry = { maxRetries: 1, retryDelayInMs: 50, maxRetryDelayInMs: 100 };

@@ -6,7 +6,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { createBearerValidator } from '../../../sandbox/bearer';
-import { startEntraEmulator, type EntraEmulator } from '../../emulators/entra';
+import { startEntraEmulator, type EntraEmulator } from '../../../sandbox/entra';
 import { startMailServers, type MailServers } from '../../support/dovecot';
 import { testPki } from '../../support/pki';
 

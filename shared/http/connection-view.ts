@@ -1,0 +1,41 @@
+import type { Broker } from '../broker';
+import { assertConnectionName, type Connection } from '../connections/connection';
+import { BrokerError } from '../errors';
+import { secretNames } from '../secrets/secret-store';
+
+/** The connection as admins see it: no etag, no cache ids. */
+export function connectionView(connection: Connection, secrets?: Broker['secrets']) {
+  return {
+    name: connection.name,
+    mailbox: connection.mailbox,
+    account: connection.account,
+    profile: connection.profile,
+    grant: connection.grant,
+    ...(connection.scopes ? { scopes: connection.scopes } : {}),
+    ...(connection.ewsUrl ? { ewsUrl: connection.ewsUrl } : {}),
+    readers: connection.readers,
+    description: connection.description,
+    status: connection.status,
+    createdAt: connection.createdAt,
+    updatedAt: connection.updatedAt,
+    authorizedAt: connection.authorizedAt ?? null,
+    authorizedBy: connection.authorizedBy ?? null,
+    tenantId: connection.tenantId ?? null,
+    tokenExpiresOn: connection.tokenExpiresOn ?? null,
+    lastRefreshAt: connection.lastRefreshAt ?? null,
+    consecutiveFailures: connection.consecutiveFailures,
+    degradedSince: connection.degradedSince ?? null,
+    nextAttemptAt: connection.nextAttemptAt ?? null,
+    lastError: connection.lastError ?? null,
+    // Where consumers read the published token (a Key Vault reference: @Microsoft.KeyVault(SecretUri=…)).
+    tokenSecretUri: secrets?.uriOf(secretNames.token(connection.name)) ?? null,
+  };
+}
+
+/** The named connection from the registry: 400 for a bad name, 404 when there is none. */
+export async function existingConnection(broker: Broker, rawName: string | undefined): Promise<Connection> {
+  const name = assertConnectionName(rawName);
+  const connection = await broker.registry.get(name);
+  if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+  return connection;
+}

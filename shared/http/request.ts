@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import type { Broker } from '../broker';
+import { BrokerError } from '../errors';
+import type { BrokerRequest, ResponseCookie } from './types';
+
+/** The largest JSON body a route reads. */
+export const MAX_JSON_BODY_BYTES = 16 * 1024;
+
+const MAX_QUERY_VALUE = 8192;
+
+/**
+ * Refuses a request another site made the admin's browser send (a cross-site form post, a
+ * fetch from a page that rebinds DNS): browsers say so in Sec-Fetch-Site and Origin. Scripts and
+ * consumers send neither and are judged by their identity alone.
+ */
+export function refuseCrossSite(broker: Broker, request: BrokerRequest): void {
+  const site = request.headers.get('sec-fetch-site');
+  const origin = request.headers.get('origin');
+  const ownOrigin = new URL(broker.config.publicBaseUrl).origin;
+  if (
+    (site !== null && site !== 'same-origin' && site !== 'none') ||
+    (origin !== null && origin !== ownOrigin)
+  ) {
+    throw new BrokerError('forbidden', 'A request from another site may not change anything here.', {
+      remedy: `Use the console at ${ownOrigin}/api/console, or call the API from a script.`,
+    });
+  }
+}
+
+/** The body as JSON: 415 for another media type, 413 above {@link MAX_JSON_BODY_BYTES}, 400 if unparsable. */
+export async function readJsonBody(request: BrokerRequest): Promise<unknown> {
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+    throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
+  }
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > MAX_JSON_BODY_BYTES) {
+    throw new BrokerError('payload_too_large', `The body may be at most ${MAX_JSON_BODY_BYTES} bytes.`);
+  }
+  const text = await request.text(MAX_JSON_BODY_BYTES);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new BrokerError('invalid_request', 'The body is not valid JSON.');
+  }
+}
+
+/** A query parameter given at most once and at most 8192 characters long (400 otherwise). */
+export function singleQueryValue(request: BrokerRequest, key: string): string | undefined {
+  const values = request.url.searchParams.getAll(key);
+  if (values.length > 1)
+    throw new BrokerError('invalid_request', `The parameter ${key} appears more than once.`);
+  const value: string | undefined = values[0];
+  if (value !== undefined && value.length > MAX_QUERY_VALUE) {
+    throw new BrokerError('invalid_request', `The parameter ${key} is too long.`);
+  }
+  return value;
+}
+
+/**
+ * The cookie that binds one authorization to the browser that started it. Its name carries a
+ * digest of the flow's `state`, so two Authorize popups in one browser each keep their own.
+ * `__Host-` pins it to this host and path over HTTPS; plain HTTP (localhost) cannot use it.
+ * An empty value with `maxAgeSeconds` 0 clears it.
+ */
+export function bindingCookie(
+  broker: Broker,
+  state: string,
+  value: string,
+  maxAgeSeconds: number,
+): ResponseCookie {
+  const secure = broker.config.publicBaseUrl.startsWith('https://');
+  return {
+    name: bindingCookieName(state, secure),
+    value,
+    path: '/',
+    maxAgeSeconds,
+    secure,
+    httpOnly: true,
+    // Lax: the cookie must come back on Entra's top-level redirect to /api/callback.
+    sameSite: 'Lax',
+  };
+}
+
+/** The binding cookie the browser sent back for the flow with this `state`, if any. */
+export function readBindingCookie(broker: Broker, request: BrokerRequest, state: string): string | undefined {
+  const name = bindingCookieName(state, broker.config.publicBaseUrl.startsWith('https://'));
+  const header = request.headers.get('cookie');
+  if (!header || header.length > 8192) return undefined;
+  for (const part of header.split(';')) {
+    const index = part.indexOf('=');
+    if (index > 0 && part.slice(0, index).trim() === name) return part.slice(index + 1).trim();
+  }
+  return undefined;
+}
+
+function bindingCookieName(state: string, secure: boolean): string {
+  const flow = createHash('sha256').update(state).digest('base64url').slice(0, 16);
+  return `${secure ? '__Host-' : ''}broker_auth_${flow}`;
+}
