@@ -89,12 +89,20 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     now,
   });
   const leases = new TableLeaseStore({ ...storage, now });
-  const tokens = new TokenService({ registry, secrets, audit, logger, now, notifier, leases });
+  const tokens = new TokenService({
+    registry,
+    secrets,
+    audit,
+    logger,
+    now,
+    notifier,
+    leases,
+    cacheWriteHours: config.refresh.cacheWriteHours,
+  });
   const authorization = new AuthorizationService({
     config,
     registry,
     sessions,
-    audit,
     msal,
     tokens,
     secrets,
@@ -125,11 +133,9 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
-  const passwords = new PasswordStore({ secrets, registry, leases, audit, logger, now });
+  const passwords = new PasswordStore({ tokens });
   const connections = new ConnectionLifecycle({
     registry,
-    secrets,
-    audit,
     tokens,
     leases,
     notifier,

@@ -1,8 +1,9 @@
 import * as z from 'zod';
 import { parseNcrontab } from './schedule/ncrontab';
+import { isLoopbackHost } from './net/loopback';
 
 /**
- * Every setting of SPEC §6, read once and validated. This is the only module that reads
+ * Every setting of the README's "Settings" table, read once and validated. This is the only module that reads
  * `process.env`; everything else receives a `BrokerConfig`.
  */
 
@@ -48,8 +49,6 @@ export interface BrokerConfig {
   publicBaseUrl: string;
   /** `{publicBaseUrl}/api/callback`: what the App Registration must list as a web redirect URI. */
   redirectUri: string;
-  /** The first (or only) vault. */
-  keyVaultUrl: string | undefined;
   /** Every vault, when KEY_VAULT_URL lists several (comma-separated) to spread secret writes. */
   keyVaultUrls: string[];
   /**
@@ -71,6 +70,8 @@ export interface BrokerConfig {
     concurrency: number;
     /** How long one timer run may keep starting refreshes; the rest wait for the next run. */
     budgetSeconds: number;
+    /** A refresh rewrites the stored token cache when it is at least this old (0: always). */
+    cacheWriteHours: number;
   };
   notify: { webhookUrl: string | undefined; webhookSecret: string | undefined; degradedAfterMinutes: number };
   /** How long Test connection may wait for a mailbox server before it answers `timeout`. */
@@ -78,7 +79,6 @@ export interface BrokerConfig {
   localAdmin: boolean;
   /** App Service Authentication is on: only then are its identity headers trusted. */
   platformAuthEnabled: boolean;
-  runningInAzure: boolean;
   sandbox: boolean;
   proxy: { httpsProxy: string | undefined; noProxy: string[] };
 }
@@ -177,7 +177,7 @@ export function cloudFor(authorityHost: string, cloud?: CloudName): CloudEndpoin
 }
 
 function isLoopback(url: URL): boolean {
-  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  return isLoopbackHost(url.hostname);
 }
 
 const emptyToUndefined = (value: unknown) =>
@@ -379,6 +379,9 @@ const schema = z.object({
   REFRESH_KEEPALIVE_DAYS: integer(7, 1, 80),
   REFRESH_CONCURRENCY: integer(8, 1, 64),
   REFRESH_BUDGET_SECONDS: integer(540, 10, 1800),
+  // A rotated-out refresh token stays valid for its own 90 days, so the cache need not be rewritten
+  // on every refresh; a week at most keeps the stored one far from that end. 0: every refresh.
+  REFRESH_CACHE_WRITE_HOURS: integer(24, 0, 168),
   NOTIFY_DEGRADED_AFTER_MINUTES: integer(60, 1, 10080),
   PROBE_TIMEOUT_SECONDS: integer(15, 1, 120),
   NOTIFY_WEBHOOK_URL: httpsUrl('the webhook URL', { allowHttpLoopback: true }),
@@ -525,7 +528,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     allowedTenants: raw.ALLOWED_TENANTS,
     publicBaseUrl,
     redirectUri: `${publicBaseUrl}/api/callback`,
-    keyVaultUrl: raw.KEY_VAULT_URL[0],
     keyVaultUrls: raw.KEY_VAULT_URL,
     keyVaultPrivateUrls: raw.KEY_VAULT_PRIVATE_URL,
     localSecretKey: raw.BROKER_LOCAL_SECRET_KEY,
@@ -539,6 +541,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
       keepaliveDays: raw.REFRESH_KEEPALIVE_DAYS,
       concurrency: raw.REFRESH_CONCURRENCY,
       budgetSeconds: raw.REFRESH_BUDGET_SECONDS,
+      cacheWriteHours: raw.REFRESH_CACHE_WRITE_HOURS,
     },
     notify: {
       webhookUrl: raw.NOTIFY_WEBHOOK_URL,
@@ -548,7 +551,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     probeTimeoutSeconds: raw.PROBE_TIMEOUT_SECONDS,
     localAdmin: raw.BROKER_LOCAL_ADMIN,
     platformAuthEnabled: raw.WEBSITE_AUTH_ENABLED,
-    runningInAzure,
     sandbox: raw.BROKER_SANDBOX,
     proxy: { httpsProxy: raw.HTTPS_PROXY ?? raw.https_proxy, noProxy },
   };

@@ -1,6 +1,6 @@
 /**
  * The broker's one error type. Every failure that reaches a caller is a BrokerError with a stable
- * `code` (SPEC §3); `shared/http/responses.ts` is the one place that turns it into problem+json or a
+ * `code` (README "HTTP API"); `shared/http/responses.ts` is the one place that turns it into problem+json or a
  * page. Messages are written for the person who must act and never carry a token, code, verifier,
  * secret or an upstream body.
  */
@@ -14,7 +14,6 @@ export type BrokerErrorCode =
   | 'password_required'
   | 'connection_authorized'
   | 'method_not_allowed'
-  | 'not_found'
   | 'unsupported_media_type'
   | 'payload_too_large'
   | 'unauthenticated'
@@ -46,7 +45,6 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   password_required: 409,
   connection_authorized: 409,
   method_not_allowed: 405,
-  not_found: 404,
   unsupported_media_type: 415,
   payload_too_large: 413,
   unauthenticated: 401,
@@ -105,4 +103,11 @@ export class BrokerError extends Error {
 
 export function isBrokerError(value: unknown): value is BrokerError {
   return value instanceof BrokerError;
+}
+
+/** The HTTP status an Azure SDK error carries (`RestError.statusCode`); undefined for a network failure. */
+export function statusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const status = (error as { statusCode?: unknown }).statusCode;
+  return typeof status === 'number' ? status : undefined;
 }

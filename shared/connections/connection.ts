@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { BrokerError } from '../errors';
 
-/** SPEC §2: a named authorization for one mailbox and one purpose. */
+/** A connection (README "Connections"): a named authorization for one mailbox and one purpose. */
 export const CONNECTION_NAME = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
 
 export const PROFILES = [
@@ -24,7 +24,7 @@ export function isServerSideGrant(grant: Grant): boolean {
   return grant !== 'authorization_code';
 }
 
-/** Profiles Exchange Online and Graph offer an application permission for (SPEC §2). */
+/** Profiles Exchange Online and Graph offer an application permission for (README "Grants"). */
 const APP_ONLY_PROFILES = new Set<Profile>(['ews', 'ews-shared', 'imap', 'pop', 'graph-mail', 'custom']);
 
 export const STATUSES = ['new', 'authorized', 'degraded', 'reauthorization_required', 'disabled'] as const;

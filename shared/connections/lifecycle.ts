@@ -1,13 +1,12 @@
 /**
- * An admin's changes to a connection — define, reset, disable, enable, delete — in one place, so
- * that the secrets, the registry row and the audit trail change in the order the invariants need.
+ * An admin's changes to a connection — define, reset, disable, enable, delete — decided in one
+ * place and written through the token service (the one writer), under the connection's lease where
+ * the invariants need it.
  */
-import type { AuditLog } from '../audit/audit-log';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { Notifier } from '../notify/notifier';
 import type { TokenService } from '../oauth/token-service';
-import { secretNames, type SecretStore } from '../secrets/secret-store';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 import type { Connection, ConnectionDefinition } from './connection';
 import type { ConnectionRegistry, ConnectionState } from './registry';
@@ -42,8 +41,7 @@ const CLEARED: ConnectionState = {
 
 export interface ConnectionLifecycleOptions {
   registry: ConnectionRegistry;
-  secrets: SecretStore;
-  audit: AuditLog;
+  /** The one writer of secrets, state and audit events. */
   tokens: TokenService;
   leases: LeaseStore;
   notifier: Notifier;
@@ -84,7 +82,7 @@ export class ConnectionLifecycle {
     }
     if (changed.length > 0) {
       const reset = await this.exclusively(name, async () => {
-        await this.deleteSecrets(name);
+        await this.options.tokens.deleteSecrets(name);
         const { connection } = await this.options.registry.upsertDefinition(name, definition);
         return this.options.tokens.changeState(connection, CLEARED, {
           type: 'connection.reset',
@@ -112,7 +110,7 @@ export class ConnectionLifecycle {
     const connection = await this.existing(name);
     await this.exclusively(name, async () => {
       // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
-      await this.deleteSecrets(name);
+      await this.options.tokens.deleteSecrets(name);
       await this.options.registry.delete(name);
     });
     this.options.forget(name);
@@ -169,26 +167,7 @@ export class ConnectionLifecycle {
     return connection;
   }
 
-  private async deleteSecrets(name: string): Promise<void> {
-    const { secrets } = this.options;
-    await secrets.delete(secretNames.token(name));
-    await secrets.delete(secretNames.cache(name));
-    await secrets.delete(secretNames.password(name));
-  }
-
-  private async record(name: string, type: string, change: Change, toStatus?: string): Promise<void> {
-    await this.options.audit.record({
-      connection: name,
-      type,
-      actor: change.actor,
-      ...(toStatus ? { toStatus } : {}),
-      correlationId: change.correlationId,
-      at: this.options.now().toISOString(),
-    });
-    this.options.logger.info(type, {
-      connection: name,
-      actor: change.actor,
-      correlationId: change.correlationId,
-    });
+  private record(name: string, type: string, change: Change, toStatus?: string): Promise<void> {
+    return this.options.tokens.recordEvent(name, { type, ...change, ...(toStatus ? { toStatus } : {}) });
   }
 }

@@ -61,6 +61,3 @@ export function scopesFor(definition: ScopeSource, cloud: CloudEndpoints): strin
     ? appOnlyScopes(definition, cloud)
     : delegatedScopes(definition, cloud);
 }
-
-/** Scopes MSAL adds to every user request; not part of what a profile asks for. */
-export const OIDC_SCOPES = ['openid', 'profile', 'offline_access'] as const;

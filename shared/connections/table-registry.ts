@@ -1,11 +1,10 @@
 import { odata, type TableClient, type TableEntity, type TableEntityResult } from '@azure/data-tables';
-import { BrokerError } from '../errors';
+import { BrokerError, statusOf } from '../errors';
 import {
   storeTableClient,
   ensureTable,
   entityColumns,
   numberColumn,
-  statusOf,
   storageCall,
   stringColumn,
   type TableStoreOptions,

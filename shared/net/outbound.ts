@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { BrokerConfig } from '../config';
+import { parseRetryAfter } from './retry-after';
 
 /**
  * Every outbound call the broker makes itself (Entra through MSAL, metadata, EWS, Graph,
@@ -58,14 +59,6 @@ export function bypassesProxy(host: string, port: number, noProxy: string[]): bo
 }
 
 const REMEMBERED_RETRY_AFTERS = 1000;
-
-/** Retry-After as seconds, from delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null | undefined, nowMs = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - nowMs) / 1000));
-}
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 

@@ -1,4 +1,4 @@
-/** A status change worth telling someone about (SPEC §2, issue: notifications). */
+/** A status change worth telling someone about (README "Notifications"). */
 export interface StatusNotification {
   /** Stable event type. */
   type:

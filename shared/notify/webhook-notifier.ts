@@ -1,7 +1,8 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LogFields, Logger } from '../logging';
-import { parseRetryAfter, type Outbound } from '../net/outbound';
+import type { Outbound } from '../net/outbound';
+import { parseRetryAfter } from '../net/retry-after';
 import type { Notifier, StatusNotification } from './notifier';
 
 /**

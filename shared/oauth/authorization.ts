@@ -5,7 +5,6 @@ import type { Connection } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
 import type { ConnectionRegistry } from '../connections/registry';
 import { BrokerError } from '../errors';
-import type { AuditLog } from '../audit/audit-log';
 import type { Logger } from '../logging';
 import type { AuthSessionStore } from './auth-session';
 import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
@@ -19,7 +18,6 @@ export interface AuthorizationDeps {
   config: BrokerConfig;
   registry: ConnectionRegistry;
   sessions: AuthSessionStore;
-  audit: AuditLog;
   msal: MsalClientFactory;
   tokens: TokenService;
   secrets: SecretStore;
@@ -101,7 +99,7 @@ export function accountMismatch(
 
 /**
  * The interactive authorization: `start` (the `authorize` route) and `complete` (the `callback`
- * route). SPEC §8: it completes only in the browser that started it, once, within its TTL, with
+ * route). As README "How the authorization is protected" says: it completes only in the browser that started it, once, within its TTL, with
  * PKCE, for the connection's account in an allowed tenant, or nothing changes.
  */
 export class AuthorizationService {
@@ -367,18 +365,10 @@ export class AuthorizationService {
     correlationId: string,
     error: BrokerError,
   ): Promise<never> {
-    await this.deps.audit.record({
-      connection: name,
+    await this.deps.tokens.recordEvent(name, {
       type: 'authorization.failed',
       actor,
       reason: `${error.code}: ${error.message}`,
-      aadsts: error.aadsts,
-      correlationId,
-      at: this.deps.now().toISOString(),
-    });
-    this.deps.logger.warn('authorization.failed', {
-      connection: name,
-      code: error.code,
       aadsts: error.aadsts,
       correlationId,
     });

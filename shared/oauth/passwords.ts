@@ -1,10 +1,6 @@
-import type { AuditLog } from '../audit/audit-log';
 import type { Connection } from '../connections/connection';
 import { BrokerError } from '../errors';
-import type { Logger } from '../logging';
-import { stillExisting, type ConnectionRegistry } from '../connections/registry';
-import { secretNames, type SecretStore } from '../secrets/secret-store';
-import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
+import type { TokenService } from './token-service';
 
 /** Entra accepts passwords of up to 256 characters. */
 const MAX_PASSWORD_LENGTH = 256;
@@ -15,16 +11,7 @@ const MAX_PASSWORD_LENGTH = 256;
  * with the connection.
  */
 export class PasswordStore {
-  constructor(
-    private readonly deps: {
-      secrets: SecretStore;
-      registry: Pick<ConnectionRegistry, 'get'>;
-      leases: LeaseStore;
-      audit: AuditLog;
-      logger: Logger;
-      now: () => Date;
-    },
-  ) {}
+  constructor(private readonly deps: { tokens: TokenService }) {}
 
   async set(connection: Connection, body: unknown, actor: string, correlationId: string): Promise<void> {
     if (connection.grant !== 'password') {
@@ -33,22 +20,12 @@ export class PasswordStore {
         `Connection ${connection.name} uses the ${connection.grant} grant, which keeps no password.`,
       );
     }
-    const password = passwordOf(body);
     // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
-    await withLease(this.deps.leases, connection.name, 'password', ADMIN_LEASE, async () => {
-      await stillExisting(this.deps.registry, connection);
-      await this.deps.secrets.set(secretNames.password(connection.name), password, {
-        contentType: 'text/plain',
-      });
-    });
-    await this.deps.audit.record({
-      connection: connection.name,
+    await this.deps.tokens.storePassword(connection, passwordOf(body), {
       type: 'connection.password_set',
       actor,
       correlationId,
-      at: this.deps.now().toISOString(),
     });
-    this.deps.logger.info('connection.password_set', { connection: connection.name, actor, correlationId });
   }
 }
 

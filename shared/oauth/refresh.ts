@@ -19,6 +19,8 @@ interface Renewed {
   cache: OperationCache;
   /** The stored cache the refresh token came from (its version is named by the next one). */
   previous?: StoredSecret;
+  /** The password grant signed in again because the refresh token was gone. */
+  signedInAgain: boolean;
 }
 
 /** Writes stop this long before the lease lapses, for clock drift and the write's own time. */
@@ -87,6 +89,78 @@ export function backoffMs(
   const exponential = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, consecutiveFailures - 1));
   const jittered = exponential * (0.8 + 0.4 * random());
   return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
+}
+
+/** What a failed refresh changes. */
+export type FailureEffect =
+  | { kind: 'configuration' }
+  | {
+      kind: 'state';
+      state: ConnectionState;
+      eventType: 'connection.reauthorization_required' | 'connection.degraded' | 'connection.refresh_failed';
+      notify?: { type: 'connection.reauthorization_required' | 'connection.degraded'; reason: string };
+    };
+
+/**
+ * The state after a failed refresh (pure; table-tested like `shouldRefresh`):
+ * - configuration (the app's credential, not the connection): nothing changes;
+ * - definitive (the grant is gone): `reauthorization_required`, announced;
+ * - transient: `degraded` with a backoff, however often it repeats; announced once, when the
+ *   connection has been failing for `degradedAfterMinutes`.
+ */
+export function nextStateAfterFailure(
+  connection: Pick<Connection, 'status' | 'consecutiveFailures' | 'degradedSince' | 'lastError'>,
+  failure: EntraFailure,
+  at: Date,
+  degradedAfterMinutes: number,
+  random = Math.random,
+): FailureEffect {
+  if (failure.kind === 'configuration') return { kind: 'configuration' };
+  const failures = connection.consecutiveFailures + 1;
+  const lastError = {
+    code: failure.kind === 'definitive' ? 'reauthorization_required' : failure.error,
+    message: failure.message,
+    aadsts: failure.aadsts,
+    remedy: failure.remedy,
+    at: at.toISOString(),
+  };
+  if (failure.kind === 'definitive') {
+    return {
+      kind: 'state',
+      state: {
+        status: 'reauthorization_required',
+        consecutiveFailures: failures,
+        nextAttemptAt: undefined,
+        lastError,
+      },
+      eventType: 'connection.reauthorization_required',
+      notify: { type: 'connection.reauthorization_required', reason: failure.message },
+    };
+  }
+  const degradedSince = connection.degradedSince ?? at.toISOString();
+  const nextAttemptAt = new Date(
+    at.getTime() + backoffMs(failures, failure.retryAfterSeconds, random),
+  ).toISOString();
+  const threshold = degradedAfterMinutes * 60_000;
+  const since = Date.parse(degradedSince);
+  const previousFailureAt = connection.lastError ? Date.parse(connection.lastError.at) : since;
+  // Announced by the failure that crosses the threshold, not by every one after it.
+  const crossedNow =
+    at.getTime() - since >= threshold &&
+    (connection.status !== 'degraded' || previousFailureAt - since < threshold);
+  return {
+    kind: 'state',
+    state: { status: 'degraded', consecutiveFailures: failures, degradedSince, nextAttemptAt, lastError },
+    eventType: connection.status === 'degraded' ? 'connection.refresh_failed' : 'connection.degraded',
+    ...(crossedNow
+      ? {
+          notify: {
+            type: 'connection.degraded',
+            reason: `Refresh has failed since ${degradedSince}: ${failure.message}`,
+          },
+        }
+      : {}),
+  };
 }
 
 export type RefreshResult = 'refreshed' | 'skipped' | 'busy' | 'failed';
@@ -231,7 +305,7 @@ export class RefreshService {
     const { tokens, logger, now, health } = this.deps;
     const renewed = await this.renew(connection, actor);
     if ('outcome' in renewed) return renewed.outcome;
-    const { result, cache, previous } = renewed;
+    const { result, cache, previous, signedInAgain } = renewed;
     health.configurationProblem = undefined;
     // A redemption that outlived its lease may overlap another instance's: writing now could let
     // this older answer overwrite a newer one. Its refresh token stays valid at Entra (rotation does
@@ -245,39 +319,27 @@ export class RefreshService {
       };
     }
 
-    // 1. The cache (the rotated refresh token) first. If this write fails, the refresh token the
-    //    store still holds remains valid at Entra (rotation does not revoke it), so nothing is lost.
-    // App-only grants have no refresh token: their cache would hold only the access token.
-    if (connection.grant !== 'client_credentials' && cache.hasChanged && cache.contents) {
-      const serialized = cache.contents;
-      const written = await this.attempt(connection, actor, () =>
-        tokens.writeCache(connection, serialized, previous),
-      );
-      if (!('value' in written)) return written.outcome;
-    }
-    // 2. Then the access token consumers read. A failure here leaves a stale but valid token and
-    //    a cache that works; the next run refreshes again.
-    const published = await this.attempt(connection, actor, () => tokens.publish(connection, result));
-    if (!('value' in published)) return published.outcome;
-    const expiresOn = published.value.toISOString();
-    // 3. Then the registry. If this fails, the tokens are stored; only the bookkeeping is stale.
-    const wasDegraded = connection.status === 'degraded';
-    const state: ConnectionState = {
-      status: 'authorized',
-      tokenExpiresOn: expiresOn,
-      lastRefreshAt: now().toISOString(),
-      consecutiveFailures: 0,
-      degradedSince: undefined,
-      nextAttemptAt: undefined,
-      lastError: undefined,
-    };
-    const updated = await tokens.changeState(connection, state, {
-      type: wasDegraded ? 'connection.recovered' : 'connection.refreshed',
-      actor,
-      reason: `refreshed (${reason})`,
-    });
+    // The token service writes in the invariants' order (cache when due, token, status). A store
+    // failure at any step leaves the stored refresh token usable (rotation does not revoke it).
+    const stored = await this.attempt(connection, actor, () =>
+      tokens.storeRefresh(
+        connection,
+        {
+          result,
+          // App-only grants have no refresh token: their cache would hold only the access token.
+          changedCache:
+            connection.grant !== 'client_credentials' && cache.hasChanged ? cache.contents : undefined,
+          basedOn: previous,
+          signedInAgain,
+        },
+        { actor, reason: `refreshed (${reason})` },
+      ),
+    );
+    if (!('value' in stored)) return stored.outcome;
+    const updated = stored.value;
+    const expiresOn = updated.tokenExpiresOn;
     logger.info('refresh.succeeded', { connection: connection.name, reason, expiresOn, actor });
-    if (wasDegraded)
+    if (connection.status === 'degraded')
       this.notify(connection, updated.status, 'connection.recovered', 'Refresh succeeded again.');
     return { connection: connection.name, result: 'refreshed', reason, status: updated.status, expiresOn };
   }
@@ -289,7 +351,7 @@ export class RefreshService {
     if (connection.grant === 'client_credentials') {
       const cache = new OperationCache();
       renewed = await acquireAppOnly(msal, cache, connection, config.cloud).then(
-        (result) => ({ result, cache }),
+        (result) => ({ result, cache, signedInAgain: false }),
         (error: unknown) => ({ failure: this.classify(error) }),
       );
     } else {
@@ -300,7 +362,7 @@ export class RefreshService {
         renewed = await storedPassword(secrets, connection)
           .then((password) => acquireWithPassword(msal, cache, connection, config.cloud, password))
           .then(
-            (result) => ({ result, cache }),
+            (result) => ({ result, cache, signedInAgain: true }),
             (error: unknown) => ({ failure: forPasswordGrant(this.classify(error)) }),
           );
       }
@@ -334,7 +396,7 @@ export class RefreshService {
         scopes: delegatedScopes(connection, config.cloud),
         forceRefresh: true,
       });
-      return { result, cache, previous: stored };
+      return { result, cache, previous: stored, signedInAgain: false };
     } catch (error) {
       return { failure: this.classify(error) };
     }
@@ -362,6 +424,7 @@ export class RefreshService {
     }
   }
 
+  /** Records a failed refresh: the state `nextStateAfterFailure` decides, its audit event and notification. */
   private async recordFailure(
     connection: Connection,
     actor: string,
@@ -376,15 +439,8 @@ export class RefreshService {
       message: failure.message,
     };
     logger.warn('refresh.failed', { connection: connection.name, actor, ...summary });
-    const lastError = {
-      code: failure.kind === 'definitive' ? 'reauthorization_required' : failure.error,
-      message: failure.message,
-      aadsts: failure.aadsts,
-      remedy: failure.remedy,
-      at: at.toISOString(),
-    };
-
-    if (failure.kind === 'configuration') {
+    const effect = nextStateAfterFailure(connection, failure, at, config.notify.degradedAfterMinutes);
+    if (effect.kind === 'configuration') {
       // The app, not this connection, is at fault: say so on /health and leave connections as they are.
       health.configurationProblem = {
         message: failure.message,
@@ -400,71 +456,14 @@ export class RefreshService {
         failure: summary,
       };
     }
-
-    const failures = connection.consecutiveFailures + 1;
-    if (failure.kind === 'definitive') {
-      const updated = await tokens.changeState(
-        connection,
-        {
-          status: 'reauthorization_required',
-          consecutiveFailures: failures,
-          nextAttemptAt: undefined,
-          lastError,
-        },
-        {
-          type: 'connection.reauthorization_required',
-          actor,
-          reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
-          aadsts: failure.aadsts,
-        },
-      );
-      this.notify(
-        connection,
-        updated.status,
-        'connection.reauthorization_required',
-        failure.message,
-        failure,
-      );
-      return {
-        connection: connection.name,
-        result: 'failed',
-        reason: failure.error,
-        status: updated.status,
-        failure: summary,
-      };
-    }
-
-    // Transient (or a request-shaped answer during refresh): degraded, retried after backoff.
-    // Never reauthorization_required, however often it repeats.
-    const degradedSince = connection.degradedSince ?? at.toISOString();
-    const nextAttemptAt = new Date(
-      at.getTime() + backoffMs(failures, failure.retryAfterSeconds),
-    ).toISOString();
-    const updated = await tokens.changeState(
-      connection,
-      { status: 'degraded', consecutiveFailures: failures, degradedSince, nextAttemptAt, lastError },
-      {
-        type: connection.status === 'degraded' ? 'connection.refresh_failed' : 'connection.degraded',
-        actor,
-        reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
-        aadsts: failure.aadsts,
-      },
-    );
-    const threshold = config.notify.degradedAfterMinutes * 60_000;
-    const since = Date.parse(degradedSince);
-    const previousFailureAt = connection.lastError ? Date.parse(connection.lastError.at) : since;
-    const crossedNow =
-      at.getTime() - since >= threshold &&
-      (connection.status !== 'degraded' || previousFailureAt - since < threshold);
-    if (crossedNow) {
-      this.notify(
-        connection,
-        updated.status,
-        'connection.degraded',
-        `Refresh has failed since ${degradedSince}: ${failure.message}`,
-        failure,
-      );
-    }
+    const updated = await tokens.changeState(connection, effect.state, {
+      type: effect.eventType,
+      actor,
+      reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
+      aadsts: failure.aadsts,
+    });
+    if (effect.notify)
+      this.notify(connection, updated.status, effect.notify.type, effect.notify.reason, failure);
     return {
       connection: connection.name,
       result: 'failed',

@@ -1,9 +1,9 @@
+import { statusOf } from '../errors';
 import { createHash } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import {
   storeTableClient,
   ensureTable,
-  statusOf,
   storageCall,
   stringColumn,
   type TableStoreOptions,

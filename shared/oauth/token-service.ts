@@ -13,7 +13,7 @@ import type { Logger } from '../logging';
 import type { Notifier, StatusNotification } from '../notify/notifier';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 
-/** What the token route hands to consumers (SPEC §3). */
+/** What the token route hands to consumers (README "HTTP API"). */
 export interface PublishedToken {
   access_token: string;
   token_type: 'Bearer';
@@ -47,12 +47,55 @@ export interface TokenServiceDeps {
   now: () => Date;
   notifier: Notifier;
   leases: LeaseStore;
+  /** A refresh rewrites the stored token cache when that is at least this old (0: always). */
+  cacheWriteHours: number;
+}
+
+/** What a refresh got from Entra, and the stored cache its refresh token came from. */
+export interface RefreshedTokens {
+  result: AuthenticationResult;
+  /** The cache after the refresh; undefined when nothing in it changed (or app-only: no cache). */
+  changedCache: string | undefined;
+  /** The stored cache version the refresh token came from. */
+  basedOn: Pick<StoredSecret, 'version' | 'tags' | 'updatedOn'> | undefined;
+  /** The account signed in again (password grant) instead of redeeming the stored refresh token. */
+  signedInAgain: boolean;
+}
+
+/** One audit event: who did what to which connection, and why. */
+export interface ConnectionEvent {
+  type: string;
+  actor: string;
+  reason?: string;
+  aadsts?: number;
+  correlationId?: string;
 }
 
 /**
- * The one path that writes tokens. Order matters and is the same for every trigger: the token
- * cache (which holds the refresh token) is written first, then the access token is published,
- * then the registry row says so. A failure part-way leaves a cache that still works.
+ * Whether a refresh must rewrite the stored token cache (pure; table-tested). Entra does not revoke
+ * a refresh token when it issues a newer one: the stored one stays usable for its own lifetime
+ * (90 days), so rewriting it on every refresh only spends vault writes. It is rewritten when it is
+ * `intervalHours` old, when the connection's status changes, and when the account signed in again.
+ */
+export function cacheWriteDue(input: {
+  changed: boolean;
+  signedInAgain: boolean;
+  statusChanges: boolean;
+  storedAt: Date | undefined;
+  now: Date;
+  intervalHours: number;
+}): boolean {
+  if (!input.changed) return false;
+  if (input.intervalHours === 0 || input.signedInAgain || input.statusChanges || !input.storedAt) return true;
+  return input.now.getTime() - input.storedAt.getTime() >= input.intervalHours * 3_600_000;
+}
+
+/**
+ * The one writer of a connection's tokens, secrets, state and audit trail: authorization, refresh,
+ * password, reset, disable, enable and delete all write through it. Order matters and is the same
+ * for every trigger: the token cache (which holds the refresh token) first, then the published
+ * access token, then the registry row and its audit event. A failure part-way leaves a cache that
+ * still works.
  */
 export class TokenService {
   constructor(private readonly deps: TokenServiceDeps) {}
@@ -123,12 +166,92 @@ export class TokenService {
   }
 
   /**
+   * Stores what a refresh produced and marks the connection authorized: the cache when
+   * `cacheWriteDue` says so, then the published token, then the registry row (with an audit event
+   * when the status changes).
+   */
+  async storeRefresh(
+    connection: Connection,
+    refreshed: RefreshedTokens,
+    event: { actor: string; reason: string },
+  ): Promise<Connection> {
+    const { now, cacheWriteHours } = this.deps;
+    const wasDegraded = connection.status === 'degraded';
+    if (
+      refreshed.changedCache !== undefined &&
+      cacheWriteDue({
+        changed: true,
+        signedInAgain: refreshed.signedInAgain,
+        statusChanges: connection.status !== 'authorized',
+        storedAt: refreshed.basedOn?.updatedOn,
+        now: now(),
+        intervalHours: cacheWriteHours,
+      })
+    ) {
+      await this.writeCache(connection, refreshed.changedCache, refreshed.basedOn);
+    }
+    const expiresOn = await this.publish(connection, refreshed.result);
+    return this.changeState(
+      connection,
+      {
+        status: 'authorized',
+        tokenExpiresOn: expiresOn.toISOString(),
+        lastRefreshAt: now().toISOString(),
+        consecutiveFailures: 0,
+        degradedSince: undefined,
+        nextAttemptAt: undefined,
+        lastError: undefined,
+      },
+      { type: wasDegraded ? 'connection.recovered' : 'connection.refreshed', ...event },
+    );
+  }
+
+  /** Stores the password of a `password`-grant connection, under its lease, while it exists. */
+  async storePassword(connection: Connection, password: string, event: ConnectionEvent): Promise<void> {
+    await withLease(this.deps.leases, connection.name, 'password', ADMIN_LEASE, async () => {
+      await stillExisting(this.deps.registry, connection);
+      await this.deps.secrets.set(secretNames.password(connection.name), password, {
+        contentType: 'text/plain',
+      });
+    });
+    await this.recordEvent(connection.name, event);
+  }
+
+  /** Deletes every secret of a connection (token, cache, password); a missing one is no error. */
+  async deleteSecrets(name: string): Promise<void> {
+    const { secrets } = this.deps;
+    await secrets.delete(secretNames.token(name));
+    await secrets.delete(secretNames.cache(name));
+    await secrets.delete(secretNames.password(name));
+  }
+
+  /** An audit event without a status change (definitions, deletions, failed sign-ins), and its log line. */
+  async recordEvent(name: string, event: ConnectionEvent & { toStatus?: string }): Promise<void> {
+    await this.deps.audit.record({
+      connection: name,
+      type: event.type,
+      actor: event.actor,
+      ...(event.toStatus ? { toStatus: event.toStatus } : {}),
+      reason: event.reason,
+      aadsts: event.aadsts,
+      correlationId: event.correlationId,
+      at: this.deps.now().toISOString(),
+    });
+    this.deps.logger.info(event.type, {
+      connection: name,
+      actor: event.actor,
+      aadsts: event.aadsts,
+      correlationId: event.correlationId,
+    });
+  }
+
+  /**
    * Writes a new version of the connection's token cache. Each version names the one before it, so
    * the version before that can be disabled: only the newest two stay readable, and a vault does not
    * keep years of old refresh tokens readable. (The newest holds a usable refresh token; the one
    * before stays as a fallback while the new version propagates.)
    */
-  async writeCache(
+  private async writeCache(
     connection: Connection,
     serialized: string,
     previous: Pick<StoredSecret, 'version' | 'tags'> | undefined,
@@ -177,7 +300,7 @@ export class TokenService {
   async changeState(
     connection: Connection,
     state: ConnectionState,
-    event: { type: string; actor: string; reason?: string; aadsts?: number; correlationId?: string },
+    event: ConnectionEvent,
   ): Promise<Connection> {
     const { registry, audit, logger, now } = this.deps;
     let current = connection;

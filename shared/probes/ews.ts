@@ -11,7 +11,7 @@ import { classifyBearerRefusal } from './bearer-refusal';
 import { classifyNetworkError } from './network';
 import type { ProbeTarget } from './probe';
 import { ProbeFailure, type ProbeDetails } from './result';
-import { parseRetryAfter } from '../net/outbound';
+import { parseRetryAfter } from '../net/retry-after';
 
 /** The library types its XHR result as a DOM XMLHttpRequest; Node has none, so it is opaque here. */
 type XhrResult = Awaited<ReturnType<IXHRApi['xhr']>>;

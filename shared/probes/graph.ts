@@ -1,6 +1,6 @@
 /** Graph probe: reads the Inbox's mailFolder resource and reports its counts. */
 import { randomUUID } from 'node:crypto';
-import { parseRetryAfter } from '../net/outbound';
+import { parseRetryAfter } from '../net/retry-after';
 import { classifyBearerRefusal } from './bearer-refusal';
 import { classifyNetworkError } from './network';
 import type { ProbeTarget } from './probe';

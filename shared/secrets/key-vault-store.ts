@@ -2,10 +2,12 @@ import { SecretClient, type KeyVaultSecret, type SecretClientOptions } from '@az
 import type { TokenCredential } from '@azure/identity';
 import { azureSdkProxy } from '../azure-credential';
 import type { BrokerConfig } from '../config';
-import { BrokerError } from '../errors';
+import { BrokerError, statusOf } from '../errors';
 import type { Logger } from '../logging';
 import type { SecretProperties, SecretStore, StoredSecret } from './secret-store';
 import { assertValidSecretInput, assertValidSecretName } from './validation';
+import { isLoopbackHost } from '../net/loopback';
+import { parseRetryAfter } from '../net/retry-after';
 
 type PipelinePolicy = NonNullable<SecretClientOptions['additionalPolicies']>[number]['policy'];
 
@@ -62,21 +64,6 @@ class RetryAfterTooLongError extends Error {
   }
 }
 
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]' || hostname === '::1';
-}
-
-function retryAfterSecondsOf(
-  headers: { get(name: string): string | undefined } | undefined,
-): number | undefined {
-  const raw = headers?.get('retry-after');
-  if (raw === undefined) return undefined;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
-  const date = Date.parse(raw);
-  return Number.isFinite(date) ? Math.max(0, Math.ceil((date - Date.now()) / 1000)) : undefined;
-}
-
 /**
  * Runs inside the SDK's retry loop (position `perRetry`): when a 429/503 carries a Retry-After
  * above the cap, it stops the loop by throwing an error the retry policy does not retry.
@@ -87,7 +74,7 @@ function retryAfterCapPolicy(maxSeconds: number): PipelinePolicy {
     async sendRequest(request, next) {
       const response = await next(request);
       if (response.status === 429 || response.status === 503) {
-        const seconds = retryAfterSecondsOf(response.headers);
+        const seconds = parseRetryAfter(response.headers.get('retry-after'));
         if (seconds !== undefined && seconds > maxSeconds)
           throw new RetryAfterTooLongError(response.status, seconds);
       }
@@ -153,10 +140,6 @@ interface ErrorShape {
 }
 
 const shape = (error: unknown): ErrorShape => (error && typeof error === 'object' ? error : {});
-const statusOf = (error: unknown): number | undefined => {
-  const status = shape(error).statusCode;
-  return typeof status === 'number' ? status : undefined;
-};
 const innerCodeOf = (error: unknown): string | undefined => {
   const code = shape(error).details?.error?.innerError?.code;
   return typeof code === 'string' ? code : undefined;
@@ -222,7 +205,7 @@ export class KeyVaultSecretStore implements SecretStore {
       return toStored(await this.client.getSecret(name, { abortSignal }));
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
-      throw this.toBrokerError(error, 'read', name);
+      throw this.vaultFailure(error, 'read', name);
     }
   }
 
@@ -249,7 +232,7 @@ export class KeyVaultSecretStore implements SecretStore {
         const status = statusOf(error);
         const inner = innerCodeOf(error);
         if (status !== 409 || round >= 8 || abortSignal.aborted)
-          throw this.toBrokerError(error, 'write', name);
+          throw this.vaultFailure(error, 'write', name);
         if (inner === 'ObjectIsDeletedButRecoverable') {
           this.logger?.info('secret_store.recovering_deleted_secret', { name });
           try {
@@ -264,12 +247,12 @@ export class KeyVaultSecretStore implements SecretStore {
             // Someone else recovered or purged it meanwhile: write again.
             const recoverStatus = statusOf(recoverError);
             if (recoverStatus !== 404 && recoverStatus !== 409)
-              throw this.toBrokerError(recoverError, 'recover', name);
+              throw this.vaultFailure(recoverError, 'recover', name);
           }
         } else {
           // Being deleted, purged or recovered right now: wait for the vault to finish.
           await delay(this.pollIntervalMs, abortSignal).catch((abortError: unknown) => {
-            throw this.toBrokerError(abortError, 'write', name);
+            throw this.vaultFailure(abortError, 'write', name);
           });
         }
       }
@@ -294,7 +277,7 @@ export class KeyVaultSecretStore implements SecretStore {
         if (version.version && version.enabled !== false) versions.push(version.version);
       }
     } catch (error) {
-      throw this.toBrokerError(error, 'read', name);
+      throw this.vaultFailure(error, 'read', name);
     }
     return versions;
   }
@@ -304,7 +287,7 @@ export class KeyVaultSecretStore implements SecretStore {
       try {
         await this.client.updateSecretProperties(name, version, { enabled: false, abortSignal });
       } catch (error) {
-        if (statusOf(error) !== 404) throw this.toBrokerError(error, 'write', name);
+        if (statusOf(error) !== 404) throw this.vaultFailure(error, 'write', name);
       }
     }
   }
@@ -321,7 +304,7 @@ export class KeyVaultSecretStore implements SecretStore {
     } catch (error) {
       // 404: nothing active under that name (never written, or already deleted). A soft-deleted
       // copy may still exist, so the purge below is still attempted.
-      if (statusOf(error) !== 404) throw this.toBrokerError(error, 'delete', name);
+      if (statusOf(error) !== 404) throw this.vaultFailure(error, 'delete', name);
     }
     try {
       await this.client.purgeDeletedSecret(name, { abortSignal });
@@ -351,11 +334,11 @@ export class KeyVaultSecretStore implements SecretStore {
       await this.client.getSecret(HEALTH_PROBE_NAME, { abortSignal });
     } catch (error) {
       if (statusOf(error) === 404) return;
-      throw this.toBrokerError(error, 'check', HEALTH_PROBE_NAME);
+      throw this.vaultFailure(error, 'check', HEALTH_PROBE_NAME);
     }
   }
 
-  private toBrokerError(error: unknown, action: string, name: string): BrokerError {
+  private vaultFailure(error: unknown, action: string, name: string): BrokerError {
     if (error instanceof BrokerError) return error;
     if (error instanceof RetryAfterTooLongError) {
       return new BrokerError(
@@ -375,7 +358,7 @@ export class KeyVaultSecretStore implements SecretStore {
       );
     }
     if (status === undefined || status === 408 || status === 429 || status >= 500) {
-      const retryAfterSeconds = retryAfterSecondsOf(shape(error).response?.headers);
+      const retryAfterSeconds = parseRetryAfter(shape(error).response?.headers?.get('retry-after'));
       return new BrokerError(
         'upstream_unavailable',
         status === undefined

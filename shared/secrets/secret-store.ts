@@ -43,7 +43,7 @@ export interface SecretStore {
   disableVersion(name: string, version: string): Promise<void>;
 }
 
-/** Secret names per connection (SPEC §5). */
+/** Secret names per connection (README "Where state lives"). */
 export const secretNames = {
   cache: (connection: string) => `conn-${connection}-cache`,
   token: (connection: string) => `conn-${connection}-token`,

@@ -1,14 +1,7 @@
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
-import { BrokerError } from '../errors';
+import { BrokerError, statusOf } from '../errors';
 import type { Lease, LeaseStore } from './lease';
-import {
-  storeTableClient,
-  ensureTable,
-  statusOf,
-  storageCall,
-  stringColumn,
-  type TableStoreOptions,
-} from './tables';
+import { storeTableClient, ensureTable, storageCall, stringColumn, type TableStoreOptions } from './tables';
 
 const PARTITION = 'lease';
 /** A resource is a connection name (or any name of the same shape): it is the RowKey as it is. */

@@ -7,7 +7,7 @@ import { TableClient, type TableServiceClientOptions, type TableEntityResult } f
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { azureSdkProxy } from '../azure-credential';
 import type { BrokerConfig, StorageSettings } from '../config';
-import { BrokerError } from '../errors';
+import { BrokerError, statusOf } from '../errors';
 
 /** How often and how long the SDK retries one request (network errors, 408, 429, 5xx). */
 export interface StorageRetryOptions {
@@ -112,18 +112,6 @@ export function ensureTable(client: TableClient): Promise<void> {
   return pending;
 }
 
-/** Forget that tables were created (tests that delete tables). */
-export function forgetEnsuredTables(): void {
-  ensured.clear();
-}
-
-/** HTTP status of a storage error, or undefined (network failure, not a storage error). */
-export function statusOf(error: unknown): number | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const status = (error as { statusCode?: unknown }).statusCode;
-  return typeof status === 'number' ? status : undefined;
-}
-
 function errorName(error: unknown): string {
   return typeof error === 'object' && error !== null && typeof (error as { name?: unknown }).name === 'string'
     ? (error as { name: string }).name
@@ -147,7 +135,7 @@ const CREDENTIAL_ERRORS = new Set([
  * retries) is `upstream_unavailable`; refused access is `configuration_error`; anything else (a 404
  * or 412 the caller did not handle, a bad request) is returned unchanged, for the caller to rethrow.
  */
-export function toBrokerError(error: unknown, what: string): unknown {
+export function storageFailure(error: unknown, what: string): unknown {
   if (error instanceof BrokerError) return error;
   const status = statusOf(error);
   const name = errorName(error);
@@ -173,12 +161,12 @@ export function toBrokerError(error: unknown, what: string): unknown {
   return error;
 }
 
-/** Runs one storage operation, mapping failures through `toBrokerError`. */
+/** Runs one storage operation, mapping failures through `storageFailure`. */
 export async function storageCall<T>(what: string, operation: () => Promise<T>): Promise<T> {
   try {
     return await operation();
   } catch (error) {
-    throw toBrokerError(error, what);
+    throw storageFailure(error, what);
   }
 }
 

@@ -20,7 +20,7 @@ function problemsOf(env: Record<string, string>): string[] {
 }
 
 describe('loadConfig', () => {
-  it('applies the SPEC defaults locally', () => {
+  it('applies the documented defaults locally', () => {
     const config = loadConfig(base);
     expect(config.clientCredential).toEqual({ kind: 'secret', secret: 'local-secret' });
     expect(config.cloud.authorityHost).toBe('https://login.microsoftonline.com');
@@ -38,9 +38,10 @@ describe('loadConfig', () => {
       keepaliveDays: 7,
       concurrency: 8,
       budgetSeconds: 540,
+      cacheWriteHours: 24,
     });
     expect(config.localAdmin).toBe(false);
-    expect(config.keyVaultUrl).toBeUndefined();
+    expect(config.keyVaultUrls).toEqual([]);
   });
 
   it('defaults to the managed identity and the platform host name in Azure', () => {
@@ -56,7 +57,7 @@ describe('loadConfig', () => {
     });
     expect(config.clientCredential.kind).toBe('managed-identity');
     expect(config.redirectUri).toBe('https://broker-abc.westeurope-01.azurewebsites.net/api/callback');
-    expect(config.keyVaultUrl).toBe('https://contoso-broker.vault.azure.net');
+    expect(config.keyVaultUrls).toEqual(['https://contoso-broker.vault.azure.net']);
     expect(config.storage).toEqual({
       kind: 'identity',
       tableServiceUrl: 'https://contosobroker.table.core.windows.net',

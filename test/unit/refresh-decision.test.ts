@@ -1,4 +1,6 @@
-import { backoffMs, shouldRefresh } from '../../shared/oauth/refresh';
+import type { EntraFailure } from '../../shared/oauth/entra-errors';
+import { backoffMs, nextStateAfterFailure, shouldRefresh } from '../../shared/oauth/refresh';
+import { cacheWriteDue } from '../../shared/oauth/token-service';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
 const settings = { marginMinutes: 15, keepaliveDays: 7 };
@@ -95,5 +97,146 @@ describe('backoffMs', () => {
       elapsed += backoffMs(attempts, undefined, () => 0);
     }
     expect(attempts).toBeLessThan(40);
+  });
+});
+
+describe('nextStateAfterFailure', () => {
+  const failure = (kind: EntraFailure['kind'], extra: Partial<EntraFailure> = {}): EntraFailure => ({
+    kind,
+    error: kind === 'definitive' ? 'invalid_grant' : 'temporarily_unavailable',
+    aadsts: kind === 'definitive' ? 700082 : undefined,
+    message: 'what Entra said',
+    remedy: 'what to do',
+    ...extra,
+  });
+  type Before = Parameters<typeof nextStateAfterFailure>[0];
+  const healthy: Before = {
+    status: 'authorized',
+    consecutiveFailures: 0,
+    degradedSince: undefined,
+    lastError: undefined,
+  };
+  const degradedFor = (minutesAgo: number, lastFailureMinutesAgo: number): Before => ({
+    status: 'degraded',
+    consecutiveFailures: 3,
+    degradedSince: minutes(-minutesAgo),
+    lastError: {
+      code: 'temporarily_unavailable',
+      message: 'x',
+      aadsts: undefined,
+      remedy: undefined,
+      at: minutes(-lastFailureMinutesAgo),
+    },
+  });
+  const half = () => 0.5; // no jitter: backoff = the exponential step exactly
+
+  it.each<[string, Before, EntraFailure, Record<string, unknown> | 'configuration']>([
+    ["the app's own credential fails: nothing changes", healthy, failure('configuration'), 'configuration'],
+    [
+      'a definitive failure ends the grant, announced',
+      healthy,
+      failure('definitive'),
+      {
+        eventType: 'connection.reauthorization_required',
+        status: 'reauthorization_required',
+        consecutiveFailures: 1,
+        nextAttemptAt: undefined,
+        lastErrorCode: 'reauthorization_required',
+        notify: 'connection.reauthorization_required',
+      },
+    ],
+    [
+      'a first transient failure degrades, retried after a minute, not announced yet',
+      healthy,
+      failure('transient'),
+      {
+        eventType: 'connection.degraded',
+        status: 'degraded',
+        consecutiveFailures: 1,
+        nextAttemptAt: minutes(1),
+        lastErrorCode: 'temporarily_unavailable',
+        degradedSince: NOW.toISOString(),
+        notify: undefined,
+      },
+    ],
+    [
+      'a transient failure that crosses the 30-minute threshold is announced once',
+      degradedFor(31, 16),
+      failure('transient'),
+      {
+        eventType: 'connection.refresh_failed',
+        status: 'degraded',
+        consecutiveFailures: 4,
+        notify: 'connection.degraded',
+      },
+    ],
+    [
+      'the next failures after the announcement stay quiet',
+      degradedFor(60, 20),
+      failure('transient'),
+      {
+        eventType: 'connection.refresh_failed',
+        status: 'degraded',
+        degradedSince: minutes(-60),
+        notify: undefined,
+      },
+    ],
+    [
+      'many transient failures never become reauthorization_required',
+      { ...degradedFor(6 * 24 * 60, 60), consecutiveFailures: 500 },
+      failure('transient'),
+      { status: 'degraded', consecutiveFailures: 501, nextAttemptAt: minutes(60) },
+    ],
+    [
+      'a Retry-After longer than the backoff is honoured',
+      healthy,
+      failure('transient', { retryAfterSeconds: 600 }),
+      { status: 'degraded', nextAttemptAt: minutes(10) },
+    ],
+  ])('%s', (_label, before, thrown, expected) => {
+    const effect = nextStateAfterFailure(before, thrown, NOW, 30, half);
+    if (expected === 'configuration') {
+      expect(effect).toEqual({ kind: 'configuration' });
+      return;
+    }
+    if (effect.kind !== 'state') throw new Error('expected a state change');
+    const seen: Record<string, unknown> = {
+      eventType: effect.eventType,
+      status: effect.state.status,
+      consecutiveFailures: effect.state.consecutiveFailures,
+      nextAttemptAt: effect.state.nextAttemptAt,
+      lastErrorCode: effect.state.lastError?.code,
+      degradedSince: effect.state.degradedSince,
+      notify: effect.notify?.type,
+    };
+    expect(Object.fromEntries(Object.keys(expected).map((key) => [key, seen[key]]))).toEqual(expected);
+  });
+});
+
+describe('cacheWriteDue', () => {
+  const hoursAgo = (n: number) => new Date(NOW.getTime() - n * 3_600_000);
+  const base = {
+    changed: true,
+    signedInAgain: false,
+    statusChanges: false,
+    storedAt: hoursAgo(1),
+    now: NOW,
+    intervalHours: 24,
+  };
+  it.each<[string, Partial<typeof base> & { storedAt?: Date | undefined }, boolean]>([
+    ['a routine refresh of a cache stored an hour ago', {}, false],
+    ['a cache stored just under the interval ago', { storedAt: hoursAgo(23.9) }, false],
+    ['a cache stored the interval ago', { storedAt: hoursAgo(24) }, true],
+    [
+      'nothing changed in the cache (no new refresh token)',
+      { changed: false, storedAt: hoursAgo(48) },
+      false,
+    ],
+    ["the connection's status changes (it recovers)", { statusChanges: true }, true],
+    ['the account signed in again (password grant)', { signedInAgain: true }, true],
+    ['no stored version known', { storedAt: undefined }, true],
+    ['an interval of 0: every refresh', { intervalHours: 0 }, true],
+  ])('%s', (_label, input, expected) => {
+    expect(cacheWriteDue({ ...base, ...input })).toBe(expected);
   });
 });

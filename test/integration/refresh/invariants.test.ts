@@ -8,7 +8,7 @@ import {
 } from '../../support/harness';
 
 /**
- * SPEC §8: the last good refresh token is never lost — not by a failed write at any step, a
+ * The invariant of README "Keeping tokens fresh": the last good refresh token is never lost — not by a failed write at any step, a
  * concurrent refresh, nor an answer without a new refresh token. Faults are injected into the
  * Key Vault emulator (real SecretClient), the Entra emulator, and at the registry boundary.
  */
@@ -18,6 +18,8 @@ describe('refresh invariants (Key Vault)', () => {
   beforeAll(async () => {
     harness = await startHarness({
       keyVault: true,
+      // Every refresh writes the cache: these tests prove the write order of each step.
+      env: { REFRESH_CACHE_WRITE_HOURS: '0' },
       brokerOverrides: {
         tokenMemoryTtlMs: 0,
         keyVault: {

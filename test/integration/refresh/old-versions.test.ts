@@ -5,7 +5,8 @@ import { authorizeConnection, startHarness, storedRefreshToken, type Harness } f
 let harness: Harness;
 
 beforeAll(async () => {
-  harness = await startHarness({ keyVault: true });
+  // Every refresh writes a cache version here: old versions pile up fastest this way.
+  harness = await startHarness({ keyVault: true, env: { REFRESH_CACHE_WRITE_HOURS: '0' } });
 }, 60_000);
 
 afterAll(() => harness.close());

@@ -1,4 +1,5 @@
-import { health } from '../../../shared/http/handlers';
+import { health } from '../../../functions/health';
+import { serve } from '../../../functions/route';
 import { secretNames } from '../../../shared/secrets/secret-store';
 import {
   api,
@@ -19,7 +20,13 @@ describe('refresh', () => {
   let harness: Harness;
 
   beforeAll(async () => {
-    harness = await startHarness({ clock, brokerOverrides: { tokenMemoryTtlMs: 0 } });
+    // Every refresh rewrites the cache here, so each test sees its rotation in the store (the
+    // write interval has its own tests in cache-write-interval.test.ts).
+    harness = await startHarness({
+      clock,
+      brokerOverrides: { tokenMemoryTtlMs: 0 },
+      env: { REFRESH_CACHE_WRITE_HOURS: '0' },
+    });
   });
   afterAll(async () => {
     expectNoSecrets(harness.secretsSeen, harness.logs);
@@ -242,7 +249,7 @@ describe('refresh', () => {
     expect(after?.status).toBe(before?.status);
     expect(after?.consecutiveFailures).toBe(before?.consecutiveFailures);
     expect(misconfigured.health.configurationProblem).toMatchObject({ aadsts: 7000215 });
-    const answer = await health(misconfigured, {
+    const answer = await serve(health)(misconfigured, {
       method: 'GET',
       url: new URL('http://localhost/api/health'),
       headers: { get: () => null },

@@ -138,7 +138,6 @@ describe('Function App settings (infra/app/function-app-settings.bicep)', () => 
   it('gives loadConfig everything it needs in Azure: the minimal deployment starts with the managed identity', () => {
     const env = { ...settingsFor(minimal, (b) => !b.conditional), ...PLATFORM };
     const config = loadConfig(env);
-    expect(config.runningInAzure).toBe(true);
     expect(config.clientCredential.kind).toBe('managed-identity');
     expect(config.managedIdentityClientId).toBe(MI_CLIENT_ID);
     expect(config.clientId).toBe(APP_CLIENT_ID);

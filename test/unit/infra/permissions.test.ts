@@ -3,7 +3,10 @@
  * Microsoft's published permission ids, and against the scopes the broker actually requests.
  */
 import { cloudFor } from '../../../shared/config';
-import { appOnlyScopes, delegatedScopes, OIDC_SCOPES } from '../../../shared/connections/profiles';
+import { appOnlyScopes, delegatedScopes } from '../../../shared/connections/profiles';
+
+/** Scopes MSAL adds to every user request; the App Registration must hold them too. */
+const OIDC_SCOPES = ['openid', 'profile', 'offline_access'];
 import type { Profile } from '../../../shared/connections/connection';
 import {
   Expression,

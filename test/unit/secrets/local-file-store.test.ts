@@ -227,7 +227,6 @@ describe('createSecretStore', () => {
       createSecretStore(
         {
           ...base,
-          keyVaultUrl: 'https://contoso.vault.azure.net',
           keyVaultUrls: ['https://contoso.vault.azure.net'],
           localSecretKey: undefined,
         },
@@ -235,13 +234,10 @@ describe('createSecretStore', () => {
       ).kind,
     ).toBe('key-vault');
     expect(
-      createSecretStore(
-        { ...base, keyVaultUrl: undefined, keyVaultUrls: [], localSecretKey: randomBytes(32) },
-        credential,
-      ).kind,
+      createSecretStore({ ...base, keyVaultUrls: [], localSecretKey: randomBytes(32) }, credential).kind,
     ).toBe('local-file');
     expect(() =>
-      createSecretStore({ ...base, keyVaultUrl: undefined, localSecretKey: undefined }, credential),
+      createSecretStore({ ...base, keyVaultUrls: [], localSecretKey: undefined }, credential),
     ).toThrow(BrokerError);
   });
 });
