@@ -1,12 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { CryptoProvider } from '@azure/msal-node';
+import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
 import type { Connection } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
 import type { ConnectionRegistry } from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
-import type { AuthSessionStore } from './auth-session';
+import type { AuthSession, AuthSessionStore } from './auth-session';
 import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
@@ -33,6 +33,12 @@ export interface StartedAuthorization {
   /** Value of the browser-binding cookie; only its hash is stored. */
   browserBinding: string;
   ttlSeconds: number;
+}
+
+/** Who signed in, as the ID token (or the password grant's account) says. */
+interface SignIn {
+  tenantId: string;
+  signedInAs: string;
 }
 
 export interface CompletedAuthorization {
@@ -116,19 +122,8 @@ export class AuthorizationService {
   }
 
   async start(name: string, actor: string): Promise<StartedAuthorization> {
-    const { config, registry, sessions, msal, now } = this.deps;
-    const connection = await registry.get(name);
-    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-    if (connection.status === 'disabled') {
-      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
-    }
-    if (isServerSideGrant(connection.grant)) {
-      throw new BrokerError(
-        'invalid_request',
-        `Connection ${name} uses the ${connection.grant} grant: it is authorized without a browser.`,
-        { remedy: `POST /api/connections/${name}/authorize (the console's Authorize button does this).` },
-      );
-    }
+    const { config, sessions, msal, now } = this.deps;
+    const connection = await this.authorizable(name, 'browser');
     const { verifier, challenge } = await this.crypto.generatePkceCodes();
     const state = randomToken();
     const nonce = randomToken();
@@ -158,28 +153,134 @@ export class AuthorizationService {
     return { redirectUrl, state, browserBinding, ttlSeconds: config.authSessionTtlSeconds };
   }
 
+  /**
+   * The callback: consume the session (this browser, once, in time), redeem the code with its
+   * PKCE verifier and nonce, verify who signed in, then store. A failure after the session is
+   * consumed is an audit event; nothing is stored.
+   */
   async complete(
     parameters: CallbackParameters,
     browserBinding: string | undefined,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
-    const { config, registry, sessions, msal, tokens, now } = this.deps;
-    const state = parameters.state;
+    const session = await this.consumeSession(parameters.state, browserBinding);
+    const actor = session.startedBy;
+    let verified: { connection: Connection; result: AuthenticationResult; cache: string; signIn: SignIn };
+    try {
+      const code = this.codeOf(parameters);
+      const connection = await this.deps.registry.get(session.connection);
+      if (!connection)
+        throw new BrokerError(
+          'connection_not_found',
+          `Connection ${session.connection} was removed meanwhile.`,
+        );
+      const { result, cache } = await this.redeem(connection, code, session);
+      const claims = result.idTokenClaims as Record<string, unknown>;
+      // Never `email`: it is not verified by Entra and a user can often set it themselves.
+      const nameClaim = [claims.preferred_username, claims.upn].find((value) => typeof value === 'string');
+      const signIn = {
+        tenantId: typeof claims.tid === 'string' ? claims.tid.toLowerCase() : '',
+        signedInAs: typeof nameClaim === 'string' ? nameClaim.toLowerCase() : '',
+      };
+      verified = { connection, result, cache: await this.verify(connection, result, cache, signIn), signIn };
+    } catch (error) {
+      if (error instanceof BrokerError)
+        return this.recordFailure(session.connection, actor, correlationId, error);
+      throw error;
+    }
+    const { connection, result, cache, signIn } = verified;
+    const updated = await this.deps.tokens.storeAuthorization(connection, result, cache, {
+      actor,
+      ...signIn,
+      correlationId,
+    });
+    return { connection: updated, signedInAs: signIn.signedInAs };
+  }
+
+  /**
+   * Authorize for the grants that need no browser: app-only acquires a token with the app's
+   * credential; the password grant signs in as the account with its stored password. Nothing is
+   * written unless Entra answered and (for the password grant) the tenant and account match.
+   */
+  async authorizeServerSide(
+    name: string,
+    actor: string,
+    correlationId: string,
+  ): Promise<CompletedAuthorization> {
+    const { config, msal, tokens } = this.deps;
+    const connection = await this.authorizable(name, 'server');
+    const appOnly = connection.grant === 'client_credentials';
+    let stored: { result: AuthenticationResult; cache: string | undefined; signIn: SignIn };
+    try {
+      const { result, cache } = await this.acquireServerSide(connection);
+      if (appOnly) {
+        const tenantId = (await msal.resolvedTenantId()) ?? config.allowedTenants[0] ?? '';
+        // App-only grants have no refresh token: nothing of their cache is kept.
+        stored = { result, cache: undefined, signIn: { tenantId, signedInAs: `app ${config.clientId}` } };
+      } else {
+        const claims = result.idTokenClaims as Record<string, unknown>;
+        const signIn = {
+          tenantId:
+            typeof claims.tid === 'string' ? claims.tid.toLowerCase() : (result.tenantId || '').toLowerCase(),
+          signedInAs: (result.account?.username ?? '').toLowerCase(),
+        };
+        stored = { result, cache: await this.verify(connection, result, cache, signIn), signIn };
+      }
+    } catch (error) {
+      if (error instanceof BrokerError) return this.recordFailure(name, actor, correlationId, error);
+      throw error;
+    }
+    const updated = await tokens.storeAuthorization(connection, stored.result, stored.cache, {
+      actor,
+      ...stored.signIn,
+      correlationId,
+    });
+    return { connection: updated, signedInAs: stored.signIn.signedInAs };
+  }
+
+  /** The connection, if it exists, is enabled and is authorized the way asked (browser or server side). */
+  private async authorizable(name: string, way: 'browser' | 'server'): Promise<Connection> {
+    const connection = await this.deps.registry.get(name);
+    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    if (connection.status === 'disabled') {
+      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+    }
+    if (way === 'browser' && isServerSideGrant(connection.grant)) {
+      throw new BrokerError(
+        'invalid_request',
+        `Connection ${name} uses the ${connection.grant} grant: it is authorized without a browser.`,
+        { remedy: `POST /api/connections/${name}/authorize (the console's Authorize button does this).` },
+      );
+    }
+    if (way === 'server' && !isServerSideGrant(connection.grant)) {
+      throw new BrokerError(
+        'invalid_request',
+        `Connection ${name} is authorized by signing in in a browser.`,
+        {
+          remedy: `Open GET /api/connections/${name}/authorize in a browser (the console's Authorize button).`,
+        },
+      );
+    }
+    return connection;
+  }
+
+  /** The session of `state`, consumed: only in the browser that started it, once, within its TTL. */
+  private async consumeSession(
+    state: string | undefined,
+    browserBinding: string | undefined,
+  ): Promise<AuthSession> {
+    const { sessions, now } = this.deps;
+    const restart = { remedy: 'Start again from the console.' };
     if (!state || !STATE_SHAPE.test(state)) {
       throw new BrokerError(
         'state_invalid',
         'This sign-in response does not belong to an authorization started here.',
-        {
-          remedy: 'Start again from the console.',
-        },
+        restart,
       );
     }
     const session = await sessions.peek(state);
-    if (!session) {
-      throw new BrokerError('state_invalid', 'This sign-in was already completed or is unknown.', {
-        remedy: 'Start again from the console.',
-      });
-    }
+    if (!session)
+      throw new BrokerError('state_invalid', 'This sign-in was already completed or is unknown.', restart);
     if (Date.parse(session.expiresAt) <= now().getTime()) {
       await sessions.consume(state);
       throw new BrokerError('state_expired', 'This sign-in took too long and has expired.', {
@@ -197,106 +298,56 @@ export class AuthorizationService {
       );
     }
     const consumed = await sessions.consume(state);
-    if (!consumed) {
-      throw new BrokerError('state_invalid', 'This sign-in was already completed.', {
-        remedy: 'Start again from the console.',
-      });
-    }
-    const name = consumed.connection;
-    const fail = (error: BrokerError) => this.recordFailure(name, consumed.startedBy, correlationId, error);
+    if (!consumed) throw new BrokerError('state_invalid', 'This sign-in was already completed.', restart);
+    return consumed;
+  }
 
+  /** The authorization code of the callback, or the error Entra sent instead. */
+  private codeOf(parameters: CallbackParameters): string {
     if (parameters.error !== undefined) {
       const error = ERROR_SHAPE.test(parameters.error) ? parameters.error : 'invalid_request';
       const failure = classifyEntraAnswer(error, aadstsOf(parameters.error_description));
-      return fail(brokerErrorForInteractive(failure, this.adminConsentUrl()));
+      throw brokerErrorForInteractive(failure, this.adminConsentUrl());
     }
     if (!parameters.code || !CODE_SHAPE.test(parameters.code)) {
-      return fail(new BrokerError('invalid_request', 'The sign-in response carries no authorization code.'));
+      throw new BrokerError('invalid_request', 'The sign-in response carries no authorization code.');
     }
-
-    const connection = await registry.get(name);
-    if (!connection)
-      return fail(new BrokerError('connection_not_found', `Connection ${name} was removed meanwhile.`));
-
-    const cache = new OperationCache();
-    let result;
-    try {
-      const client = await msal.create(cache);
-      result = await client.acquireTokenByCode({
-        code: parameters.code,
-        scopes: delegatedScopes(connection, config.cloud),
-        redirectUri: config.redirectUri,
-        codeVerifier: consumed.codeVerifier,
-        nonce: consumed.nonce,
-      });
-    } catch (error) {
-      if (error instanceof BrokerError) return fail(error);
-      return fail(brokerErrorForInteractive(classifyMsalError(error), this.adminConsentUrl()));
-    }
-
-    const claims = result.idTokenClaims as Record<string, unknown>;
-    const tenantId = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : '';
-    // Never `email`: it is not verified by Entra and a user can often set it themselves.
-    const nameClaim = [claims.preferred_username, claims.upn].find((value) => typeof value === 'string');
-    const signedInAs = typeof nameClaim === 'string' ? nameClaim.toLowerCase() : '';
-    const allowed =
-      config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
-    if (!allowed.includes(tenantId)) {
-      return fail(
-        new BrokerError(
-          'tenant_not_allowed',
-          `Accounts of tenant ${tenantId || '(unknown)'} may not authorize here.`,
-          {
-            remedy: 'Sign in with an account of an allowed tenant, or add the tenant to ALLOWED_TENANTS.',
-          },
-        ),
-      );
-    }
-    const mismatch = accountMismatch(connection, signedInAs, result.account?.homeAccountId);
-    if (mismatch) return fail(mismatch);
-    if (!cache.contents) {
-      return fail(new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.'));
-    }
-    const updated = await tokens.storeAuthorization(connection, result, cache.contents, {
-      actor: consumed.startedBy,
-      signedInAs,
-      tenantId,
-      correlationId,
-    });
-    return { connection: updated, signedInAs };
+    return parameters.code;
   }
 
-  /**
-   * Authorize for the grants that need no browser: app-only acquires a token with the app's
-   * credential; the password grant signs in as the account with its stored password. Nothing is
-   * written unless Entra answered and (for the password grant) the tenant and account match.
-   */
-  async authorizeServerSide(
-    name: string,
-    actor: string,
-    correlationId: string,
-  ): Promise<CompletedAuthorization> {
-    const { config, registry, secrets, msal, tokens } = this.deps;
-    const connection = await registry.get(name);
-    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-    if (connection.status === 'disabled') {
-      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+  /** Redeems the code with the session's PKCE verifier and nonce. */
+  private async redeem(
+    connection: Connection,
+    code: string,
+    session: AuthSession,
+  ): Promise<{ result: AuthenticationResult; cache: OperationCache }> {
+    const { config, msal } = this.deps;
+    const cache = new OperationCache();
+    try {
+      const client = await msal.create(cache);
+      const result = await client.acquireTokenByCode({
+        code,
+        scopes: delegatedScopes(connection, config.cloud),
+        redirectUri: config.redirectUri,
+        codeVerifier: session.codeVerifier,
+        nonce: session.nonce,
+      });
+      return { result, cache };
+    } catch (error) {
+      if (error instanceof BrokerError) throw error;
+      throw brokerErrorForInteractive(classifyMsalError(error), this.adminConsentUrl());
     }
-    if (!isServerSideGrant(connection.grant)) {
-      throw new BrokerError(
-        'invalid_request',
-        `Connection ${name} is authorized by signing in in a browser.`,
-        {
-          remedy: `Open GET /api/connections/${name}/authorize in a browser (the console's Authorize button).`,
-        },
-      );
-    }
-    const fail = (error: BrokerError) => this.recordFailure(name, actor, correlationId, error);
+  }
+
+  /** A token by the connection's server-side grant (app-only, or the password grant). */
+  private async acquireServerSide(
+    connection: Connection,
+  ): Promise<{ result: AuthenticationResult; cache: OperationCache }> {
+    const { config, secrets, msal } = this.deps;
     const cache = new OperationCache();
     const appOnly = connection.grant === 'client_credentials';
-    let result;
     try {
-      result = appOnly
+      const result = appOnly
         ? await acquireAppOnly(msal, cache, connection, config.cloud)
         : await acquireWithPassword(
             msal,
@@ -305,57 +356,49 @@ export class AuthorizationService {
             config.cloud,
             await storedPassword(secrets, connection),
           );
+      return { result, cache };
     } catch (error) {
-      if (error instanceof BrokerError) return fail(error);
+      if (error instanceof BrokerError) throw error;
       const failure = appOnly ? classifyMsalError(error) : forPasswordGrant(classifyMsalError(error));
       const refused = brokerErrorForInteractive(failure, this.adminConsentUrl());
       // Entra refused these credentials for good: a state to fix (409), not an upstream fault (5xx).
-      return fail(
-        failure.kind === 'definitive' || failure.kind === 'request'
-          ? new BrokerError(refused.code, refused.message, {
-              status: 409,
-              aadsts: refused.aadsts,
-              remedy: refused.remedy,
-              actionUrl: refused.actionUrl,
-            })
-          : refused,
-      );
-    }
-    if (appOnly) {
-      const tenantId = (await msal.resolvedTenantId()) ?? config.allowedTenants[0] ?? '';
-      const updated = await tokens.storeAuthorization(connection, result, undefined, {
-        actor,
-        signedInAs: `app ${config.clientId}`,
-        tenantId,
-        correlationId,
+      if (failure.kind !== 'definitive' && failure.kind !== 'request') throw refused;
+      throw new BrokerError(refused.code, refused.message, {
+        status: 409,
+        aadsts: refused.aadsts,
+        remedy: refused.remedy,
+        actionUrl: refused.actionUrl,
       });
-      return { connection: updated, signedInAs: `app ${config.clientId}` };
     }
-    const claims = result.idTokenClaims as Record<string, unknown>;
-    const tenantId =
-      typeof claims.tid === 'string' ? claims.tid.toLowerCase() : (result.tenantId || '').toLowerCase();
-    const signedInAs = (result.account?.username ?? '').toLowerCase();
+  }
+
+  /**
+   * Who signed in may hold this connection's grant: an allowed tenant and the connection's account.
+   * Returns the cache to keep.
+   */
+  private async verify(
+    connection: Connection,
+    result: AuthenticationResult,
+    cache: OperationCache,
+    signIn: SignIn,
+  ): Promise<string> {
+    const { config, msal } = this.deps;
     const allowed =
       config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
-    if (!allowed.includes(tenantId)) {
-      return fail(
-        new BrokerError(
-          'tenant_not_allowed',
-          `Accounts of tenant ${tenantId || '(unknown)'} may not authorize here.`,
-        ),
+    if (!allowed.includes(signIn.tenantId)) {
+      throw new BrokerError(
+        'tenant_not_allowed',
+        `Accounts of tenant ${signIn.tenantId || '(unknown)'} may not authorize here.`,
+        {
+          remedy: 'Sign in with an account of an allowed tenant, or add the tenant to ALLOWED_TENANTS.',
+        },
       );
     }
-    const mismatch = accountMismatch(connection, signedInAs, result.account?.homeAccountId);
-    if (mismatch) return fail(mismatch);
+    const mismatch = accountMismatch(connection, signIn.signedInAs, result.account?.homeAccountId);
+    if (mismatch) throw mismatch;
     if (!cache.contents)
-      return fail(new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.'));
-    const updated = await tokens.storeAuthorization(connection, result, cache.contents, {
-      actor,
-      signedInAs,
-      tenantId,
-      correlationId,
-    });
-    return { connection: updated, signedInAs };
+      throw new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.');
+    return cache.contents;
   }
 
   /** An authorization that ended without tokens: an audit event and a log line, then the error. */
