@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifySignature } from '../../../shared/notify/webhook-notifier';
-import { authorizeConnection, startHarness, TestClock, type Harness } from '../../support/harness';
+import { verifySignature } from '../../../../shared/notify/webhook-notifier';
+import { authorizeConnection, startHarness, TestClock, type Harness } from '../../../support/harness';
 
 const MINUTE = 60_000;
 const SECRET = 'webhook-signing-secret-for-tests';
@@ -113,7 +113,7 @@ describe('notifications', () => {
   });
 
   it('reports every status change an admin makes: authorized, disabled, enabled, reset, deleted', async () => {
-    const { api } = await import('../../support/harness');
+    const { api } = await import('../../../support/harness');
     const before = received.length;
     expect(await authorizeConnection(harness, 'lifecycle')).toBe(200);
     for (const [method, path, body] of [

@@ -3,7 +3,7 @@ import {
   brokerErrorForInteractive,
   classifyEntraAnswer,
   classifyMsalError,
-} from '../../shared/oauth/entra-errors';
+} from '../../../shared/oauth/entra-errors';
 
 describe('classifyEntraAnswer', () => {
   it.each<[string, number | undefined, number | undefined, string]>([

@@ -1,7 +1,7 @@
-import { assertConnectionName, parseConnectionDefinition } from '../../shared/connections/connection';
-import { delegatedScopes, scopesFor } from '../../shared/connections/profiles';
-import { cloudFor } from '../../shared/config';
-import { BrokerError } from '../../shared/errors';
+import { assertConnectionName, parseConnectionDefinition } from '../../../shared/connections/connection';
+import { delegatedScopes, scopesFor } from '../../../shared/connections/profiles';
+import { cloudFor } from '../../../shared/config';
+import { BrokerError } from '../../../shared/errors';
 
 describe('connection names', () => {
   it.each(['a', 'support-in', 'a1', 'x'.repeat(48), '0-0'])('accepts %s', (name) => {

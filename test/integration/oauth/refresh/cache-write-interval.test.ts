@@ -1,4 +1,4 @@
-import { secretNames } from '../../../shared/secrets/secret-store';
+import { secretNames } from '../../../../shared/secrets/secret-store';
 import {
   authorizeConnection,
   expectNoSecrets,
@@ -6,7 +6,7 @@ import {
   storedRefreshToken,
   TestClock,
   type Harness,
-} from '../../support/harness';
+} from '../../../support/harness';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -1,11 +1,11 @@
-import { httpFunctions } from '../../functions/http-functions';
-import { refreshTokensTimer } from '../../functions/refresh-tokens';
+import { httpFunctions } from '../../../functions/http-functions';
+import { refreshTokensTimer } from '../../../functions/refresh-tokens';
 
 /** The Functions app as the host sees it: the routes of the README's HTTP API and a start-up that fails loudly. */
 /** Loads the host's entry file afresh, as the Functions host does at start-up. */
 function loadEntry(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module load is the point
-  require('../../functions/index');
+  require('../../../functions/index');
 }
 
 describe('functions app', () => {

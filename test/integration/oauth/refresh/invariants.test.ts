@@ -1,11 +1,11 @@
-import { secretNames } from '../../../shared/secrets/secret-store';
+import { secretNames } from '../../../../shared/secrets/secret-store';
 import {
   authorizeConnection,
   expectNoSecrets,
   startHarness,
   storedRefreshToken,
   type Harness,
-} from '../../support/harness';
+} from '../../../support/harness';
 
 /**
  * The invariant of README "Keeping tokens fresh": the last good refresh token is never lost — not by a failed write at any step, a

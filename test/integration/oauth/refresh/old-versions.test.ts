@@ -1,5 +1,10 @@
-import { secretNames } from '../../../shared/secrets/secret-store';
-import { authorizeConnection, startHarness, storedRefreshToken, type Harness } from '../../support/harness';
+import { secretNames } from '../../../../shared/secrets/secret-store';
+import {
+  authorizeConnection,
+  startHarness,
+  storedRefreshToken,
+  type Harness,
+} from '../../../support/harness';
 
 /** A vault does not keep years of readable refresh tokens: only the newest two cache versions stay enabled. */
 let harness: Harness;

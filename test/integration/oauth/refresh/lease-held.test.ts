@@ -1,5 +1,5 @@
-import { secretNames } from '../../../shared/secrets/secret-store';
-import { authorizeConnection, startHarness, type Harness } from '../../support/harness';
+import { secretNames } from '../../../../shared/secrets/secret-store';
+import { authorizeConnection, startHarness, type Harness } from '../../../support/harness';
 
 /**
  * Regression: a timed-out refresh released its lease while its redemption still ran, so two

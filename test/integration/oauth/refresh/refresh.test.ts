@@ -1,6 +1,6 @@
-import { health } from '../../../functions/health';
-import { serve } from '../../../functions/route';
-import { secretNames } from '../../../shared/secrets/secret-store';
+import { health } from '../../../../functions/health';
+import { serve } from '../../../../functions/route';
+import { secretNames } from '../../../../shared/secrets/secret-store';
 import {
   api,
   authorizeConnection,
@@ -10,7 +10,7 @@ import {
   TestClock,
   USERS,
   type Harness,
-} from '../../support/harness';
+} from '../../../support/harness';
 
 const MINUTE = 60_000;
 

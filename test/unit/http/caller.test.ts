@@ -1,6 +1,6 @@
-import { identifyCaller, requireAdmin, requireTokenReader } from '../../shared/http/caller';
-import { loadConfig } from '../../shared/config';
-import type { BrokerRequest } from '../../shared/http/types';
+import { identifyCaller, requireAdmin, requireTokenReader } from '../../../shared/http/caller';
+import { loadConfig } from '../../../shared/config';
+import type { BrokerRequest } from '../../../shared/http/types';
 
 const baseEnv = {
   ENTRA_TENANT_ID: '11111111-2222-3333-4444-555555555555',
