@@ -12,9 +12,6 @@
  * hungry per connection would not, so these are the figures that decide how far one instance scales.
  */
 import { performance } from 'node:perf_hooks';
-import { TableAuditLog } from '../shared/audit/table-audit-log';
-import { TableConnectionRegistry } from '../shared/connections/table-registry';
-import { TableLeaseStore } from '../shared/storage/table-lease';
 import {
   authorizeThroughSignIn,
   benchMain,
@@ -23,7 +20,7 @@ import {
   type BenchResult,
 } from './support/env';
 import { fixed, grouped, mb, printFigures, RssSampler, seconds } from './support/measure';
-import { countTableCalls, cpuSecondsOf, ownCpuSeconds } from './support/process-stats';
+import { countTableCalls, cpuSecondsOf, ownCpuSeconds, tableClientOf } from './support/process-stats';
 import { profiled } from './support/profile';
 import { connectionNames, readTemplate, seedConnections, type SeedTemplate } from './support/seed';
 
@@ -132,10 +129,14 @@ benchMain(__filename, async (): Promise<BenchResult> => {
     const { broker } = bench;
     if (broker.config.refresh.concurrency !== CONCURRENCY) throw new Error('REFRESH_CONCURRENCY not applied');
     const tableCalls = new Map<string, number>();
-    if (broker.registry instanceof TableConnectionRegistry)
-      countTableCalls(broker.registry.client, 'registry', tableCalls);
-    if (broker.leases instanceof TableLeaseStore) countTableCalls(broker.leases.client, 'lease', tableCalls);
-    if (broker.audit instanceof TableAuditLog) countTableCalls(broker.audit.client, 'audit', tableCalls);
+    for (const [label, store] of [
+      ['registry', broker.registry],
+      ['lease', broker.leases],
+      ['audit', broker.audit],
+    ] as const) {
+      const client = tableClientOf(store);
+      if (client) countTableCalls(client, label, tableCalls);
+    }
 
     await authorizeThroughSignIn(bench, 'bench-template');
     const template = await readTemplate(bench, 'bench-template');

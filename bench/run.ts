@@ -6,6 +6,7 @@
  * printed, never asserted: a missed target is shown as such, and only a crashed benchmark makes
  * the run fail. `npm run bench -- token-read` runs only the named ones.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,9 @@ const toRun = selected.length > 0 ? BENCHES.filter((name) => selected.includes(n
 
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, node ${process.version}`;
 console.log(`benchmarks: ${toRun.join(', ')} on ${machine}`);
+
+// Every benchmark measures the bundle Azure runs (dist/functions/index.js): build it from this tree first.
+execFileSync('npm', ['run', 'build'], { cwd: join(__dirname, '..'), stdio: 'inherit' });
 
 const dir = mkdtempSync(join(tmpdir(), 'broker-bench-'));
 const results: BenchResult[] = [];

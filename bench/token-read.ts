@@ -14,11 +14,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { TableConnectionRegistry } from '../shared/connections/table-registry';
 import { authorizeThroughSignIn, benchMain, startBenchEnv, type BenchResult } from './support/env';
 import type { LoadParams, LoadResult } from './support/load-child';
 import { fixed, grouped, printFigures } from './support/measure';
-import { countTableCalls, cpuSecondsOf, ownCpuSeconds } from './support/process-stats';
+import { countTableCalls, cpuSecondsOf, ownCpuSeconds, tableClientOf } from './support/process-stats';
 import { profiled } from './support/profile';
 
 const CONCURRENCY = 200;
@@ -97,8 +96,8 @@ benchMain(__filename, async (): Promise<BenchResult> => {
   const bench = await startBenchEnv({ vaultLimits: false });
   let bare: Server | undefined;
   const tableCalls = new Map<string, number>();
-  if (bench.broker.registry instanceof TableConnectionRegistry)
-    countTableCalls(bench.broker.registry.client, 'registry', tableCalls);
+  const registryClient = tableClientOf(bench.broker.registry);
+  if (registryClient) countTableCalls(registryClient, 'registry', tableCalls);
   try {
     await authorizeThroughSignIn(bench, CONNECTION);
     const url = `${bench.host.url.replace('localhost', '127.0.0.1')}/api/connections/${CONNECTION}/token`;

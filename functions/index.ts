@@ -33,3 +33,10 @@ app.timer(refreshTokensTimer.name, {
   useMonitor: true,
   handler: (timer, context) => refreshTokensTimer.run(broker(), context, timer),
 });
+
+// The parts of this bundle the benchmarks build their broker and local host from
+// (bench/support/env.ts), so that they measure the compiled code Azure runs. The host ignores them.
+export { createBroker } from '../shared/broker';
+export { loadConfig } from '../shared/config';
+export { adaptHttp } from './adapter';
+export { httpFunctions } from './http-functions';

@@ -108,15 +108,23 @@ export interface LocalHost {
   close(): Promise<void>;
 }
 
+/** The functions a host serves: by default the sources'; the benchmarks pass the built bundle's. */
+export interface ServedFunctions {
+  definitions: readonly HttpFunctionDefinition[];
+  adapt: typeof adaptHttp;
+}
+
 export async function startLocalHost(options: {
   broker: Broker;
   port?: number;
   hostname?: string;
+  functions?: ServedFunctions;
 }): Promise<LocalHost> {
-  const routes = httpFunctions
+  const { definitions, adapt } = options.functions ?? { definitions: httpFunctions, adapt: adaptHttp };
+  const routes = definitions
     .map(compile)
     .sort((a, b) => b.literalSegments - a.literalSegments || a.parameters.length - b.parameters.length);
-  const handlers = new Map(routes.map((route) => [route, adaptHttp(route.definition, () => options.broker)]));
+  const handlers = new Map(routes.map((route) => [route, adapt(route.definition, () => options.broker)]));
 
   let port = options.port ?? 7071;
   const server = http.createServer((incoming, outgoing) => {

@@ -60,20 +60,17 @@ export interface BrokerOverrides {
   keyVault?: KeyVaultTuning;
 }
 
+/**
+ * The composition root: builds each part once, in dependency order, and hands it to the parts that
+ * use it. Long on purpose (one statement per part, its dependencies listed by name); splitting it
+ * would only pass the same parts through more parameters.
+ */
 export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Broker {
   const logger = overrides.logger ?? createLogger();
   const now = overrides.now ?? (() => new Date());
   const credential = overrides.credential ?? createAzureCredential(config);
   const outbound = createOutbound(config);
-  const storage = {
-    settings: config.storage,
-    credential,
-    tablePrefix: config.tablePrefix,
-    proxy: config.proxy,
-  };
-  const registry = new TableConnectionRegistry(storage);
-  const sessions = new TableAuthSessionStore(storage);
-  const audit = new TableAuditLog(storage);
+  const { registry, sessions, audit, leases } = createTableStores(config, credential, now);
   const secrets = createSecretStore(config, credential, { logger, keyVault: overrides.keyVault });
   const msal = createMsalClientFactory(
     config,
@@ -88,7 +85,6 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     logger,
     now,
   });
-  const leases = new TableLeaseStore({ ...storage, now });
   const tokens = new TokenService({
     registry,
     secrets,
@@ -167,5 +163,25 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     passwords,
     connections,
     healthService,
+  };
+}
+
+/** The stores kept in Table storage: one account, credential, table prefix and proxy for all four. */
+function createTableStores(
+  config: BrokerConfig,
+  credential: TokenCredential,
+  now: () => Date,
+): { registry: ConnectionRegistry; sessions: AuthSessionStore; audit: AuditLog; leases: LeaseStore } {
+  const storage = {
+    settings: config.storage,
+    credential,
+    tablePrefix: config.tablePrefix,
+    proxy: config.proxy,
+  };
+  return {
+    registry: new TableConnectionRegistry(storage),
+    sessions: new TableAuthSessionStore(storage),
+    audit: new TableAuditLog(storage),
+    leases: new TableLeaseStore({ ...storage, now }),
   };
 }

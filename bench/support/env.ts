@@ -7,10 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createBroker, type Broker, type BrokerOverrides } from '../../shared/broker';
-import { loadConfig } from '../../shared/config';
+import type * as FunctionsEntry from '../../functions/index';
+import type { Broker, BrokerOverrides } from '../../shared/broker';
 import { createLogger } from '../../shared/logging';
 import { startLocalHost, type LocalHost } from '../../scripts/host';
 import { signIn } from '../../sandbox/entra/sign-in-driver';
@@ -21,6 +21,22 @@ import { uniqueTablePrefix } from '../../test/support/storage';
 import { startEmulatorProcess, type EmulatorInfo, type Emulators } from './rpc';
 
 export const BENCH_USER = USERS.support;
+
+/** The parts of the built bundle the benchmarks use (functions/index.ts exports them for this). */
+type BuiltEntry = Pick<typeof FunctionsEntry, 'createBroker' | 'loadConfig' | 'adaptHttp' | 'httpFunctions'>;
+
+/**
+ * The compiled `dist/functions/index.js` that Azure runs (`npm run bench` builds it first), loaded
+ * with the broker's settings in the environment as the host would: its broker and handlers are
+ * what the benchmarks measure, not the TypeScript sources.
+ */
+function loadBuiltEntry(env: Record<string, string>): BuiltEntry {
+  const entry = resolve(__dirname, '..', '..', 'dist', 'functions', 'index.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` (npm run bench does)`);
+  Object.assign(process.env, env);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the built bundle, loaded as the host loads it
+  return require(entry) as BuiltEntry;
+}
 
 export interface LogCounts {
   info: number;
@@ -87,8 +103,14 @@ export async function startBenchEnv(options: BenchEnvOptions): Promise<BenchEnv>
     logs[level] += 1;
     if (level !== 'info' && logs.samples.length < 10) logs.samples.push(line.slice(0, 400));
   });
-  const broker = createBroker(loadConfig(env), { logger, ...options.brokerOverrides });
-  const host = await startLocalHost({ broker, port, hostname: '127.0.0.1' });
+  const built = loadBuiltEntry(env);
+  const broker = built.createBroker(built.loadConfig(env), { logger, ...options.brokerOverrides });
+  const host = await startLocalHost({
+    broker,
+    port,
+    hostname: '127.0.0.1',
+    functions: { definitions: built.httpFunctions, adapt: built.adaptHttp },
+  });
   return {
     broker,
     host,

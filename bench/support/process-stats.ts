@@ -1,3 +1,4 @@
+import type { TableClient } from '@azure/data-tables';
 /** CPU time of other processes (Azurite, the emulators) from /proc, and call counting on table clients. */
 import { readFileSync } from 'node:fs';
 
@@ -50,4 +51,13 @@ export function countTableCalls(client: object, label: string, counts: Map<strin
       return (original as (...a: unknown[]) => unknown).apply(client, args);
     };
   }
+}
+
+/**
+ * The Table client of a registry, lease store or audit log (duck-typed: the broker comes from the
+ * built bundle, whose classes are not the sources' classes).
+ */
+export function tableClientOf(store: object): TableClient | undefined {
+  const { client } = store as { client?: TableClient };
+  return typeof client?.getEntity === 'function' ? client : undefined;
 }

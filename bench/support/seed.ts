@@ -9,11 +9,11 @@ import { delegatedScopes } from '../../shared/connections/profiles';
 
 /** Scopes MSAL adds to every user request (a seeded grant holds them as a real one does). */
 const OIDC_SCOPES = ['openid', 'profile', 'offline_access'];
-import { TableConnectionRegistry } from '../../shared/connections/table-registry';
 import { secretNames } from '../../shared/secrets/secret-store';
 import { entityColumns } from '../../shared/storage/tables';
 import { BENCH_USER, type BenchEnv } from './env';
 import { forEachConcurrent } from './measure';
+import { tableClientOf } from './process-stats';
 
 export interface SeedTemplate {
   /** The registry row of the authorized connection (columns only). */
@@ -28,10 +28,11 @@ export interface SeedTemplate {
 
 export async function readTemplate(bench: BenchEnv, name: string): Promise<SeedTemplate> {
   const registry = bench.broker.registry;
-  if (!(registry instanceof TableConnectionRegistry)) throw new Error('the registry is not in Table storage');
+  const client = tableClientOf(registry);
+  if (!client) throw new Error('the registry is not in Table storage');
   const connection = await registry.get(name);
   if (!connection) throw new Error(`no connection ${name}`);
-  const row = entityColumns(await registry.client.getEntity('connection', name));
+  const row = entityColumns(await client.getEntity('connection', name));
   const secret = await bench.broker.secrets.get(secretNames.cache(name));
   if (!secret) throw new Error(`no cache secret for ${name}`);
   const parsed = JSON.parse(secret.value) as { RefreshToken?: Record<string, { secret: string }> };
@@ -65,8 +66,8 @@ export async function seedConnections(
   template: SeedTemplate,
   options: SeedOptions,
 ): Promise<void> {
-  const registry = bench.broker.registry;
-  if (!(registry instanceof TableConnectionRegistry)) throw new Error('the registry is not in Table storage');
+  const client = tableClientOf(bench.broker.registry);
+  if (!client) throw new Error('the registry is not in Table storage');
   const { names } = options;
   const tokens: string[] = [];
   for (let start = 0; start < names.length; start += 2000) {
@@ -93,7 +94,7 @@ export async function seedConnections(
         tokenExpiresOn: options.tokenExpiresOn,
       },
     ]);
-    await registry.client.submitTransaction(actions);
+    await client.submitTransaction(actions);
   });
 
   const write = async (name: string, index: number) => {

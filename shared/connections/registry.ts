@@ -26,6 +26,8 @@ export type ConnectionState = Partial<
 export interface ConnectionRegistry {
   get(name: string): Promise<Connection | undefined>;
   list(): Promise<Connection[]>;
+  /** Every connection, a page at a time: a sweep over many never holds them all. */
+  pages(): AsyncIterable<Connection[]>;
   /** Creates with status `new`, or changes the definition of an existing one (keeping its state). */
   upsertDefinition(
     name: string,

@@ -167,17 +167,22 @@ export class TableConnectionRegistry implements ConnectionRegistry {
   }
 
   async list(): Promise<Connection[]> {
+    const connections: Connection[] = [];
+    for await (const page of this.pages()) connections.push(...page);
+    return connections;
+  }
+
+  async *pages(): AsyncIterable<Connection[]> {
     await ensureTable(this.client);
-    return storageCall('list connections', async () => {
-      const connections: Connection[] = [];
-      const pages = this.client
-        .listEntities<Columns>({ queryOptions: { filter: odata`PartitionKey eq ${PARTITION}` } })
-        .byPage({ maxPageSize: this.pageSize });
-      for await (const page of pages) {
-        for (const row of page) connections.push(toConnection(entityColumns(row), row.etag));
-      }
-      return connections;
-    });
+    const paged = this.client
+      .listEntities<Columns>({ queryOptions: { filter: odata`PartitionKey eq ${PARTITION}` } })
+      .byPage({ maxPageSize: this.pageSize });
+    const pages = paged[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await storageCall('list connections', () => pages.next());
+      if (next.done) return;
+      yield next.value.map((row) => toConnection(entityColumns(row), row.etag));
+    }
   }
 
   async upsertDefinition(

@@ -161,36 +161,12 @@ export function errorPage(error: BrokerError, correlationId: string): BrokerResp
   return html(error.status, (nonce) => page('Error', nonce, errorBody(error, correlationId)));
 }
 
-/** The admin console: connections, their status, define/authorize/delete. */
-export function consolePage(options: {
-  sandbox: boolean;
-  secretStore: string;
-  redirectUri: string;
-}): BrokerResponse {
-  const banner = options.sandbox
-    ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
-    : '';
-  const devStore =
-    options.secretStore === 'local-file'
-      ? `<p class="muted">Secrets are kept in the local encrypted development store, not Key Vault.</p>`
-      : '';
-  const body = `${banner}<h1>ews-oauth-broker</h1>${devStore}
-  <div id="notice" class="box" hidden></div>
-  <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th><th>Test</th></tr></thead>
-  <tbody id="rows"><tr><td colspan="8" class="muted">Loading…</td></tr></tbody></table>
-  <h2>Define a connection</h2>
-  <form class="define" id="define">
-    <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
-    <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
-    <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
-    <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option><option>graph-mail-shared</option></select></label>
-    <label>Grant<br><select name="grant"><option value="authorization_code">authorization_code (sign in once)</option><option value="client_credentials">client_credentials (app-only)</option><option value="password">password (legacy)</option></select></label>
-    <label>EWS URL (Exchange Server on-premises only)<br><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx"></label>
-    <button type="submit">Save</button>
-  </form>
-  <p class="muted" id="grant-warning"></p>
-  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>`;
-  const script = `(function () {
+/**
+ * The console's browser script, kept whole: one IIFE whose parts (the notice, test results, the
+ * rows and their buttons, the popup's message, the define form) share `show`, `tests` and `load`.
+ * Nothing per request goes into it (the page's nonce goes on its <script> element).
+ */
+const CONSOLE_SCRIPT = `(function () {
     var rows = document.getElementById('rows');
     var notice = document.getElementById('notice');
     function show(text, ok, remedy, link) {
@@ -318,5 +294,35 @@ export function consolePage(options: {
     });
     load();
   })();`;
-  return html(200, (nonce) => page('Console', nonce, body, script));
+
+/** The admin console: connections, their status, define/authorize/delete. */
+export function consolePage(options: {
+  sandbox: boolean;
+  secretStore: string;
+  redirectUri: string;
+}): BrokerResponse {
+  const banner = options.sandbox
+    ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
+    : '';
+  const devStore =
+    options.secretStore === 'local-file'
+      ? `<p class="muted">Secrets are kept in the local encrypted development store, not Key Vault.</p>`
+      : '';
+  const body = `${banner}<h1>ews-oauth-broker</h1>${devStore}
+  <div id="notice" class="box" hidden></div>
+  <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th><th>Test</th></tr></thead>
+  <tbody id="rows"><tr><td colspan="8" class="muted">Loading…</td></tr></tbody></table>
+  <h2>Define a connection</h2>
+  <form class="define" id="define">
+    <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
+    <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
+    <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
+    <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option><option>graph-mail-shared</option></select></label>
+    <label>Grant<br><select name="grant"><option value="authorization_code">authorization_code (sign in once)</option><option value="client_credentials">client_credentials (app-only)</option><option value="password">password (legacy)</option></select></label>
+    <label>EWS URL (Exchange Server on-premises only)<br><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx"></label>
+    <button type="submit">Save</button>
+  </form>
+  <p class="muted" id="grant-warning"></p>
+  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>`;
+  return html(200, (nonce) => page('Console', nonce, body, CONSOLE_SCRIPT));
 }

@@ -63,30 +63,55 @@ const REMEMBERED_RETRY_AFTERS = 1000;
 const DEFAULT_TIMEOUT_MS = 15_000;
 
 export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
-  // undici is loaded on the first outbound call, not at start-up: it costs about as much to import
-  // as the Azure SDKs together, and a warm token read never needs it. `require`, not `import()`:
-  // under a loader with ESM hooks (tsx, the local host) a dynamic import takes the slower ESM path
-  // and stalled token reads for hundreds of milliseconds (bench/token-read.ts, p99 at a fixed rate).
-  let client: { fetch: typeof UndiciFetch; dispatcher: Dispatcher | undefined } | undefined;
-  const undici = () => {
-    if (!client) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
-      const { fetch, EnvHttpProxyAgent } = require('undici') as typeof Undici;
-      client = {
-        fetch,
-        dispatcher: config.proxy.httpsProxy
-          ? new EnvHttpProxyAgent({
-              httpsProxy: config.proxy.httpsProxy,
-              httpProxy: config.proxy.httpsProxy,
-              noProxy: config.proxy.noProxy.join(','),
-            })
-          : undefined,
-      };
-    }
+  const fetch = fetchVia(lazyUndici(config.proxy));
+  const retryAfters = new RetryAfterMemory();
+  return {
+    fetch,
+    msalNetworkModule: msalNetworkModule(fetch, retryAfters),
+    retryAfterFor: (correlationId) => retryAfters.get(correlationId),
+    connect: connectVia(config.proxy),
+  };
+}
+
+/** undici's fetch and the dispatcher every call goes through (undefined: undici's global one). */
+interface UndiciClient {
+  fetch: typeof UndiciFetch;
+  dispatcher: Dispatcher | undefined;
+}
+
+/**
+ * undici is loaded on the first outbound call, not at start-up: it costs about as much to import
+ * as the Azure SDKs together, and a warm token read never needs it. `require`, not `import()`:
+ * under a loader with ESM hooks (tsx, the local host) a dynamic import takes the slower ESM path
+ * and stalled token reads for hundreds of milliseconds (bench/token-read.ts, p99 at a fixed rate).
+ */
+function lazyUndici(proxy: BrokerConfig['proxy']): () => UndiciClient {
+  let client: UndiciClient | undefined;
+  return () => {
+    client ??= loadUndici(proxy);
     return client;
   };
+}
 
-  const fetchWithTimeout: Outbound['fetch'] = async (url, init = {}) => {
+/** The proxy-aware dispatcher: with HTTPS_PROXY set, one agent that also applies NO_PROXY. */
+function loadUndici(proxy: BrokerConfig['proxy']): UndiciClient {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see lazyUndici
+  const { fetch, EnvHttpProxyAgent } = require('undici') as typeof Undici;
+  return {
+    fetch,
+    dispatcher: proxy.httpsProxy
+      ? new EnvHttpProxyAgent({
+          httpsProxy: proxy.httpsProxy,
+          httpProxy: proxy.httpsProxy,
+          noProxy: proxy.noProxy.join(','),
+        })
+      : undefined,
+  };
+}
+
+/** fetch over the dispatcher: redirects are the caller's, and every call has a timeout. */
+function fetchVia(undici: () => UndiciClient): Outbound['fetch'] {
+  return async (url, init = {}) => {
     const { timeoutMs = DEFAULT_TIMEOUT_MS, ...rest } = init;
     const { fetch, dispatcher } = undici();
     return fetch(url, {
@@ -96,111 +121,125 @@ export function createOutbound(config: Pick<BrokerConfig, 'proxy'>): Outbound {
       ...(dispatcher ? { dispatcher } : {}),
     });
   };
+}
 
-  const retryAfters = new Map<string, number>();
-  function remember(correlationId: string | undefined, response: Response): void {
+/**
+ * The Retry-After (seconds) of 429 and 5xx answers by MSAL correlation id, for `retryAfterFor`.
+ * Bounded: past `limit` entries the oldest is forgotten.
+ */
+export class RetryAfterMemory {
+  private readonly seconds = new Map<string, number>();
+
+  constructor(private readonly limit = REMEMBERED_RETRY_AFTERS) {}
+
+  remember(correlationId: string | undefined, response: Response): void {
     if (!correlationId || (response.status !== 429 && response.status < 500)) return;
     const seconds = parseRetryAfter(response.headers.get('retry-after'));
     if (seconds === undefined) return;
-    retryAfters.set(correlationId, seconds);
-    if (retryAfters.size > REMEMBERED_RETRY_AFTERS) {
-      const oldest = retryAfters.keys().next();
-      if (!oldest.done) retryAfters.delete(oldest.value);
+    this.seconds.set(correlationId, seconds);
+    if (this.seconds.size > this.limit) {
+      const oldest = this.seconds.keys().next();
+      if (!oldest.done) this.seconds.delete(oldest.value);
     }
   }
 
-  async function toMsalResponse<T>(response: Response): Promise<NetworkResponse<T>> {
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, key) => {
-      headers[key.toLowerCase()] = value;
-    });
-    const text = await response.text();
-    let body: unknown;
-    try {
-      body = text ? JSON.parse(text) : {};
-    } catch {
-      // A proxy or gateway answered with HTML: hand MSAL an error body it classifies, never the page.
-      body = {
-        error: 'temporarily_unavailable',
-        error_description: `Non-JSON response (HTTP ${response.status})`,
-      };
-    }
-    return { headers, body: body as T, status: response.status };
+  get(correlationId: string): number | undefined {
+    return this.seconds.get(correlationId);
   }
+}
 
-  const msalNetworkModule: INetworkModule = {
+/** MSAL's INetworkModule over `fetch`, remembering each answer's Retry-After. */
+function msalNetworkModule(fetch: Outbound['fetch'], retryAfters: RetryAfterMemory): INetworkModule {
+  return {
     async sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions, timeout?: number) {
-      const response = await fetchWithTimeout(url, {
+      const response = await fetch(url, {
         method: 'GET',
         headers: options?.headers,
         timeoutMs: timeout ?? DEFAULT_TIMEOUT_MS,
       });
-      remember(options?.correlationId, response);
+      retryAfters.remember(options?.correlationId, response);
       return toMsalResponse<T>(response);
     },
     async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions) {
-      const response = await fetchWithTimeout(url, {
+      const response = await fetch(url, {
         method: 'POST',
         headers: options?.headers,
         body: options?.body,
       });
-      remember(options?.correlationId, response);
+      retryAfters.remember(options?.correlationId, response);
       return toMsalResponse<T>(response);
     },
   };
+}
 
-  const proxyUrl = config.proxy.httpsProxy ? new URL(config.proxy.httpsProxy) : undefined;
-
-  function tunnel(proxy: URL, host: string, port: number, signal: AbortSignal): Promise<Socket> {
-    const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const credentials = proxy.username
-      ? {
-          'Proxy-Authorization': `Basic ${Buffer.from(
-            `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`,
-          ).toString('base64')}`,
-        }
-      : {};
-    const request = (proxy.protocol === 'https:' ? httpsRequest : httpRequest)({
-      host: proxy.hostname.replace(/^\[|\]$/g, ''),
-      port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
-      method: 'CONNECT',
-      path: authority,
-      headers: { Host: authority, ...credentials },
-      agent: false,
-      signal,
-    });
-    return new Promise((resolve, reject) => {
-      request.once('connect', (response, socket) => {
-        if (response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300) {
-          resolve(socket);
-        } else {
-          socket.destroy();
-          reject(new ProxyTunnelError(response.statusCode ?? 0));
-        }
-      });
-      request.once('error', reject);
-      request.end();
-    });
+async function toMsalResponse<T>(response: Response): Promise<NetworkResponse<T>> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, key) => {
+    headers[key.toLowerCase()] = value;
+  });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : {};
+  } catch {
+    // A proxy or gateway answered with HTML: hand MSAL an error body it classifies, never the page.
+    body = {
+      error: 'temporarily_unavailable',
+      error_description: `Non-JSON response (HTTP ${response.status})`,
+    };
   }
+  return { headers, body: body as T, status: response.status };
+}
 
-  function direct(host: string, port: number, signal: AbortSignal): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host, port, signal });
-      socket.once('connect', () => {
-        socket.off('error', reject);
+/** `connect` for the mail protocols: through the proxy's CONNECT tunnel unless NO_PROXY covers the host. */
+function connectVia(proxy: BrokerConfig['proxy']): Outbound['connect'] {
+  const proxyUrl = proxy.httpsProxy ? new URL(proxy.httpsProxy) : undefined;
+  return (host, port, signal) =>
+    proxyUrl && !bypassesProxy(host, port, proxy.noProxy)
+      ? tunnel(proxyUrl, host, port, signal)
+      : direct(host, port, signal);
+}
+
+/** An HTTP CONNECT tunnel to `host:port` through `proxy` (Basic credentials from its URL). */
+function tunnel(proxy: URL, host: string, port: number, signal: AbortSignal): Promise<Socket> {
+  const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const credentials = proxy.username
+    ? {
+        'Proxy-Authorization': `Basic ${Buffer.from(
+          `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`,
+        ).toString('base64')}`,
+      }
+    : {};
+  const request = (proxy.protocol === 'https:' ? httpsRequest : httpRequest)({
+    host: proxy.hostname.replace(/^\[|\]$/g, ''),
+    port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+    method: 'CONNECT',
+    path: authority,
+    headers: { Host: authority, ...credentials },
+    agent: false,
+    signal,
+  });
+  return new Promise((resolve, reject) => {
+    request.once('connect', (response, socket) => {
+      if (response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300) {
         resolve(socket);
-      });
-      socket.once('error', reject);
+      } else {
+        socket.destroy();
+        reject(new ProxyTunnelError(response.statusCode ?? 0));
+      }
     });
-  }
+    request.once('error', reject);
+    request.end();
+  });
+}
 
-  return {
-    fetch: fetchWithTimeout,
-    msalNetworkModule,
-    retryAfterFor: (correlationId) => retryAfters.get(correlationId),
-    connect: (host, port, signal) =>
-      proxyUrl && !bypassesProxy(host, port, config.proxy.noProxy)
-        ? tunnel(proxyUrl, host, port, signal)
-        : direct(host, port, signal),
-  };
+function direct(host: string, port: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host, port, signal });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
 }

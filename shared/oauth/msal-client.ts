@@ -63,6 +63,20 @@ interface AuthorityMetadata {
   issuer: string;
 }
 
+/** The `auth` fields that carry the app's credential: exactly one of them is set. */
+type ClientCredential = Pick<Configuration['auth'], 'clientSecret' | 'clientAssertion' | 'clientCertificate'>;
+
+/** What every client of one factory shares; only the authority and the cache differ per client. */
+interface MsalApp {
+  clientId: string;
+  /** The authority's host, the one known authority. */
+  host: string;
+  cloudDiscoveryMetadata: string;
+  credential: ClientCredential;
+  outbound: Outbound;
+  logger: Logger;
+}
+
 /**
  * Builds MSAL clients with the app's credential and MSAL's network traffic on the broker's
  * outbound dispatcher. Authority and cloud-discovery metadata are fetched once per process and
@@ -75,95 +89,133 @@ export function createMsalClientFactory(
   logger: Logger,
   managedIdentity: TokenCredential | undefined,
 ): MsalClientFactory {
-  const metadataByTenant = new Map<string, Promise<AuthorityMetadata>>();
   const authorityHost = config.cloud.authorityHost;
-  const host = new URL(authorityHost).host;
-
   const authorityUrl = (tenant = config.tenantId) => `${authorityHost}/${tenant}`;
-
-  function loadMetadata(tenant: string): Promise<AuthorityMetadata> {
-    let pending = metadataByTenant.get(tenant);
-    if (!pending) {
-      pending = (async () => {
-        const url = `${authorityUrl(tenant)}/v2.0/.well-known/openid-configuration`;
-        let response;
-        try {
-          response = await outbound.fetch(url);
-        } catch (error) {
-          throw new BrokerError(
-            'upstream_unavailable',
-            `Entra ID could not be reached at ${authorityHost}.`,
-            {
-              cause: error,
-            },
-          );
-        }
-        const text = await response.text();
-        if (!response.ok) {
-          const aadsts = /AADSTS(\d+)/.exec(text)?.[1];
-          const tenantMissing = aadsts === '90002';
-          throw new BrokerError(
-            tenantMissing ? 'configuration_error' : 'upstream_unavailable',
-            tenantMissing
-              ? `Entra ID does not know the tenant "${tenant}" (AADSTS90002). Check ENTRA_TENANT_ID.`
-              : `Entra ID metadata answered HTTP ${response.status}.`,
-            { aadsts: aadsts ? Number(aadsts) : undefined },
-          );
-        }
-        const parsed = JSON.parse(text) as { issuer?: unknown };
-        if (typeof parsed.issuer !== 'string') {
-          throw new BrokerError('upstream_unavailable', 'Entra ID metadata has no issuer.');
-        }
-        return { json: text, issuer: parsed.issuer };
-      })();
-      // A failed fetch is not remembered: the next operation tries again.
-      pending.catch(() => metadataByTenant.delete(tenant));
-      metadataByTenant.set(tenant, pending);
-    }
-    return pending;
-  }
-
-  const cloudDiscoveryMetadata = JSON.stringify({
-    tenant_discovery_endpoint: `${authorityHost}/${config.tenantId}/v2.0/.well-known/openid-configuration`,
-    'api-version': '1.1',
-    metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
-  });
-
-  const credentialOptions = buildClientCredential(config, managedIdentity);
+  const loadMetadata = cachedPerTenant((tenant) => fetchAuthorityMetadata(outbound, authorityHost, tenant));
+  const host = new URL(authorityHost).host;
+  const app: MsalApp = {
+    clientId: config.clientId,
+    host,
+    cloudDiscoveryMetadata: cloudDiscoveryMetadata(authorityHost, host, config.tenantId),
+    credential: buildClientCredential(config, managedIdentity),
+    outbound,
+    logger,
+  };
 
   return {
     authorityUrl,
     async resolvedTenantId() {
       if (config.tenantId === 'organizations') return undefined;
       const { issuer } = await loadMetadata(config.tenantId);
-      const match = /\/([0-9a-f-]{36})\/v2\.0\/?$/i.exec(issuer);
-      return match?.[1]?.toLowerCase();
+      return tenantIdOfIssuer(issuer);
     },
     async create(cache, authorityTenant = config.tenantId) {
       const metadata = await loadMetadata(authorityTenant);
-      const configuration: Configuration = {
-        auth: {
-          clientId: config.clientId,
-          authority: authorityUrl(authorityTenant),
-          knownAuthorities: [host],
-          cloudDiscoveryMetadata,
-          authorityMetadata: metadata.json,
-          ...credentialOptions,
+      return new ConfidentialClientApplication(
+        clientConfiguration(app, authorityUrl(authorityTenant), metadata.json, cache),
+      );
+    },
+  };
+}
+
+/**
+ * `load` once per tenant, shared by concurrent callers. A failed load is not remembered: the next
+ * operation tries again.
+ */
+function cachedPerTenant(
+  load: (tenant: string) => Promise<AuthorityMetadata>,
+): (tenant: string) => Promise<AuthorityMetadata> {
+  const metadataByTenant = new Map<string, Promise<AuthorityMetadata>>();
+  return (tenant) => {
+    let pending = metadataByTenant.get(tenant);
+    if (!pending) {
+      pending = load(tenant);
+      pending.catch(() => metadataByTenant.delete(tenant));
+      metadataByTenant.set(tenant, pending);
+    }
+    return pending;
+  };
+}
+
+/** The tenant's OpenID configuration; a tenant Entra does not know is a configuration error. */
+async function fetchAuthorityMetadata(
+  outbound: Outbound,
+  authorityHost: string,
+  tenant: string,
+): Promise<AuthorityMetadata> {
+  const url = `${authorityHost}/${tenant}/v2.0/.well-known/openid-configuration`;
+  let response;
+  try {
+    response = await outbound.fetch(url);
+  } catch (error) {
+    throw new BrokerError('upstream_unavailable', `Entra ID could not be reached at ${authorityHost}.`, {
+      cause: error,
+    });
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    const aadsts = /AADSTS(\d+)/.exec(text)?.[1];
+    const tenantMissing = aadsts === '90002';
+    throw new BrokerError(
+      tenantMissing ? 'configuration_error' : 'upstream_unavailable',
+      tenantMissing
+        ? `Entra ID does not know the tenant "${tenant}" (AADSTS90002). Check ENTRA_TENANT_ID.`
+        : `Entra ID metadata answered HTTP ${response.status}.`,
+      { aadsts: aadsts ? Number(aadsts) : undefined },
+    );
+  }
+  const parsed = JSON.parse(text) as { issuer?: unknown };
+  if (typeof parsed.issuer !== 'string') {
+    throw new BrokerError('upstream_unavailable', 'Entra ID metadata has no issuer.');
+  }
+  return { json: text, issuer: parsed.issuer };
+}
+
+/**
+ * MSAL's instance discovery answered locally: the authority's host is its own (and only) alias,
+ * so no client ever asks the public cloud about it.
+ */
+function cloudDiscoveryMetadata(authorityHost: string, host: string, tenantId: string): string {
+  return JSON.stringify({
+    tenant_discovery_endpoint: `${authorityHost}/${tenantId}/v2.0/.well-known/openid-configuration`,
+    'api-version': '1.1',
+    metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
+  });
+}
+
+/** The tenant id (GUID, lower case) in an issuer like `https://login…/{tenant}/v2.0`. */
+export function tenantIdOfIssuer(issuer: string): string | undefined {
+  const match = /\/([0-9a-f-]{36})\/v2\.0\/?$/i.exec(issuer);
+  return match?.[1]?.toLowerCase();
+}
+
+/** One client's configuration: the app's shared parts, this client's authority and cache. */
+function clientConfiguration(
+  app: MsalApp,
+  authority: string,
+  authorityMetadata: string,
+  cache: OperationCache,
+): Configuration {
+  return {
+    auth: {
+      clientId: app.clientId,
+      authority,
+      knownAuthorities: [app.host],
+      cloudDiscoveryMetadata: app.cloudDiscoveryMetadata,
+      authorityMetadata,
+      ...app.credential,
+    },
+    cache: { cachePlugin: cache },
+    system: {
+      networkClient: app.outbound.msalNetworkModule,
+      loggerOptions: {
+        piiLoggingEnabled: false,
+        logLevel: LogLevel.Warning,
+        loggerCallback: (level, message, containsPii) => {
+          if (containsPii) return;
+          if (level <= LogLevel.Error) app.logger.warn('msal.error', { message });
         },
-        cache: { cachePlugin: cache },
-        system: {
-          networkClient: outbound.msalNetworkModule,
-          loggerOptions: {
-            piiLoggingEnabled: false,
-            logLevel: LogLevel.Warning,
-            loggerCallback: (level, message, containsPii) => {
-              if (containsPii) return;
-              if (level <= LogLevel.Error) logger.warn('msal.error', { message });
-            },
-          },
-        },
-      };
-      return new ConfidentialClientApplication(configuration);
+      },
     },
   };
 }
@@ -171,48 +223,57 @@ export function createMsalClientFactory(
 function buildClientCredential(
   config: BrokerConfig,
   managedIdentity: TokenCredential | undefined,
-): Pick<Configuration['auth'], 'clientSecret' | 'clientAssertion' | 'clientCertificate'> {
+): ClientCredential {
   const credential = config.clientCredential;
   switch (credential.kind) {
     case 'secret':
       return { clientSecret: credential.secret };
-    case 'certificate': {
-      const certificatePem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
-        credential.pem,
-      )?.[0];
-      const privateKey = /-----BEGIN (RSA )?PRIVATE KEY-----[\s\S]+?-----END (RSA )?PRIVATE KEY-----/.exec(
-        credential.pem,
-      )?.[0];
-      if (!certificatePem || !privateKey) {
-        throw new BrokerError(
-          'configuration_error',
-          'ENTRA_CLIENT_CERTIFICATE must hold a certificate and its key.',
-        );
-      }
-      const certificate = new X509Certificate(certificatePem);
-      return {
-        clientCertificate: {
-          thumbprintSha256: certificate.fingerprint256.replace(/:/g, '').toLowerCase(),
-          privateKey,
-          x5c: certificatePem,
-        },
-      };
-    }
-    case 'managed-identity': {
-      if (!managedIdentity) {
-        throw new BrokerError('configuration_error', 'The managed identity credential is not available.');
-      }
-      // Federated identity credential: the user-assigned identity's token for the token-exchange
-      // audience is the client assertion, so no secret exists anywhere.
-      const scope = `${config.cloud.tokenExchangeAudience}/.default`;
-      return {
-        clientAssertion: async () => {
-          const token = await managedIdentity.getToken(scope);
-          if (!token)
-            throw new BrokerError('upstream_unavailable', 'The managed identity returned no token.');
-          return token.token;
-        },
-      };
-    }
+    case 'certificate':
+      return certificateCredential(credential.pem);
+    case 'managed-identity':
+      return managedIdentityAssertion(config, managedIdentity);
   }
+}
+
+/** A PEM holding the certificate and its private key (PKCS#8 or PKCS#1). */
+function certificateCredential(pem: string): ClientCredential {
+  const certificatePem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+  const privateKey = /-----BEGIN (RSA )?PRIVATE KEY-----[\s\S]+?-----END (RSA )?PRIVATE KEY-----/.exec(
+    pem,
+  )?.[0];
+  if (!certificatePem || !privateKey) {
+    throw new BrokerError(
+      'configuration_error',
+      'ENTRA_CLIENT_CERTIFICATE must hold a certificate and its key.',
+    );
+  }
+  const certificate = new X509Certificate(certificatePem);
+  return {
+    clientCertificate: {
+      thumbprintSha256: certificate.fingerprint256.replace(/:/g, '').toLowerCase(),
+      privateKey,
+      x5c: certificatePem,
+    },
+  };
+}
+
+/**
+ * Federated identity credential: the user-assigned identity's token for the token-exchange
+ * audience is the client assertion, so no secret exists anywhere.
+ */
+function managedIdentityAssertion(
+  config: BrokerConfig,
+  managedIdentity: TokenCredential | undefined,
+): ClientCredential {
+  if (!managedIdentity) {
+    throw new BrokerError('configuration_error', 'The managed identity credential is not available.');
+  }
+  const scope = `${config.cloud.tokenExchangeAudience}/.default`;
+  return {
+    clientAssertion: async () => {
+      const token = await managedIdentity.getToken(scope);
+      if (!token) throw new BrokerError('upstream_unavailable', 'The managed identity returned no token.');
+      return token.token;
+    },
+  };
 }

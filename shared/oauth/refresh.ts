@@ -504,15 +504,23 @@ export class RefreshService {
     const started = Date.now();
     const concurrency = options.concurrency ?? config.refresh.concurrency;
     const budgetMs = options.budgetMs ?? config.refresh.budgetSeconds * 1000;
-    const connections = await registry.list();
     const at = now();
-    // Soonest expiry first: when the budget runs out, what is left is what can wait longest, so
-    // an overrun never starves the same names run after run.
-    const due = connections
-      .filter((connection) => shouldRefresh(connection, at, config.refresh).should)
-      .sort((a, b) => expiryOf(a) - expiryOf(b));
+    // The registry is read a page at a time and only the due names are kept (a refresh re-reads
+    // its row under the lease anyway), so a sweep's memory grows with what is due, not with the
+    // registry. Soonest expiry first: when the budget runs out, what is left is what can wait
+    // longest, so an overrun never starves the same names run after run.
+    let considered = 0;
+    const due: { name: string; expiry: number }[] = [];
+    for await (const page of registry.pages()) {
+      considered += page.length;
+      for (const connection of page) {
+        if (shouldRefresh(connection, at, config.refresh).should)
+          due.push({ name: connection.name, expiry: expiryOf(connection) });
+      }
+    }
+    due.sort((a, b) => a.expiry - b.expiry);
     const summary: SweepSummary = {
-      considered: connections.length,
+      considered,
       due: due.length,
       refreshed: 0,
       failed: 0,

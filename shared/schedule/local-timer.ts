@@ -38,97 +38,112 @@ export interface LocalTimer {
  *   than setTimeout allows are chained; a timer that fires early waits out the rest.
  */
 export function startLocalTimer(options: LocalTimerOptions): LocalTimer {
-  const now = options.now ?? (() => new Date());
-  const setTimer = options.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms));
-  const clearTimer =
-    options.clearTimer ??
-    ((handle: unknown) => {
-      clearTimeout(handle as NodeJS.Timeout);
-    });
+  const timer = new ScheduledRuns(options);
+  timer.start();
+  return { stop: () => timer.stop() };
+}
 
-  let stopped = false;
-  let stopping: Promise<void> | undefined;
-  let handle: unknown;
-  let running: Promise<void> | undefined;
-  let due: number | undefined;
+/** One timer's state: the occurrence it waits for, its pending setTimer, the run that is going. */
+class ScheduledRuns {
+  private readonly now: () => Date;
+  private readonly setTimer: (fn: () => void, ms: number) => unknown;
+  private readonly clearTimer: (handle: unknown) => void;
+  private stopped = false;
+  private stopping: Promise<void> | undefined;
+  private handle: unknown;
+  private running: Promise<void> | undefined;
+  private due: number | undefined;
 
-  const report = (error: unknown): void => {
+  constructor(private readonly options: LocalTimerOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.setTimer = options.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms));
+    this.clearTimer =
+      options.clearTimer ??
+      ((handle: unknown) => {
+        clearTimeout(handle as NodeJS.Timeout);
+      });
+  }
+
+  start(): void {
+    this.plan(this.now().getTime());
+    if (this.options.runOnStart) this.fire(this.now());
+    this.arm();
+  }
+
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopped = true;
+      if (this.handle !== undefined) this.clearTimer(this.handle);
+      this.handle = undefined;
+      this.stopping = (async () => {
+        while (this.running) await this.running;
+      })();
+    }
+    return this.stopping;
+  }
+
+  private report(error: unknown): void {
     try {
-      options.onError(error);
+      this.options.onError(error);
     } catch {
       // A throwing error handler must not stop the timer.
     }
-  };
+  }
 
-  const fire = (occurrence: Date): void => {
-    if (running) {
+  /** Starts a run, or skips the occurrence while the previous run is still going. */
+  private fire(occurrence: Date): void {
+    if (this.running) {
       try {
-        options.onSkip?.(occurrence);
+        this.options.onSkip?.(occurrence);
       } catch (error) {
-        report(error);
+        this.report(error);
       }
       return;
     }
-    running = (async () => {
+    this.running = (async () => {
       try {
-        await options.run();
+        await this.options.run();
       } catch (error) {
-        report(error);
+        this.report(error);
       }
     })().finally(() => {
-      running = undefined;
+      this.running = undefined;
     });
-  };
+  }
 
   /** Sets `due` to the first occurrence after `from`; undefined (and reported) when there is none. */
-  const plan = (from: number): void => {
+  private plan(from: number): void {
     try {
-      due = options.schedule.next(new Date(from))?.getTime();
-      if (due === undefined) {
-        report(
+      this.due = this.options.schedule.next(new Date(from))?.getTime();
+      if (this.due === undefined) {
+        this.report(
           new Error(
-            `"${options.schedule.expression}" has no occurrence after ${new Date(from).toISOString()}.`,
+            `"${this.options.schedule.expression}" has no occurrence after ${new Date(from).toISOString()}.`,
           ),
         );
       }
     } catch (error) {
-      due = undefined;
-      report(error);
+      this.due = undefined;
+      this.report(error);
     }
-  };
-
-  const arm = (): void => {
-    if (stopped || due === undefined) return;
-    const delay = Math.min(Math.max(due - now().getTime(), 0), MAX_TIMER_DELAY_MS);
-    handle = setTimer(tick, delay);
-  };
-
-  function tick(): void {
-    handle = undefined;
-    if (stopped || due === undefined) return;
-    const at = now().getTime();
-    if (at >= due) {
-      fire(new Date(due));
-      plan(at);
-    }
-    arm();
   }
 
-  plan(now().getTime());
-  if (options.runOnStart) fire(now());
-  arm();
+  private arm(): void {
+    if (this.stopped || this.due === undefined) return;
+    const delay = Math.min(Math.max(this.due - this.now().getTime(), 0), MAX_TIMER_DELAY_MS);
+    this.handle = this.setTimer(() => {
+      this.tick();
+    }, delay);
+  }
 
-  return {
-    stop() {
-      if (!stopping) {
-        stopped = true;
-        if (handle !== undefined) clearTimer(handle);
-        handle = undefined;
-        stopping = (async () => {
-          while (running) await running;
-        })();
-      }
-      return stopping;
-    },
-  };
+  private tick(): void {
+    this.handle = undefined;
+    if (this.stopped || this.due === undefined) return;
+    const at = this.now().getTime();
+    if (at >= this.due) {
+      this.fire(new Date(this.due));
+      this.plan(at);
+    }
+    this.arm();
+  }
 }
