@@ -14,7 +14,7 @@ export interface AuthSession {
   /** Who started it (admin principal name), for the audit trail. */
   startedBy: string;
   createdAt: string;
-  expiresAt: string;
+  expiresOn: string;
 }
 
 export interface AuthSessionStore {

@@ -14,7 +14,7 @@ import type { TokenService } from './token-service';
 import type { SecretStore } from '../secrets/secret-store';
 import { isServerSideGrant } from '../connections/connection';
 
-export interface AuthorizationDeps {
+export interface AuthorizationServiceOptions {
   config: BrokerConfig;
   registry: ConnectionRegistry;
   sessions: AuthSessionStore;
@@ -111,10 +111,10 @@ export function accountMismatch(
 export class AuthorizationService {
   private readonly crypto = new CryptoProvider();
 
-  constructor(private readonly deps: AuthorizationDeps) {}
+  constructor(private readonly options: AuthorizationServiceOptions) {}
 
   adminConsentUrl(): string {
-    const { config, msal } = this.deps;
+    const { config, msal } = this.options;
     const url = new URL(`${msal.authorityUrl()}/adminconsent`);
     url.searchParams.set('client_id', config.clientId);
     url.searchParams.set('redirect_uri', config.redirectUri);
@@ -122,7 +122,7 @@ export class AuthorizationService {
   }
 
   async start(name: string, actor: string): Promise<StartedAuthorization> {
-    const { config, sessions, msal, now } = this.deps;
+    const { config, sessions, msal, now } = this.options;
     const connection = await this.authorizable(name, 'browser');
     const { verifier, challenge } = await this.crypto.generatePkceCodes();
     const state = randomToken();
@@ -137,7 +137,7 @@ export class AuthorizationService {
       browserBindingHash: sha256(browserBinding),
       startedBy: actor,
       createdAt: createdAt.toISOString(),
-      expiresAt: new Date(createdAt.getTime() + config.authSessionTtlSeconds * 1000).toISOString(),
+      expiresOn: new Date(createdAt.getTime() + config.authSessionTtlSeconds * 1000).toISOString(),
     });
     const client = await msal.create(new OperationCache());
     const redirectUrl = await client.getAuthCodeUrl({
@@ -168,7 +168,7 @@ export class AuthorizationService {
     let verified: { connection: Connection; result: AuthenticationResult; cache: string; signIn: SignIn };
     try {
       const code = this.codeOf(parameters);
-      const connection = await this.deps.registry.get(session.connection);
+      const connection = await this.options.registry.get(session.connection);
       if (!connection)
         throw new BrokerError(
           'connection_not_found',
@@ -189,7 +189,7 @@ export class AuthorizationService {
       throw error;
     }
     const { connection, result, cache, signIn } = verified;
-    const updated = await this.deps.tokens.storeAuthorization(connection, result, cache, {
+    const updated = await this.options.tokens.storeAuthorization(connection, result, cache, {
       actor,
       ...signIn,
       correlationId,
@@ -207,7 +207,7 @@ export class AuthorizationService {
     actor: string,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
-    const { config, msal, tokens } = this.deps;
+    const { config, msal, tokens } = this.options;
     const connection = await this.authorizable(name, 'server');
     const appOnly = connection.grant === 'client_credentials';
     let stored: { result: AuthenticationResult; cache: string | undefined; signIn: SignIn };
@@ -240,7 +240,7 @@ export class AuthorizationService {
 
   /** The connection, if it exists, is enabled and is authorized the way asked (browser or server side). */
   private async authorizable(name: string, way: 'browser' | 'server'): Promise<Connection> {
-    const connection = await this.deps.registry.get(name);
+    const connection = await this.options.registry.get(name);
     if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
     if (connection.status === 'disabled') {
       throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
@@ -269,7 +269,7 @@ export class AuthorizationService {
     state: string | undefined,
     browserBinding: string | undefined,
   ): Promise<AuthSession> {
-    const { sessions, now } = this.deps;
+    const { sessions, now } = this.options;
     const restart = { remedy: 'Start again from the console.' };
     if (!state || !STATE_SHAPE.test(state)) {
       throw new BrokerError(
@@ -281,7 +281,7 @@ export class AuthorizationService {
     const session = await sessions.peek(state);
     if (!session)
       throw new BrokerError('state_invalid', 'This sign-in was already completed or is unknown.', restart);
-    if (Date.parse(session.expiresAt) <= now().getTime()) {
+    if (Date.parse(session.expiresOn) <= now().getTime()) {
       await sessions.consume(state);
       throw new BrokerError('state_expired', 'This sign-in took too long and has expired.', {
         remedy: 'Start again from the console and finish within the time allowed.',
@@ -321,7 +321,7 @@ export class AuthorizationService {
     code: string,
     session: AuthSession,
   ): Promise<{ result: AuthenticationResult; cache: OperationCache }> {
-    const { config, msal } = this.deps;
+    const { config, msal } = this.options;
     const cache = new OperationCache();
     try {
       const client = await msal.create(cache);
@@ -343,7 +343,7 @@ export class AuthorizationService {
   private async acquireServerSide(
     connection: Connection,
   ): Promise<{ result: AuthenticationResult; cache: OperationCache }> {
-    const { config, secrets, msal } = this.deps;
+    const { config, secrets, msal } = this.options;
     const cache = new OperationCache();
     const appOnly = connection.grant === 'client_credentials';
     try {
@@ -382,7 +382,7 @@ export class AuthorizationService {
     cache: OperationCache,
     signIn: SignIn,
   ): Promise<string> {
-    const { config, msal } = this.deps;
+    const { config, msal } = this.options;
     const allowed =
       config.allowedTenants.length > 0 ? config.allowedTenants : [await msal.resolvedTenantId()];
     if (!allowed.includes(signIn.tenantId)) {
@@ -408,7 +408,7 @@ export class AuthorizationService {
     correlationId: string,
     error: BrokerError,
   ): Promise<never> {
-    await this.deps.tokens.recordEvent(name, {
+    await this.options.tokens.recordEvent(name, {
       type: 'authorization.failed',
       actor,
       reason: `${error.code}: ${error.message}`,

@@ -11,7 +11,7 @@ const MAX_PASSWORD_LENGTH = 256;
  * with the connection.
  */
 export class PasswordStore {
-  constructor(private readonly deps: { tokens: TokenService }) {}
+  constructor(private readonly options: { tokens: TokenService }) {}
 
   async set(connection: Connection, body: unknown, actor: string, correlationId: string): Promise<void> {
     if (connection.grant !== 'password') {
@@ -21,7 +21,7 @@ export class PasswordStore {
       );
     }
     // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
-    await this.deps.tokens.storePassword(connection, passwordOf(body), {
+    await this.options.tokens.storePassword(connection, passwordOf(body), {
       type: 'connection.password_set',
       actor,
       correlationId,

@@ -192,7 +192,7 @@ export interface BrokerHealthState {
   configurationProblem: { message: string; aadsts: number | undefined; at: string } | undefined;
 }
 
-export interface RefreshDeps {
+export interface RefreshServiceOptions {
   config: BrokerConfig;
   registry: ConnectionRegistry;
   secrets: SecretStore;
@@ -234,9 +234,9 @@ export class RefreshService {
   private readonly slotTimeoutMs: number;
   private readonly leaseMs: number;
 
-  constructor(private readonly deps: RefreshDeps) {
-    this.slotTimeoutMs = deps.slotTimeoutMs ?? 60_000;
-    this.leaseMs = deps.leaseMs ?? 2 * this.slotTimeoutMs;
+  constructor(private readonly options: RefreshServiceOptions) {
+    this.slotTimeoutMs = options.slotTimeoutMs ?? 60_000;
+    this.leaseMs = options.leaseMs ?? 2 * this.slotTimeoutMs;
   }
 
   /** Refreshes one connection if it needs it (or always, with `force`); never throws for Entra's answers. */
@@ -249,7 +249,7 @@ export class RefreshService {
       minimumRemainingMs?: number;
     },
   ): Promise<RefreshOutcome> {
-    const { leases, registry, logger } = this.deps;
+    const { leases, registry, logger } = this.options;
     const lease = await leases.acquire(name, this.owner, this.leaseMs);
     if (!lease)
       return { connection: name, result: 'busy', reason: 'another refresh of this connection is running' };
@@ -260,11 +260,11 @@ export class RefreshService {
       // rotated refresh token is in the cache we are about to read.
       const connection = await registry.get(name);
       if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-      const settings = this.deps.config.refresh;
+      const settings = this.options.config.refresh;
       const marginMinutes = Math.max(settings.marginMinutes, (options.minimumRemainingMs ?? 0) / 60_000);
       const decision = shouldRefresh(
         connection,
-        this.deps.now(),
+        this.options.now(),
         { ...settings, marginMinutes },
         options.force,
       );
@@ -302,7 +302,7 @@ export class RefreshService {
     reason: string,
     lease: Lease,
   ): Promise<RefreshOutcome> {
-    const { tokens, logger, now, health } = this.deps;
+    const { tokens, logger, now, health } = this.options;
     const renewed = await this.renew(connection, actor);
     if ('outcome' in renewed) return renewed.outcome;
     const { result, cache, previous, signedInAgain } = renewed;
@@ -310,7 +310,7 @@ export class RefreshService {
     // A redemption that outlived its lease may overlap another instance's: writing now could let
     // this older answer overwrite a newer one. Its refresh token stays valid at Entra (rotation does
     // not revoke it), so dropping this answer loses nothing.
-    if (now().getTime() >= lease.expiresAtMs - LEASE_WRITE_MARGIN_MS) {
+    if (now().getTime() >= lease.expiresOnMs - LEASE_WRITE_MARGIN_MS) {
       logger.warn('refresh.lease_lapsed', { connection: connection.name });
       return {
         connection: connection.name,
@@ -346,7 +346,7 @@ export class RefreshService {
 
   /** A new access token by the connection's grant; a failure is recorded and returned as the outcome. */
   private async renew(connection: Connection, actor: string): Promise<Renewed | { outcome: RefreshOutcome }> {
-    const { msal, config, secrets } = this.deps;
+    const { msal, config, secrets } = this.options;
     let renewed: Renewed | { failure: EntraFailure };
     if (connection.grant === 'client_credentials') {
       const cache = new OperationCache();
@@ -374,7 +374,7 @@ export class RefreshService {
 
   /** Redeems the refresh token in the connection's stored cache (never one pulled out by hand). */
   private async renewSilently(connection: Connection): Promise<Renewed | { failure: EntraFailure }> {
-    const { secrets, msal, config } = this.deps;
+    const { secrets, msal, config } = this.options;
     try {
       const stored = await secrets.get(secretNames.cache(connection.name));
       if (!stored?.value) {
@@ -405,7 +405,7 @@ export class RefreshService {
   private classify(error: unknown): EntraFailure {
     return error instanceof BrokerError
       ? failureOfBrokerError(error)
-      : classifyMsalError(error, this.deps.retryAfterFor);
+      : classifyMsalError(error, this.options.retryAfterFor);
   }
 
   /** Runs a secret-store step; a failure becomes a transient failure of this refresh. */
@@ -430,7 +430,7 @@ export class RefreshService {
     actor: string,
     failure: EntraFailure,
   ): Promise<RefreshOutcome> {
-    const { tokens, logger, now, health, config } = this.deps;
+    const { tokens, logger, now, health, config } = this.options;
     const at = now();
     const summary = {
       kind: failure.kind,
@@ -480,7 +480,7 @@ export class RefreshService {
     reason: string,
     failure?: EntraFailure,
   ): void {
-    this.deps.notifier.notify({
+    this.options.notifier.notify({
       type,
       connection: connection.name,
       mailbox: connection.mailbox,
@@ -489,7 +489,7 @@ export class RefreshService {
       reason,
       aadsts: failure?.aadsts,
       remedy: failure?.remedy,
-      at: this.deps.now().toISOString(),
+      at: this.options.now().toISOString(),
     });
   }
 
@@ -500,7 +500,7 @@ export class RefreshService {
   async refreshDue(
     options: { actor: string; concurrency?: number; budgetMs?: number } = { actor: 'timer' },
   ): Promise<SweepSummary> {
-    const { registry, config, now, logger } = this.deps;
+    const { registry, config, now, logger } = this.options;
     const started = Date.now();
     const concurrency = options.concurrency ?? config.refresh.concurrency;
     const budgetMs = options.budgetMs ?? config.refresh.budgetSeconds * 1000;

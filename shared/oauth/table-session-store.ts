@@ -34,13 +34,14 @@ function toSession(state: string, columns: Columns): AuthSession {
     browserBindingHash: stringColumn(columns, 'browserBindingHash') ?? '',
     startedBy: stringColumn(columns, 'startedBy') ?? '',
     createdAt: stringColumn(columns, 'createdAt') ?? '',
-    expiresAt: stringColumn(columns, 'expiresAt') ?? '',
+    // The columns keep the names they were first written with (`expiresAt`, `expiresAtTime`).
+    expiresOn: stringColumn(columns, 'expiresAt') ?? '',
   };
 }
 
 /**
  * Pending authorizations in Table storage: PartitionKey `session`, RowKey SHA-256 of the state.
- * `expiresAt` is kept as given and again as a DateTime column (`expiresAtTime`) for the purge query.
+ * `expiresOn` is kept as given (column `expiresAt`) and again as a DateTime column (`expiresAtTime`) for the purge query.
  */
 export class TableAuthSessionStore implements AuthSessionStore {
   readonly client: TableClient;
@@ -51,7 +52,7 @@ export class TableAuthSessionStore implements AuthSessionStore {
 
   async create(session: AuthSession): Promise<void> {
     await ensureTable(this.client);
-    const expires = new Date(session.expiresAt);
+    const expires = new Date(session.expiresOn);
     await storageCall('create authorization session', () =>
       this.client.createEntity({
         partitionKey: PARTITION,
@@ -62,7 +63,7 @@ export class TableAuthSessionStore implements AuthSessionStore {
         browserBindingHash: session.browserBindingHash,
         startedBy: session.startedBy,
         createdAt: session.createdAt,
-        expiresAt: session.expiresAt,
+        expiresAt: session.expiresOn,
         // An unparsable expiry purges at once rather than never.
         expiresAtTime: Number.isNaN(expires.getTime()) ? new Date(0) : expires,
       }),

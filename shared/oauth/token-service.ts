@@ -39,7 +39,7 @@ const ADMIN_CHANGES = new Set<StatusNotification['type']>([
   'connection.reset',
 ]);
 
-export interface TokenServiceDeps {
+export interface TokenServiceOptions {
   registry: ConnectionRegistry;
   secrets: SecretStore;
   audit: AuditLog;
@@ -98,7 +98,7 @@ export function cacheWriteDue(input: {
  * still works.
  */
 export class TokenService {
-  constructor(private readonly deps: TokenServiceDeps) {}
+  constructor(private readonly options: TokenServiceOptions) {}
 
   /**
    * Stores what a completed authorization produced and marks the connection authorized — under
@@ -111,8 +111,8 @@ export class TokenService {
     serializedCache: string | undefined,
     details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
   ): Promise<Connection> {
-    return withLease(this.deps.leases, connection.name, 'authorization', ADMIN_LEASE, async () =>
-      this.store(await stillExisting(this.deps.registry, connection), result, serializedCache, details),
+    return withLease(this.options.leases, connection.name, 'authorization', ADMIN_LEASE, async () =>
+      this.store(await stillExisting(this.options.registry, connection), result, serializedCache, details),
     );
   }
 
@@ -123,9 +123,9 @@ export class TokenService {
     serializedCache: string | undefined,
     details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
   ): Promise<Connection> {
-    const { now } = this.deps;
+    const { now } = this.options;
     if (serializedCache !== undefined) {
-      const previous = await this.deps.secrets.get(secretNames.cache(connection.name));
+      const previous = await this.options.secrets.get(secretNames.cache(connection.name));
       await this.writeCache(connection, serializedCache, previous);
     }
     const expiresOn = await this.publish(connection, result);
@@ -152,7 +152,7 @@ export class TokenService {
       },
     );
     if (connection.status === 'reauthorization_required' || connection.status === 'degraded') {
-      this.deps.notifier.notify({
+      this.options.notifier.notify({
         type: 'connection.recovered',
         connection: connection.name,
         mailbox: connection.mailbox,
@@ -175,7 +175,7 @@ export class TokenService {
     refreshed: RefreshedTokens,
     event: { actor: string; reason: string },
   ): Promise<Connection> {
-    const { now, cacheWriteHours } = this.deps;
+    const { now, cacheWriteHours } = this.options;
     const wasDegraded = connection.status === 'degraded';
     if (
       refreshed.changedCache !== undefined &&
@@ -208,9 +208,9 @@ export class TokenService {
 
   /** Stores the password of a `password`-grant connection, under its lease, while it exists. */
   async storePassword(connection: Connection, password: string, event: ConnectionEvent): Promise<void> {
-    await withLease(this.deps.leases, connection.name, 'password', ADMIN_LEASE, async () => {
-      await stillExisting(this.deps.registry, connection);
-      await this.deps.secrets.set(secretNames.password(connection.name), password, {
+    await withLease(this.options.leases, connection.name, 'password', ADMIN_LEASE, async () => {
+      await stillExisting(this.options.registry, connection);
+      await this.options.secrets.set(secretNames.password(connection.name), password, {
         contentType: 'text/plain',
       });
     });
@@ -219,7 +219,7 @@ export class TokenService {
 
   /** Deletes every secret of a connection (token, cache, password); a missing one is no error. */
   async deleteSecrets(name: string): Promise<void> {
-    const { secrets } = this.deps;
+    const { secrets } = this.options;
     await secrets.delete(secretNames.token(name));
     await secrets.delete(secretNames.cache(name));
     await secrets.delete(secretNames.password(name));
@@ -227,7 +227,7 @@ export class TokenService {
 
   /** An audit event without a status change (definitions, deletions, failed sign-ins), and its log line. */
   async recordEvent(name: string, event: ConnectionEvent & { toStatus?: string }): Promise<void> {
-    await this.deps.audit.record({
+    await this.options.audit.record({
       connection: name,
       type: event.type,
       actor: event.actor,
@@ -235,9 +235,9 @@ export class TokenService {
       reason: event.reason,
       aadsts: event.aadsts,
       correlationId: event.correlationId,
-      at: this.deps.now().toISOString(),
+      at: this.options.now().toISOString(),
     });
-    this.deps.logger.info(event.type, {
+    this.options.logger.info(event.type, {
       connection: name,
       actor: event.actor,
       aadsts: event.aadsts,
@@ -257,7 +257,7 @@ export class TokenService {
     previous: Pick<StoredSecret, 'version' | 'tags'> | undefined,
   ): Promise<StoredSecret> {
     const name = secretNames.cache(connection.name);
-    const written = await this.deps.secrets.set(name, serialized, {
+    const written = await this.options.secrets.set(name, serialized, {
       contentType: 'application/json',
       tags: {
         mailbox: connection.mailbox,
@@ -267,9 +267,12 @@ export class TokenService {
     });
     const stale = previous?.tags?.previousVersion;
     if (stale && stale !== written.version) {
-      await this.deps.secrets.disableVersion(name, stale).catch((error: unknown) => {
+      await this.options.secrets.disableVersion(name, stale).catch((error: unknown) => {
         // Housekeeping: the refresh succeeded; the next write tries the then-stale version.
-        this.deps.logger.warn('secret_store.disable_version_failed', { connection: connection.name, error });
+        this.options.logger.warn('secret_store.disable_version_failed', {
+          connection: connection.name,
+          error,
+        });
       });
     }
     return written;
@@ -279,9 +282,9 @@ export class TokenService {
   async publish(connection: Connection, result: AuthenticationResult): Promise<Date> {
     // MSAL dates the expiry by the wall clock; the broker keeps time by its own (injectable) clock.
     const lifetimeMs = result.expiresOn ? result.expiresOn.getTime() - Date.now() : 3600_000;
-    const expiresOn = new Date(this.deps.now().getTime() + Math.round(lifetimeMs / 1000) * 1000);
+    const expiresOn = new Date(this.options.now().getTime() + Math.round(lifetimeMs / 1000) * 1000);
     const scope = result.scopes.join(' ');
-    await this.deps.secrets.set(secretNames.token(connection.name), result.accessToken, {
+    await this.options.secrets.set(secretNames.token(connection.name), result.accessToken, {
       contentType: 'text/plain',
       expiresOn,
       tags: {
@@ -302,7 +305,7 @@ export class TokenService {
     state: ConnectionState,
     event: ConnectionEvent,
   ): Promise<Connection> {
-    const { registry, audit, logger, now } = this.deps;
+    const { registry, audit, logger, now } = this.options;
     let current = connection;
     let updated: Connection | undefined;
     for (let attempt = 0; attempt < 3 && !updated; attempt++) {
@@ -341,7 +344,7 @@ export class TokenService {
       event.type === 'connection.authorized' &&
       (current.status === 'reauthorization_required' || current.status === 'degraded');
     if (statusChanged && !recovery && ADMIN_CHANGES.has(event.type as StatusNotification['type'])) {
-      this.deps.notifier.notify({
+      this.options.notifier.notify({
         type: event.type as StatusNotification['type'],
         connection: current.name,
         mailbox: current.mailbox,

@@ -4,7 +4,7 @@ import { BrokerError } from '../errors';
 export interface Lease {
   readonly resource: string;
   /** When the claim lapses (ms since epoch, by the holder's clock): past it, another may hold it. */
-  readonly expiresAtMs: number;
+  readonly expiresOnMs: number;
   /** Gives the claim up early; safe to call twice; never throws for a lease someone else has since taken. */
   release(): Promise<void>;
 }

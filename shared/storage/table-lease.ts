@@ -36,7 +36,8 @@ function assertArguments(resource: string, owner: string, ttlMs: number): void {
 }
 
 /** When the row's lease ends, in ms; NaN (treated as expired) when the column is missing or unreadable. */
-function expiresAtOf(row: Row): number {
+/** The lease's expiry (its Table column keeps the name `expiresAt` it was first written with). */
+function expiresOnOf(row: Row): number {
   const value = stringColumn(row, 'expiresAt');
   return value === undefined ? Number.NaN : Date.parse(value);
 }
@@ -82,26 +83,26 @@ export class TableLeaseStore implements LeaseStore {
         expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
       };
       const created = await this.create(resource, columns);
-      const expiresAtMs = now.getTime() + ttlMs;
+      const expiresOnMs = now.getTime() + ttlMs;
       if (created.created) {
-        return created.etag === undefined ? undefined : this.lease(resource, created.etag, expiresAtMs);
+        return created.etag === undefined ? undefined : this.lease(resource, created.etag, expiresOnMs);
       }
 
       const row = await this.row(resource);
       if (!row) continue; // released between our create and our read: try to create again
-      const expiresAt = expiresAtOf(row);
-      if (!Number.isNaN(expiresAt) && this.now().getTime() < expiresAt) return undefined;
+      const expiresOn = expiresOnOf(row);
+      if (!Number.isNaN(expiresOn) && this.now().getTime() < expiresOn) return undefined;
       const etag = await this.takeOver(resource, columns, row.etag);
-      return etag === undefined ? undefined : this.lease(resource, etag, expiresAtMs);
+      return etag === undefined ? undefined : this.lease(resource, etag, expiresOnMs);
     }
     return undefined;
   }
 
-  private lease(resource: string, etag: string, expiresAtMs: number): Lease {
+  private lease(resource: string, etag: string, expiresOnMs: number): Lease {
     let released: Promise<void> | undefined;
     return {
       resource,
-      expiresAtMs,
+      expiresOnMs,
       release: () => {
         released ??= this.remove(resource, etag).catch((error: unknown) => {
           released = undefined; // a failed release may be tried again

@@ -266,7 +266,7 @@ describe('authorize a connection end to end (local encrypted store)', () => {
       if (!session) return;
       await harness.broker.sessions.create({
         ...session,
-        expiresAt: new Date(Date.now() - 1000).toISOString(),
+        expiresOn: new Date(Date.now() - 1000).toISOString(),
       });
       const response = await browser.get(callbackUrl);
       const page = await response.text();

@@ -8,7 +8,7 @@ const store = new TableAuthSessionStore({
   tablePrefix: uniqueTablePrefix('ses'),
 });
 
-function session(expiresAt: Date, overrides: Partial<AuthSession> = {}): AuthSession {
+function session(expiresOn: Date, overrides: Partial<AuthSession> = {}): AuthSession {
   return {
     state: randomBytes(32).toString('base64url'),
     connection: 'sales',
@@ -17,7 +17,7 @@ function session(expiresAt: Date, overrides: Partial<AuthSession> = {}): AuthSes
     browserBindingHash: randomBytes(32).toString('base64url'),
     startedBy: 'admin@contoso.com',
     createdAt: new Date().toISOString(),
-    expiresAt: expiresAt.toISOString(),
+    expiresOn: expiresOn.toISOString(),
     ...overrides,
   };
 }
