@@ -52,7 +52,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { BearerCheck, BearerFailure, BearerValidator } from './bearer';
-import { listenOnLoopback } from './listen';
+import { closeServer, listenOnLoopback } from './listen';
 
 /** The part of @xmldom/xmldom's (W3C) DOM this file reads. */
 interface XmlNode {
@@ -833,13 +833,6 @@ export async function startEwsStandIn(options: EwsStandInOptions): Promise<EwsSt
       exchange.throttle = { remaining: n, kind, seconds: retryAfterSeconds };
     },
     requests,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BearerValidator } from './bearer';
-import { listenOnLoopback } from './listen';
+import { closeServer, listenOnLoopback } from './listen';
 
 export interface GraphMailbox {
   /** Object id; default a random GUID. */
@@ -336,13 +336,6 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
       throttle = { remaining: n, retryAfterSeconds };
     },
     requests,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -53,7 +53,7 @@ import {
 } from './model';
 import { handleToken } from './token-endpoint';
 import { newSessionId } from './tokens';
-import { listenOnLoopback } from '../listen';
+import { closeServer, listenOnLoopback } from '../listen';
 
 export type { AppInfo, EntraStats, FederatedCredential, ManagedIdentityInfo, TenantInfo, UserInfo };
 export { AADSTS_TABLE, aadsts } from './errors';
@@ -670,13 +670,6 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         return { valid: false, claims, reason: 'audience mismatch' };
       return { valid: true, claims };
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }

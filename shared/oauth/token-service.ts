@@ -71,6 +71,18 @@ export interface ConnectionEvent {
   correlationId?: string;
 }
 
+/** The state of a connection that just got a new access token: fresh, with no failure on record. */
+function withNewToken(expiresOn: Date, now: Date): ConnectionState {
+  return {
+    tokenExpiresOn: expiresOn.toISOString(),
+    lastRefreshAt: now.toISOString(),
+    consecutiveFailures: 0,
+    degradedSince: undefined,
+    nextAttemptAt: undefined,
+    lastError: undefined,
+  };
+}
+
 /**
  * Whether a refresh must rewrite the stored token cache (pure; table-tested). Entra does not revoke
  * a refresh token when it issues a newer one: the stored one stays usable for its own lifetime
@@ -137,12 +149,7 @@ export class TokenService {
         authorizedBy: details.signedInAs,
         tenantId: details.tenantId,
         homeAccountId: result.account?.homeAccountId,
-        tokenExpiresOn: expiresOn.toISOString(),
-        lastRefreshAt: now().toISOString(),
-        consecutiveFailures: 0,
-        degradedSince: undefined,
-        nextAttemptAt: undefined,
-        lastError: undefined,
+        ...withNewToken(expiresOn, now()),
       },
       {
         type: 'connection.authorized',
@@ -195,12 +202,7 @@ export class TokenService {
       connection,
       {
         status: 'authorized',
-        tokenExpiresOn: expiresOn.toISOString(),
-        lastRefreshAt: now().toISOString(),
-        consecutiveFailures: 0,
-        degradedSince: undefined,
-        nextAttemptAt: undefined,
-        lastError: undefined,
+        ...withNewToken(expiresOn, now()),
       },
       { type: wasDegraded ? 'connection.recovered' : 'connection.refreshed', ...event },
     );
