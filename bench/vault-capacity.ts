@@ -88,7 +88,7 @@ benchMain(__filename, async (): Promise<BenchResult> => {
     }
     if (refreshed !== MEASURED_REFRESHES)
       throw new Error(`only ${refreshed} of ${MEASURED_REFRESHES} refreshed`);
-    const writesPerRefresh = total.writes / refreshed;
+    const measuredWritesPerRefresh = total.writes / refreshed;
     const othersPerRefresh = (total.reads + total.other) / refreshed;
 
     // 2. Capacity. A connection is refreshed at the first timer run once it has ≤ 15 min left of
@@ -98,6 +98,13 @@ benchMain(__filename, async (): Promise<BenchResult> => {
     const otherRate = LIMITS.othersPer10s / WINDOW_S;
     const shortestIntervalS = (TOKEN_LIFETIME_MIN - MARGIN_MIN) * 60;
     const typicalIntervalS = (TOKEN_LIFETIME_MIN - MARGIN_MIN + SCHEDULE_MIN / 2) * 60;
+    // The token cache is rewritten once it is REFRESH_CACHE_WRITE_HOURS old (a set, and an update
+    // that disables the version two back). The sample above, taken right after seeding, sees none
+    // of those rewrites, so they are added at their steady-state rate: 2 writes per connection per
+    // REFRESH_CACHE_WRITE_HOURS, spread over its refreshes (one every shortest interval).
+    const cacheHours = broker.config.refresh.cacheWriteHours;
+    const cacheWritesPerRefresh = cacheHours === 0 ? 0 : (2 * shortestIntervalS) / (cacheHours * 3600);
+    const writesPerRefresh = measuredWritesPerRefresh + cacheWritesPerRefresh;
     const byWrites = (writeRate * shortestIntervalS) / writesPerRefresh;
     const byWritesTypical = (writeRate * typicalIntervalS) / writesPerRefresh;
     const byOthers = (otherRate * shortestIntervalS) / Math.max(othersPerRefresh, 1e-9);
@@ -142,7 +149,10 @@ benchMain(__filename, async (): Promise<BenchResult> => {
 
     printFigures('Key Vault capacity (limits: 300 writes and 4,000 other requests per 10 s per vault)', [
       ['measured over', `${refreshed} refreshes (throttled answers left out)`],
-      ['writes/refresh', `${fixed(writesPerRefresh)} (the token cache, then the access token)`],
+      [
+        'writes/refresh',
+        `${fixed(writesPerRefresh)} = ${fixed(measuredWritesPerRefresh)} measured (the published token) + ${fixed(cacheWritesPerRefresh, 3)} cache rewrites (2 every ${cacheHours} h per connection)`,
+      ],
       ['reads/refresh', fixed(total.reads / refreshed)],
       ['other requests/refresh', fixed(total.other / refreshed)],
       [
@@ -192,9 +202,19 @@ benchMain(__filename, async (): Promise<BenchResult> => {
       bench: 'vault-capacity',
       notes: [],
       rows: [
-        { metric: 'writes/refresh', value: fixed(writesPerRefresh) },
+        {
+          metric: 'writes/refresh',
+          value: fixed(writesPerRefresh),
+          target: '≤ 1.1',
+          ok: writesPerRefresh <= 1.1,
+        },
         { metric: 'reads/refresh', value: fixed(total.reads / refreshed) },
-        { metric: 'max connections per vault (45-min interval)', value: `≈ ${grouped(maxConnections)}` },
+        {
+          metric: 'max connections per vault (45-min interval)',
+          value: `≈ ${grouped(maxConnections)}`,
+          target: '≥ 73,000',
+          ok: maxConnections >= 73_000,
+        },
         { metric: `with the ${budgetS} s timer budget`, value: `≈ ${grouped(byBudget)}` },
         {
           metric: `drive: ${driveCount} refreshes at the limit`,
