@@ -25,6 +25,15 @@ export function json(
   };
 }
 
+/** A JSON answer whose body is already serialized (a body many requests share). */
+export function jsonText(status: number, text: string): BrokerResponse {
+  return {
+    status,
+    headers: { ...BASE_SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8' },
+    body: text,
+  };
+}
+
 export function noContent(): BrokerResponse {
   return { status: 204, headers: { ...BASE_SECURITY_HEADERS } };
 }

@@ -12,6 +12,11 @@ interface CachedToken {
   expiresOnMs: number;
   /** When this entry stops being served from memory. */
   freshUntilMs: number;
+  /**
+   * The answer of the last whole second it was read in: every read within that second gets the
+   * same (never mutated) object, so the route serializes it once (see functions/token.ts).
+   */
+  answered?: { second: number; published: PublishedToken };
 }
 
 export interface TokenReaderOptions {
@@ -172,7 +177,9 @@ export class TokenReader {
   }
 
   private toPublished(entry: CachedToken, nowMs: number): PublishedToken {
-    return {
+    const second = Math.floor(nowMs / 1000);
+    if (entry.answered?.second === second) return entry.answered.published;
+    const published: PublishedToken = Object.freeze({
       access_token: entry.accessToken,
       token_type: 'Bearer',
       expires_on: new Date(entry.expiresOnMs).toISOString(),
@@ -180,6 +187,8 @@ export class TokenReader {
       scope: entry.scope,
       mailbox: entry.connection.mailbox,
       xoauth2: xoauth2(entry.connection.mailbox, entry.accessToken),
-    };
+    });
+    entry.answered = { second, published };
+    return published;
   }
 }
