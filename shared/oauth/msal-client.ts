@@ -11,6 +11,7 @@ import type { BrokerConfig } from '../config';
 import { BrokerError } from '../errors';
 import type { Outbound } from '../net/outbound';
 import type { Logger } from '../logging';
+import { memoizeUntilFailure } from '../promises';
 
 /**
  * A token cache held in memory for one operation. The broker decides when (and whether) it is
@@ -91,7 +92,9 @@ export function createMsalClientFactory(
 ): MsalClientFactory {
   const authorityHost = config.cloud.authorityHost;
   const authorityUrl = (tenant = config.tenantId) => `${authorityHost}/${tenant}`;
-  const loadMetadata = cachedPerTenant((tenant) => fetchAuthorityMetadata(outbound, authorityHost, tenant));
+  const loadMetadata = memoizeUntilFailure((tenant: string) =>
+    fetchAuthorityMetadata(outbound, authorityHost, tenant),
+  );
   const host = new URL(authorityHost).host;
   const app: MsalApp = {
     clientId: config.clientId,
@@ -122,20 +125,6 @@ export function createMsalClientFactory(
  * `load` once per tenant, shared by concurrent callers. A failed load is not remembered: the next
  * operation tries again.
  */
-function cachedPerTenant(
-  load: (tenant: string) => Promise<AuthorityMetadata>,
-): (tenant: string) => Promise<AuthorityMetadata> {
-  const metadataByTenant = new Map<string, Promise<AuthorityMetadata>>();
-  return (tenant) => {
-    let pending = metadataByTenant.get(tenant);
-    if (!pending) {
-      pending = load(tenant);
-      pending.catch(() => metadataByTenant.delete(tenant));
-      metadataByTenant.set(tenant, pending);
-    }
-    return pending;
-  };
-}
 
 /** The tenant's OpenID configuration; a tenant Entra does not know is a configuration error. */
 async function fetchAuthorityMetadata(

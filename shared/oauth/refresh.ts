@@ -494,31 +494,39 @@ export class RefreshService {
   }
 
   /**
+   * The names due for a refresh, soonest expiry first: when the budget runs out, what is left is
+   * what can wait longest, so an overrun never starves the same names run after run. The registry
+   * is read a page at a time and only due names are kept (a refresh re-reads its row under the
+   * lease anyway), so a sweep's memory grows with what is due, not with the registry.
+   */
+  private async dueConnections(
+    at: Date,
+  ): Promise<{ considered: number; due: { name: string; expiry: number }[] }> {
+    let considered = 0;
+    const due: { name: string; expiry: number }[] = [];
+    for await (const page of this.options.registry.pages()) {
+      considered += page.length;
+      for (const connection of page) {
+        if (shouldRefresh(connection, at, this.options.config.refresh).should)
+          due.push({ name: connection.name, expiry: expiryOf(connection) });
+      }
+    }
+    due.sort((a, b) => a.expiry - b.expiry);
+    return { considered, due };
+  }
+
+  /**
    * The timer's sweep: every due connection, at most `concurrency` at once, starting new ones only
    * within the time budget. One connection's failure or hang occupies one slot, never the run.
    */
   async refreshDue(
     options: { actor: string; concurrency?: number; budgetMs?: number } = { actor: 'timer' },
   ): Promise<SweepSummary> {
-    const { registry, config, now, logger } = this.options;
+    const { config, now, logger } = this.options;
     const started = Date.now();
     const concurrency = options.concurrency ?? config.refresh.concurrency;
     const budgetMs = options.budgetMs ?? config.refresh.budgetSeconds * 1000;
-    const at = now();
-    // The registry is read a page at a time and only the due names are kept (a refresh re-reads
-    // its row under the lease anyway), so a sweep's memory grows with what is due, not with the
-    // registry. Soonest expiry first: when the budget runs out, what is left is what can wait
-    // longest, so an overrun never starves the same names run after run.
-    let considered = 0;
-    const due: { name: string; expiry: number }[] = [];
-    for await (const page of registry.pages()) {
-      considered += page.length;
-      for (const connection of page) {
-        if (shouldRefresh(connection, at, config.refresh).should)
-          due.push({ name: connection.name, expiry: expiryOf(connection) });
-      }
-    }
-    due.sort((a, b) => a.expiry - b.expiry);
+    const { considered, due } = await this.dueConnections(now());
     const summary: SweepSummary = {
       considered,
       due: due.length,

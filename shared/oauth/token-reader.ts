@@ -2,6 +2,7 @@ import type { Connection } from '../connections/connection';
 import type { ConnectionRegistry } from '../connections/registry';
 import { BrokerError } from '../errors';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
+import { singleFlight } from '../promises';
 import type { RefreshOutcome, RefreshService } from './refresh';
 import { xoauth2, type PublishedToken } from './token-service';
 
@@ -39,8 +40,8 @@ export interface TokenReaderOptions {
  */
 export class TokenReader {
   private readonly memory = new Map<string, CachedToken>();
-  private readonly inflight = new Map<string, Promise<RefreshOutcome>>();
-  private readonly loading = new Map<string, Promise<CachedToken>>();
+  private readonly refreshing = singleFlight<RefreshOutcome>();
+  private readonly loading = singleFlight<CachedToken>();
   private readonly memoryTtlMs: number;
   private readonly minimumLifetimeMs: number;
 
@@ -85,28 +86,14 @@ export class TokenReader {
   }
 
   private refreshOnce(name: string, minimumRemainingMs: number): Promise<RefreshOutcome> {
-    let pending = this.inflight.get(name);
-    if (!pending) {
-      pending = this.options.refresher
-        .refresh(name, { actor: 'token-route', minimumRemainingMs })
-        .finally(() => {
-          this.inflight.delete(name);
-        });
-      this.inflight.set(name, pending);
-    }
-    return pending;
+    return this.refreshing(name, () =>
+      this.options.refresher.refresh(name, { actor: 'token-route', minimumRemainingMs }),
+    );
   }
 
   /** One store read per connection at a time, however many callers found the memory stale. */
   private loadOnce(name: string): Promise<CachedToken> {
-    let pending = this.loading.get(name);
-    if (!pending) {
-      pending = this.load(name).finally(() => {
-        this.loading.delete(name);
-      });
-      this.loading.set(name, pending);
-    }
-    return pending;
+    return this.loading(name, () => this.load(name));
   }
 
   private async load(name: string): Promise<CachedToken> {

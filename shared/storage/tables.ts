@@ -8,6 +8,7 @@ import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { azureSdkProxy } from '../azure-credential';
 import type { BrokerConfig, StorageSettings } from '../config';
 import { BrokerError, statusOf } from '../errors';
+import { memoizeUntilFailure } from '../promises';
 
 /** How often and how long the SDK retries one request (network errors, 408, 429, 5xx). */
 export interface StorageRetryOptions {
@@ -98,19 +99,11 @@ export function storeTableClient(
 }
 
 /** Creates the client's table once per process; a failed attempt is forgotten so the next call tries again. */
-const ensured = new Map<string, Promise<void>>();
-
-export function ensureTable(client: TableClient): Promise<void> {
-  const key = `${client.url}|${client.tableName}`;
-  let pending = ensured.get(key);
-  if (!pending) {
-    // createTable already treats 409 TableAlreadyExists as success (another instance made it first).
-    pending = storageCall(`create table ${client.tableName}`, () => client.createTable());
-    ensured.set(key, pending);
-    pending.catch(() => ensured.delete(key));
-  }
-  return pending;
-}
+/** Creates the table once per process (createTable treats 409 TableAlreadyExists as success). */
+export const ensureTable: (client: TableClient) => Promise<void> = memoizeUntilFailure(
+  (client: TableClient) => storageCall(`create table ${client.tableName}`, () => client.createTable()),
+  (client) => `${client.url}|${client.tableName}`,
+);
 
 function errorName(error: unknown): string {
   return typeof error === 'object' && error !== null && typeof (error as { name?: unknown }).name === 'string'
