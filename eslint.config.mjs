@@ -13,6 +13,8 @@ export default tseslint.config(
       '.test-tmp/',
       '.azd-package/',
       '*.js',
+      // Plain JavaScript on purpose (see its header); checked by // @ts-check instead.
+      'bench/support/*.js',
       '*.mjs',
     ],
   },

@@ -10,18 +10,21 @@
  * Table storage calls per refresh and the CPU each process used, as evidence for where time goes.
  * The timer has to finish a large tenant within its budget, and a broker that is slow or memory
  * hungry per connection would not, so these are the figures that decide how far one instance scales.
+ * The sweeping broker runs from the built bundle in a process of its own (support/sweep-child.js).
  */
-import { performance } from 'node:perf_hooks';
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { SweepSummary } from '../shared/oauth/refresh';
 import {
   authorizeThroughSignIn,
   benchMain,
   startBenchEnv,
   type BenchEnv,
   type BenchResult,
+  type LogCounts,
 } from './support/env';
-import { fixed, grouped, mb, printFigures, RssSampler, seconds } from './support/measure';
-import { countTableCalls, cpuSecondsOf, ownCpuSeconds, tableClientOf } from './support/process-stats';
-import { profiled } from './support/profile';
+import { fixed, grouped, mb, printFigures, seconds } from './support/measure';
+import { cpuSecondsOf } from './support/process-stats';
 import { connectionNames, readTemplate, seedConnections, type SeedTemplate } from './support/seed';
 
 const ENTRA_LATENCY_MS = 100;
@@ -54,36 +57,81 @@ interface SweepRun {
   rssBefore: number;
   rssPeak: number;
   heapPeak: number;
+  heapBefore: number;
+  heapRetained: number;
   tableCalls: Map<string, number>;
   cpu: { broker: number; emulators: number; azurite: number };
   eventLoopUtilization: number;
+  logs: LogCounts;
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
+/** What the sweep child (support/sweep-child.js) reports for one sweep. */
+interface ChildSweep {
+  summary: SweepSummary;
+  wallMs: number;
+  cpuSeconds: number;
+  eventLoopUtilization: number;
+  rssBefore: number;
+  rssPeak: number;
+  heapPeak: number;
+  /** V8 heap in use before the sweep, and after it once collected: what the sweep left behind. */
+  heapBefore: number;
+  heapRetained: number;
+  tableCalls: Record<string, number>;
+  logs: LogCounts;
+}
 
-async function sweep(bench: BenchEnv, tableCalls: Map<string, number>, label: string): Promise<SweepRun> {
+/**
+ * The broker that sweeps runs in a process of its own holding only the built bundle, as in a
+ * Functions host: the figures are its own, not the bench harness's (tsx, seeding tools, ~120 MB).
+ */
+class SweepChild {
+  private readonly child: ChildProcess;
+  private readonly ready: Promise<void>;
+
+  constructor(env: Record<string, string>) {
+    this.child = fork(join(__dirname, 'support', 'sweep-child.js'), [], {
+      env: { ...process.env, ...env },
+      execArgv: ['--expose-gc'], // not the parent's tsx loader
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('message', () => {
+        resolve();
+      });
+      this.child.once('exit', (code) => {
+        reject(new Error(`the sweep child exited with ${String(code)}`));
+      });
+    });
+  }
+
+  async sweep(label: string): Promise<ChildSweep> {
+    await this.ready;
+    const answer = new Promise<ChildSweep>((resolve, reject) => {
+      this.child.once('message', (message: { ok: boolean; result?: ChildSweep; error?: string }) => {
+        if (message.ok && message.result) resolve(message.result);
+        else reject(new Error(message.error ?? 'the sweep child failed'));
+      });
+    });
+    this.child.send({ label });
+    return answer;
+  }
+
+  close(): void {
+    this.child.kill();
+  }
+}
+
+async function sweep(bench: BenchEnv, child: SweepChild, label: string): Promise<SweepRun> {
   await bench.emulators.call('latency', { entraMs: ENTRA_LATENCY_MS, vaultMs: VAULT_LATENCY_MS });
   await bench.emulators.call('resetStats', null);
-  tableCalls.clear();
-  gc?.();
-  const rssBefore = process.memoryUsage().rss;
   const cpuBefore = {
-    broker: ownCpuSeconds(),
     emulators: cpuSecondsOf(bench.emulators.pid),
     azurite: cpuSecondsOf(bench.azurite.pid),
   };
-  const elu = performance.eventLoopUtilization();
-  const sampler = new RssSampler(100);
-  const started = performance.now();
-  const summary = await profiled(label, () =>
-    bench.broker.refresher.refreshDue({ actor: 'bench', budgetMs: 60 * 60_000 }),
-  );
-  const wallMs = performance.now() - started;
-  const rssPeak = sampler.stop();
-  const heapPeak = sampler.heapPeak;
-  const eventLoopUtilization = performance.eventLoopUtilization(elu).utilization;
+  const result = await child.sweep(label);
   const cpu = {
-    broker: ownCpuSeconds() - cpuBefore.broker,
+    broker: result.cpuSeconds,
     emulators: cpuSecondsOf(bench.emulators.pid) - cpuBefore.emulators,
     azurite: cpuSecondsOf(bench.azurite.pid) - cpuBefore.azurite,
   };
@@ -94,8 +142,9 @@ async function sweep(bench: BenchEnv, tableCalls: Map<string, number>, label: st
   const entraAll = Object.entries(entra.requests)
     .filter(([key]) => !key.startsWith('token:'))
     .reduce((sum, [, value]) => sum + (value ?? 0), 0);
+  const { summary } = result;
   return {
-    wallMs,
+    wallMs: result.wallMs,
     refreshed: summary.refreshed,
     failed: summary.failed,
     due: summary.due,
@@ -108,12 +157,15 @@ async function sweep(bench: BenchEnv, tableCalls: Map<string, number>, label: st
     vaultChallenges: vault.unauthorized,
     entraTokenRequests,
     entraOtherRequests: entraAll - entraTokenRequests,
-    rssBefore,
-    rssPeak,
-    heapPeak,
-    tableCalls: new Map(tableCalls),
+    rssBefore: result.rssBefore,
+    rssPeak: result.rssPeak,
+    heapPeak: result.heapPeak,
+    heapBefore: result.heapBefore,
+    heapRetained: result.heapRetained,
+    tableCalls: new Map(Object.entries(result.tableCalls)),
     cpu,
-    eventLoopUtilization,
+    eventLoopUtilization: result.eventLoopUtilization,
+    logs: result.logs,
   };
 }
 
@@ -126,6 +178,7 @@ async function seed(bench: BenchEnv, template: SeedTemplate, names: string[]): P
 }
 
 benchMain(__filename, async (): Promise<BenchResult> => {
+  let child: SweepChild | undefined;
   const notes: string[] = [];
   const bench = await startBenchEnv({
     vaultLimits: false,
@@ -134,29 +187,21 @@ benchMain(__filename, async (): Promise<BenchResult> => {
   try {
     const { broker } = bench;
     if (broker.config.refresh.concurrency !== CONCURRENCY) throw new Error('REFRESH_CONCURRENCY not applied');
-    const tableCalls = new Map<string, number>();
-    for (const [label, store] of [
-      ['registry', broker.registry],
-      ['lease', broker.leases],
-      ['audit', broker.audit],
-    ] as const) {
-      const client = tableClientOf(store);
-      if (client) countTableCalls(client, label, tableCalls);
-    }
+    child = new SweepChild(bench.env);
 
     await authorizeThroughSignIn(bench, 'bench-template');
     const template = await readTemplate(bench, 'bench-template');
 
     // Warm-up (JIT, connection pools, MSAL metadata, the managed-identity token), not measured.
     await seed(bench, template, connectionNames('warm', 64));
-    await sweep(bench, tableCalls, 'warm-up-sweep');
+    await sweep(bench, child, 'warm-up-sweep');
     // Calibration: a small sweep to see how many connections fit in the time.
     const calibrationNames = connectionNames('cal', CALIBRATION_CONNECTIONS);
     const calibrationSeedMs = await seed(bench, template, calibrationNames);
-    const calibration = await sweep(bench, tableCalls, 'calibration-sweep');
+    const calibration = await sweep(bench, child, 'calibration-sweep');
     if (calibration.refreshed !== CALIBRATION_CONNECTIONS) {
       throw new Error(
-        `calibration sweep refreshed ${calibration.refreshed} of ${CALIBRATION_CONNECTIONS}: ${bench.logs.samples.join('\n')}`,
+        `calibration sweep refreshed ${calibration.refreshed} of ${CALIBRATION_CONNECTIONS}: ${calibration.logs.samples.join('\n')}`,
       );
     }
     const perConnectionMs = (calibrationSeedMs + calibration.wallMs) / CALIBRATION_CONNECTIONS;
@@ -182,7 +227,7 @@ benchMain(__filename, async (): Promise<BenchResult> => {
     const names = connectionNames('conn', count);
     const seedMs = await seed(bench, template, names);
     console.log(`seeded ${grouped(count)} connections in ${seconds(seedMs)}`);
-    const run = await sweep(bench, tableCalls, 'sweep');
+    const run = await sweep(bench, child, 'sweep');
 
     // Every seeded connection must have been refreshed for real: authorized with a new expiry.
     const margin = broker.config.refresh.marginMinutes * 60_000;
@@ -233,7 +278,7 @@ benchMain(__filename, async (): Promise<BenchResult> => {
       ['refreshes/s', fixed(perSecond, 1)],
       [
         'peak RSS of the broker process (every 100 ms)',
-        `${mb(run.rssPeak)} (before the sweep ${mb(run.rssBefore)}; target ≤ ${mb(RSS_TARGET)}); V8 heap in use at most ${mb(run.heapPeak)}`,
+        `${mb(run.rssPeak)} (before the sweep ${mb(run.rssBefore)}; target ≤ ${mb(RSS_TARGET)}); V8 heap in use at most ${mb(run.heapPeak)}, ${mb(run.heapBefore)} before and ${mb(run.heapRetained)} after it once collected`,
       ],
       [
         'Table storage calls per refresh',
@@ -248,10 +293,10 @@ benchMain(__filename, async (): Promise<BenchResult> => {
         'Key Vault writes per refresh',
         `${fixed(vaultWritesPerRefresh)} (target ≤ ${VAULT_WRITES_PER_REFRESH_TARGET})`,
       ],
-      ['log lines (info / warn / error)', `${bench.logs.info} / ${bench.logs.warn} / ${bench.logs.error}`],
+      ['log lines (info / warn / error)', `${run.logs.info} / ${run.logs.warn} / ${run.logs.error}`],
     ]);
-    if (bench.logs.samples.length > 0)
-      console.log(`  first warnings: \n    ${bench.logs.samples.join('\n    ')}`);
+    if (run.logs.samples.length > 0)
+      console.log(`  first warnings: \n    ${run.logs.samples.join('\n    ')}`);
     if (run.failed > 0 || good !== rows.length)
       notes.push(`${run.failed} refreshes failed; ${rows.length - good} rows not refreshed`);
 
@@ -296,6 +341,7 @@ benchMain(__filename, async (): Promise<BenchResult> => {
       ],
     };
   } finally {
+    child?.close();
     await bench.close();
   }
 });

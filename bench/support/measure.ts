@@ -1,26 +1,5 @@
 /** Small measuring and printing helpers shared by the benchmarks. */
 
-/** Samples this process's RSS every `intervalMs` until stopped; reports the peak (bytes). */
-export class RssSampler {
-  private peak = process.memoryUsage.rss();
-  /** Peak of the V8 heap in use (live objects and not yet collected garbage), to tell it from the rest of RSS. */
-  heapPeak = process.memoryUsage().heapUsed;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(intervalMs = 100) {
-    this.timer = setInterval(() => {
-      const usage = process.memoryUsage();
-      this.peak = Math.max(this.peak, usage.rss);
-      this.heapPeak = Math.max(this.heapPeak, usage.heapUsed);
-    }, intervalMs);
-  }
-
-  stop(): number {
-    clearInterval(this.timer);
-    return Math.max(this.peak, process.memoryUsage.rss());
-  }
-}
-
 /** The q-quantile (0..1) of sorted values, nearest rank. */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return Number.NaN;
