@@ -356,6 +356,8 @@ export class TokenService {
         at: now().toISOString(),
       });
     }
+    // A routine refresh is already one log line (refresh.succeeded / refresh.failed): no second.
+    if (!statusChanged && ROUTINE_EVENTS.has(event.type)) return updated;
     logger.info(statusChanged ? 'connection.status_changed' : event.type, {
       connection: current.name,
       from: current.status,
