@@ -398,6 +398,10 @@ const schema = z.object({
 
 type RawSettings = z.infer<typeof schema>;
 
+/**
+ * The rules that span settings, one after another: long, but one flat list of independent rules
+ * reads better than a split one. Returns every problem, not the first.
+ */
 function crossChecks(raw: RawSettings, runningInAzure: boolean): string[] {
   const problems: string[] = [];
   const credential = raw.ENTRA_CLIENT_CREDENTIAL ?? (runningInAzure ? 'managed-identity' : 'secret');

@@ -298,6 +298,26 @@ export class TokenService {
     return expiresOn;
   }
 
+  /** Writes `state` on the row as the caller saw it; on a concurrent write, re-reads and tries again. */
+  private async updateState(
+    connection: Connection,
+    state: ConnectionState,
+  ): Promise<{ current: Connection; updated: Connection }> {
+    const { registry } = this.options;
+    let current = connection;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return { current, updated: await registry.updateState(current.name, state, current.etag, current) };
+      } catch (error) {
+        if (!(error instanceof ConcurrentUpdateError)) throw error;
+        const fresh = await registry.get(current.name);
+        if (!fresh) throw new BrokerError('connection_not_found', `Connection ${current.name} was removed.`);
+        current = fresh;
+      }
+    }
+    throw new BrokerError('upstream_unavailable', `Connection ${current.name} is being changed; try again.`);
+  }
+
   /**
    * Changes a connection's state with an audit event for every status change. Retries once on a
    * concurrent write by re-reading the row: the registry is the record of what happened last.
@@ -307,24 +327,8 @@ export class TokenService {
     state: ConnectionState,
     event: ConnectionEvent,
   ): Promise<Connection> {
-    const { registry, audit, logger, now } = this.options;
-    let current = connection;
-    let updated: Connection | undefined;
-    for (let attempt = 0; attempt < 3 && !updated; attempt++) {
-      try {
-        updated = await registry.updateState(current.name, state, current.etag, current);
-      } catch (error) {
-        if (!(error instanceof ConcurrentUpdateError)) throw error;
-        const fresh = await registry.get(current.name);
-        if (!fresh) throw new BrokerError('connection_not_found', `Connection ${current.name} was removed.`);
-        current = fresh;
-      }
-    }
-    if (!updated)
-      throw new BrokerError(
-        'upstream_unavailable',
-        `Connection ${current.name} is being changed; try again.`,
-      );
+    const { audit, logger, now } = this.options;
+    const { current, updated } = await this.updateState(connection, state);
     const statusChanged = state.status !== undefined && state.status !== current.status;
     // A routine refresh is a log line, not an audit row: the audit trail holds status changes and
     // admin actions, and one row per refresh would double the storage writes of every sweep.
