@@ -88,7 +88,7 @@ param allowedTenants array = []
 
 @minValue(1)
 @maxValue(5)
-@description('Number of Key Vaults; the broker spreads connections over them (KEY_VAULT_URL lists all). One vault sustains about 40,000 connections.')
+@description('Number of Key Vaults; the broker spreads connections over them (KEY_VAULT_URL lists all). One vault sustains about 70,000 connections.')
 param keyVaultCount int = 1
 
 @maxLength(32)

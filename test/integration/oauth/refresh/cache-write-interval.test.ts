@@ -97,7 +97,7 @@ describe('cache write interval (Key Vault)', () => {
     expect(harness.entra.stats.refreshes).toBe(refreshesBefore + 1);
   });
 
-  it('the same crash with an identity provider that revoked rotated-out tokens would need a new sign-in (why the interval relies on Entra)', async () => {
+  it('what the interval relies on: were rotated-out tokens revoked, the next refresh from the store would need a new sign-in', async () => {
     harness.entra.faults.revokeRotatedRefreshTokens = true;
     expect(await authorizeConnection(harness, 'strict')).toBe(200);
     clock.advance(50 * MINUTE);
