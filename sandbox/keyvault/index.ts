@@ -393,6 +393,14 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
   const deletedNotFound = (name: string) =>
     new HttpError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`);
   const badParameter = (message: string) => new HttpError(400, 'BadParameter', message);
+  /** The soft-deleted secret recover and purge act on: 404 unless deleted, 409 while still being deleted. */
+  const softDeleted = (name: string): StoredSecret => {
+    const secret = lookup(name);
+    if (!secret || secret.state === 'active' || secret.state === 'recovering' || secret.state === 'purging')
+      throw deletedNotFound(name);
+    if (secret.state === 'deleting') throw conflictFor(secret);
+    return secret;
+  };
   const conflictFor = (secret: StoredSecret): HttpError => {
     switch (secret.state) {
       case 'deleted':
@@ -646,16 +654,7 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
       }
       case 'recover': {
         const name = validateName(r.name);
-        const secret = lookup(name);
-        if (
-          !secret ||
-          secret.state === 'active' ||
-          secret.state === 'recovering' ||
-          secret.state === 'purging'
-        ) {
-          throw deletedNotFound(name);
-        }
-        if (secret.state === 'deleting') throw conflictFor(secret);
+        const secret = softDeleted(name);
         secret.state = 'recovering';
         secret.transitionEndsAt = now() + recoverDelayMs;
         settle(secret);
@@ -663,16 +662,7 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
       }
       case 'purge': {
         const name = validateName(r.name);
-        const secret = lookup(name);
-        if (
-          !secret ||
-          secret.state === 'active' ||
-          secret.state === 'recovering' ||
-          secret.state === 'purging'
-        ) {
-          throw deletedNotFound(name);
-        }
-        if (secret.state === 'deleting') throw conflictFor(secret);
+        const secret = softDeleted(name);
         if (purgeProtection) {
           throw new HttpError(
             403,
