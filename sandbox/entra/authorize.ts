@@ -116,6 +116,23 @@ function respondError(
   respond(ex, p, fields);
 }
 
+/** AADSTS65001 consent_required for `app`, the answer when consent is missing. */
+function respondConsentRequired(
+  state: EmulatorState,
+  ex: Exchange,
+  p: Pick<PendingAuthorize, 'redirectUri' | 'responseMode' | 'state'>,
+  app: { clientId: string; displayName: string },
+): void {
+  respondError(
+    state,
+    ex,
+    p,
+    65001,
+    { clientId: app.clientId, appName: app.displayName },
+    { error: 'consent_required' },
+  );
+}
+
 function sessionFrom(
   state: EmulatorState,
   ex: Exchange,
@@ -190,14 +207,7 @@ export function handleAuthorize(
     state.settings.consentRequired &&
     !state.dir.hasAdminConsent(tenant.value?.tenantId ?? app.tenantId, app.clientId)
   ) {
-    respondError(
-      state,
-      ex,
-      base,
-      65001,
-      { clientId: app.clientId, appName: app.displayName },
-      { error: 'consent_required' },
-    );
+    respondConsentRequired(state, ex, base, app);
     return;
   }
 
@@ -229,14 +239,7 @@ export function handleAuthorize(
       return;
     }
     if (state.dir.missingConsent(session.user, app.clientId, scopes).length > 0) {
-      respondError(
-        state,
-        ex,
-        base,
-        65001,
-        { clientId: app.clientId, appName: app.displayName },
-        { error: 'consent_required' },
-      );
+      respondConsentRequired(state, ex, base, app);
       return;
     }
     pending.user = session.user;

@@ -393,6 +393,17 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
   const deletedNotFound = (name: string) =>
     new HttpError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`);
   const badParameter = (message: string) => new HttpError(400, 'BadParameter', message);
+  /** An active secret and the version asked for (its latest without one): 404 otherwise. */
+  const activeVersion = (name: string, wanted: string | undefined) => {
+    const secret = lookup(name);
+    if (!secret || secret.state !== 'active') throw notFound(name, wanted);
+    const version =
+      wanted === undefined
+        ? latest(secret)
+        : secret.versions.find((v) => v.version.toLowerCase() === wanted.toLowerCase());
+    if (!version) throw notFound(name, wanted);
+    return { secret, version };
+  };
   /** The soft-deleted secret recover and purge act on: 404 unless deleted, 409 while still being deleted. */
   const softDeleted = (name: string): StoredSecret => {
     const secret = lookup(name);
@@ -597,13 +608,7 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
       case 'get': {
         const name = validateName(r.name);
         if (r.version !== undefined && !VERSION.test(r.version)) throw notFound(name, r.version);
-        const secret = lookup(name);
-        if (!secret || secret.state !== 'active') throw notFound(name, r.version);
-        const version =
-          r.version === undefined
-            ? latest(secret)
-            : secret.versions.find((v) => v.version.toLowerCase() === r.version?.toLowerCase());
-        if (!version) throw notFound(name, r.version);
+        const { secret, version } = activeVersion(name, r.version);
         if (!version.enabled) {
           throw new HttpError(
             403,
@@ -618,13 +623,7 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
       case 'update': {
         const name = validateName(r.name);
         const parsed = parseJson(body);
-        const secret = lookup(name);
-        if (!secret || secret.state !== 'active') throw notFound(name, r.version);
-        const version =
-          r.version === undefined
-            ? latest(secret)
-            : secret.versions.find((v) => v.version.toLowerCase() === r.version?.toLowerCase());
-        if (!version) throw notFound(name, r.version);
+        const { secret, version } = activeVersion(name, r.version);
         const attrs = validateAttributes(parsed.attributes);
         if ('contentType' in parsed) version.contentType = validateContentType(parsed.contentType);
         if ('tags' in parsed) version.tags = validateTags(parsed.tags);
