@@ -24,9 +24,10 @@
  *   empty body, the challenge plus `x-ms-diagnostics: 2000008;reason="The token contains not enough
  *   scope to make this call.";error_category="invalid_grant"` (V: EWSAuthorizationManager answers
  *   NotEnoughGrantPresented with 403 and no entity body).
- * - EwsAllowedAppIDs / EWS disabled for the caller: 403, empty body, no x-ms-diagnostics (V for the
- *   EwsEnabled / EwsApplicationAccessPolicy path: "User not allowed to access EWS" is a bare 403; the
- *   2026 app-id list is assumed to take that path).
+ * - EWS access controls (EwsEnabled, EwsAllowedAppIDs, EwsApplicationAccessPolicy): 403, empty body,
+ *   `X-EWS-Policy-Reason` with one of its two values, no x-ms-diagnostics (V: "Control access to EWS in
+ *   Exchange", see sandbox/ews-access-policy.ts). Decided after authentication, from the token's app id,
+ *   its user (or, app-only, X-AnchorMailbox) and the User-Agent.
  * - Successful answers carry `<h:ServerVersionInfo ... Version="V2018_01_08" xmlns:h=...>` in the SOAP
  *   header (V: captured EXO responses); SOAP faults carry no SOAP header (V: captured EXO faults).
  * - Throttling: HTTP 500 SOAP fault ErrorServerBusy with `<t:Value Name="BackOffMilliseconds">` in
@@ -53,6 +54,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { BearerCheck, BearerFailure, BearerValidator } from './bearer';
 import { closeServer, listenOnLoopback } from './listen';
+import { ewsPolicyRefusal, OPEN_EWS_POLICY, type EwsAccessPolicy } from './ews-access-policy';
 
 /** The part of @xmldom/xmldom's (W3C) DOM this file reads. */
 interface XmlNode {
@@ -132,8 +134,12 @@ export interface EwsStandIn {
   /** e.g. https://127.0.0.1:PORT/EWS/Exchange.asmx */
   url: string;
   port: number;
-  /** EwsAllowedAppIDs enforcement (Exchange Online since 1 Oct 2026): when on, tokens whose appid is not in allowedAppIds get HTTP 403 */
-  blockEws(on: boolean, allowedAppIds?: string[]): void;
+  /**
+   * Exchange Online's EWS access controls (Set-OrganizationConfig / Set-CASMailbox), merged into the
+   * current ones; `undefined` restores the defaults (everything open). A refused request gets 403 with
+   * X-EWS-Policy-Reason.
+   */
+  setAccessPolicy(policy?: Partial<EwsAccessPolicy>): void;
   /** The next `n` authenticated requests are throttled: an ErrorServerBusy fault (BackOffMilliseconds = retryAfterSeconds × 1000) or HTTP 429 with Retry-After. Default 30 s. */
   throttleNext(n: number, kind: 'server_busy' | 'http_429', retryAfterSeconds?: number): void;
   /** every request received, for assertions; never the token itself */
@@ -228,6 +234,9 @@ const same = (a: string | undefined, b: string | undefined): boolean =>
   a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase();
 const str = (value: unknown): string | undefined =>
   typeof value === 'string' && value !== '' ? value : undefined;
+/** The signed-in user of a delegated token. */
+const userOf = (claims: Record<string, unknown>): string | undefined =>
+  str(claims.upn) ?? str(claims.preferred_username) ?? str(claims.unique_name);
 /** x-ms-diagnostics is a quoted-string list: no quotes or line breaks inside a value. */
 const headerSafe = (value: string): string => value.replace(/["\r\n]/g, '');
 
@@ -516,7 +525,7 @@ interface Caller {
 
 /** Everything that answers a request, over the stand-in's mutable state. */
 class Exchange {
-  block: { on: boolean; allowed: string[] } = { on: false, allowed: [] };
+  accessPolicy: EwsAccessPolicy = OPEN_EWS_POLICY;
   throttle: { remaining: number; kind: 'server_busy' | 'http_429'; seconds: number } = {
     remaining: 0,
     kind: 'server_busy',
@@ -581,10 +590,7 @@ class Exchange {
   /** Who is asking and whose rights apply: token kind, ExchangeImpersonation and X-AnchorMailbox. */
   caller(claims: Record<string, unknown>, request: SoapRequest, anchor: string | undefined): Caller {
     const appId = str(claims.appid) ?? str(claims.azp) ?? '';
-    const user =
-      typeof claims.scp === 'string'
-        ? (str(claims.upn) ?? str(claims.preferred_username) ?? str(claims.unique_name))
-        : undefined;
+    const user = typeof claims.scp === 'string' ? userOf(claims) : undefined;
     const nonExistent = (smtp: string) =>
       new EwsFault('ErrorNonExistentMailbox', NO_MAILBOX, { SmtpAddress: smtp });
     let principal: string;
@@ -737,6 +743,10 @@ function headerRecord(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
+function policyRefusal(reason: string): Answer {
+  return { status: 403, headers: { 'x-ews-policy-reason': reason } };
+}
+
 /** The pipeline of one request: path, token, method, EwsAllowedAppIDs, throttling, SOAP. */
 async function answer(exchange: Exchange, req: IncomingMessage, record: EwsRequestRecord): Promise<Answer> {
   if (record.path.toLowerCase() !== EWS_PATH) return { status: 404 };
@@ -745,8 +755,14 @@ async function answer(exchange: Exchange, req: IncomingMessage, record: EwsReque
   const { claims } = authenticated;
   record.appId = str(claims.appid) ?? str(claims.azp);
   if (req.method !== 'POST') return { status: 405, headers: { allow: 'POST' } };
-  const { block } = exchange;
-  if (block.on && !block.allowed.some((id) => same(id, record.appId))) return { status: 403 };
+  // The access controls as the front end applies them: the app id, the User-Agent, and the EwsEnabled
+  // of the organization and of the token's user (or, app-only, the anchor mailbox)...
+  const facts = { appId: record.appId, userAgent: record.headers['user-agent'] };
+  const refusedUpFront = ewsPolicyRefusal(exchange.accessPolicy, {
+    ...facts,
+    mailbox: typeof claims.scp === 'string' ? userOf(claims) : record.anchorMailbox,
+  });
+  if (refusedUpFront) return policyRefusal(refusedUpFront);
   const throttled = exchange.throttled();
   if (throttled) return throttled;
   const contentType = record.headers['content-type'] ?? '';
@@ -759,7 +775,11 @@ async function answer(exchange: Exchange, req: IncomingMessage, record: EwsReque
     record.impersonated = request.impersonation;
     if (request.version !== undefined && !SERVER_VERSIONS.has(request.version))
       throw new EwsFault('ErrorInvalidServerVersion', 'The specified server version is invalid.');
-    return exchange.operate(request.operation, exchange.caller(claims, request, record.anchorMailbox));
+    const caller = exchange.caller(claims, request, record.anchorMailbox);
+    // ...and the EwsEnabled of the mailbox acted on once ExchangeImpersonation names it.
+    const refused = ewsPolicyRefusal(exchange.accessPolicy, { ...facts, mailbox: caller.principal });
+    if (refused) return policyRefusal(refused);
+    return exchange.operate(request.operation, caller);
   } catch (error) {
     if (error instanceof EwsFault) return faultAnswer(error);
     throw error;
@@ -826,8 +846,8 @@ export async function startEwsStandIn(options: EwsStandInOptions): Promise<EwsSt
   return {
     url: `https://127.0.0.1:${String(port)}/EWS/Exchange.asmx`,
     port,
-    blockEws(on, allowedAppIds = []) {
-      exchange.block = { on, allowed: [...allowedAppIds] };
+    setAccessPolicy(policy) {
+      exchange.accessPolicy = policy ? { ...exchange.accessPolicy, ...policy } : OPEN_EWS_POLICY;
     },
     throttleNext(n, kind, retryAfterSeconds = 30) {
       exchange.throttle = { remaining: n, kind, seconds: retryAfterSeconds };

@@ -75,8 +75,11 @@ async function main(): Promise<void> {
     for (const user of SANDBOX_USERS) entra.addUser({ ...user, tenantId: tenant.tenantId });
     const services = await startSandboxServices({ pki, authorityHost: entra.url, mailboxes: DEMO_MAILBOXES });
     children.push({ stop: () => services.close() });
-    // Shows the diagnosis admins see once Exchange Online enforces EwsAllowedAppIDs.
-    if (/^(1|true)$/i.test(env.SANDBOX_EWS_BLOCKED ?? '')) services.ews.blockEws(true, []);
+    // The two diagnoses admins see from Exchange Online's EWS access controls (X-EWS-Policy-Reason).
+    const ewsBlocked = /^(1|true)$/i.test(env.SANDBOX_EWS_BLOCKED ?? '');
+    const ewsDisabled = /^(1|true)$/i.test(env.SANDBOX_EWS_DISABLED ?? '');
+    if (ewsBlocked) services.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [] });
+    if (ewsDisabled) services.ews.setAccessPolicy({ organizationEwsEnabled: false });
     const publicBaseUrl = sandboxPublicBaseUrl(env, PORT);
     const app = entra.registerApp({
       clientSecret: randomBytes(24).toString('base64url'),
@@ -108,9 +111,14 @@ async function main(): Promise<void> {
       `  Demo mailboxes (EWS and Graph; Test connection works): ${DEMO_MAILBOXES.map((m) => m.smtp).join(', ')}`,
     );
     console.log(`  shared@contoso.test is a shared mailbox support@contoso.test has Full Access to.`);
-    if (/^(1|true)$/i.test(env.SANDBOX_EWS_BLOCKED ?? '')) {
+    if (ewsBlocked) {
       console.log(
-        '  SANDBOX_EWS_BLOCKED: EWS answers 403 to this app, as after 1 Oct 2026 without the allow list.',
+        '  SANDBOX_EWS_BLOCKED: EWS answers 403 "EWS is blocked by policy" (this app is not in EwsAllowedAppIDs).',
+      );
+    }
+    if (ewsDisabled) {
+      console.log(
+        '  SANDBOX_EWS_DISABLED: EWS answers 403 "EWS is disabled" (the organization\'s EwsEnabled is off).',
       );
     }
     console.log('');

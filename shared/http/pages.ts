@@ -179,7 +179,12 @@ const CONSOLE_SCRIPT = `(function () {
       }
     }
     function cell(text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); return td; }
+    // The last test of each connection outlives a reload: Exchange applies allow-list changes up to
+    // 24 hours later, so the admin comes back to see when the last test ran and what it said.
     var tests = {};
+    try { tests = JSON.parse(localStorage.getItem('broker.tests') || '{}') || {}; } catch (e) { tests = {}; }
+    function keepTests() { try { localStorage.setItem('broker.tests', JSON.stringify(tests)); } catch (e) { /* private mode */ } }
+    function testedAt(result) { return result.testedAt ? ' · tested ' + new Date(result.testedAt).toLocaleString() : ''; }
     function testSummary(result) {
       var d = result.details || {};
       if (result.ok) {
@@ -194,7 +199,7 @@ const CONSOLE_SCRIPT = `(function () {
       td.textContent = ''; detailRow.hidden = true; detailRow.firstChild.textContent = '';
       if (!result) return;
       var line = document.createElement('div'); line.className = 'test-summary ' + (result.ok ? 'ok' : 'fail');
-      line.textContent = result.pending ? 'Testing…' : result.ok ? testSummary(result) : '✗ ' + result.code; td.appendChild(line);
+      line.textContent = result.pending ? 'Testing…' : (result.ok ? testSummary(result) : '✗ ' + result.code) + testedAt(result); td.appendChild(line);
       if (result.pending || result.ok) return;
       var cell = detailRow.firstChild; detailRow.hidden = false;
       var what = document.createElement('div'); what.className = 'test-detail-text fail'; what.textContent = testSummary(result); cell.appendChild(what);
@@ -248,20 +253,20 @@ const CONSOLE_SCRIPT = `(function () {
           tests[c.name] = { pending: true, ok: true }; renderTest(testCell, detailRow, tests[c.name]);
           var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/test', { method: 'POST' });
           var result = await response.json();
-          tests[c.name] = response.ok ? result : { ok: false, code: result.code, detail: result.detail, remedy: result.remedy };
-          renderTest(testCell, detailRow, tests[c.name]);
+          tests[c.name] = response.ok ? result : { ok: false, code: result.code, detail: result.detail, remedy: result.remedy, testedAt: new Date().toISOString() };
+          keepTests(); renderTest(testCell, detailRow, tests[c.name]);
         }));
         actions.appendChild(button('Delete', async function () {
           if (!confirm('Delete ' + c.name + ' and its tokens?')) return;
           await fetch('/api/connections/' + encodeURIComponent(c.name), { method: 'DELETE' });
-          delete tests[c.name];
+          delete tests[c.name]; keepTests();
           load();
         }));
         tr.appendChild(actions);
         tr.appendChild(testCell);
         rows.appendChild(tr);
         rows.appendChild(detailRow);
-        renderTest(testCell, detailRow, tests[c.name]);
+        renderTest(testCell, detailRow, tests[c.name] && tests[c.name].pending ? undefined : tests[c.name]);
       });
     }
     window.addEventListener('message', function (event) {

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Outbound } from '../net/outbound';
 import { parseRetryAfter } from '../net/retry-after';
 import type { StatusNotification } from './notifier';
+import { USER_AGENT } from '../net/user-agent';
 
 /**
  * One webhook delivery attempt, with no state of its own: the body and its signature, the POST
@@ -30,7 +31,6 @@ export interface WebhookPayload {
 export const SIGNATURE_HEADER = 'X-Broker-Signature';
 export const EVENT_HEADER = 'X-Broker-Event';
 export const EVENT_ID_HEADER = 'X-Broker-Event-Id';
-export const USER_AGENT = 'ews-oauth-broker';
 
 const SIGNATURE_PREFIX = 'sha256=';
 

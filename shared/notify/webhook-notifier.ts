@@ -19,7 +19,6 @@ export {
   EVENT_HEADER,
   EVENT_ID_HEADER,
   SIGNATURE_HEADER,
-  USER_AGENT,
   signBody,
   verifySignature,
   type WebhookPayload,

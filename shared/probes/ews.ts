@@ -12,6 +12,7 @@ import { classifyNetworkError } from './network';
 import type { ProbeTarget } from './probe';
 import { ProbeFailure, type ProbeDetails } from './result';
 import { parseRetryAfter } from '../net/retry-after';
+import { USER_AGENT } from '../net/user-agent';
 
 /** The library types its XHR result as a DOM XMLHttpRequest; Node has none, so it is opaque here. */
 type XhrResult = Awaited<ReturnType<IXHRApi['xhr']>>;
@@ -44,7 +45,8 @@ class RecordingXhr implements IXHRApi {
     try {
       response = await this.target.outbound.fetch(options.url, {
         method: options.type ?? 'POST',
-        headers: options.headers as Record<string, string>,
+        // One deliberate User-Agent: Exchange matches it against EwsAllowList / EwsBlockList.
+        headers: { ...(options.headers as Record<string, string>), 'User-Agent': USER_AGENT },
         body: options.data as string,
         signal: this.target.signal,
       });
@@ -125,6 +127,44 @@ function classifyResponseCode(code: string, body: string): ProbeFailure {
   }
 }
 
+/** The two values of X-EWS-Policy-Reason ("Control access to EWS in Exchange"), by the code each means. */
+const EWS_POLICY_REASONS = {
+  ews_disabled: 'EWS is disabled for this user or tenant',
+  ews_blocked: 'EWS is blocked by policy for this user or tenant',
+} as const;
+
+/**
+ * A 403 from EWS. Exchange Online names its EWS access controls in X-EWS-Policy-Reason, with exactly
+ * two values ("Control access to EWS in Exchange"); a 403 without it proves neither, so the answer is
+ * reported as it came. A valid token without the EWS scope also gets 403, with x-ms-diagnostics
+ * saying so (2000008, "not enough scope").
+ */
+function classifyForbidden(headers: Headers): ProbeFailure {
+  const policyReason = headers.get('x-ews-policy-reason')?.trim();
+  const known = Object.entries(EWS_POLICY_REASONS).find(
+    ([, value]) => value.toLowerCase() === policyReason?.toLowerCase(),
+  );
+  if (known) {
+    const [code, value] = known;
+    return new ProbeFailure(
+      code as keyof typeof EWS_POLICY_REASONS,
+      `Exchange answered HTTP 403, X-EWS-Policy-Reason: "${value}".`,
+    );
+  }
+  const diagnostics = headers.get('x-ms-diagnostics');
+  if (diagnostics) {
+    const refusal = classifyBearerRefusal({ wwwAuthenticate: headers.get('www-authenticate'), diagnostics });
+    if (refusal.code !== 'token_invalid') return refusal;
+  }
+  const requestId = headers.get('request-id');
+  const details = [
+    policyReason ? `X-EWS-Policy-Reason: "${policyReason.slice(0, 200)}"` : 'no X-EWS-Policy-Reason',
+    diagnostics ? `x-ms-diagnostics: ${diagnostics.slice(0, 200)}` : undefined,
+    requestId ? `request-id: ${requestId.slice(0, 64)}` : undefined,
+  ].filter((part) => part !== undefined);
+  return new ProbeFailure('forbidden', `Exchange answered HTTP 403 (${details.join('; ')}).`);
+}
+
 /** Classifies by what Exchange really sent, not by what the library made of it. */
 function classifyEwsFailure(xhr: RecordingXhr, thrown: unknown, target: ProbeTarget, url: URL): ProbeFailure {
   const network = {
@@ -138,24 +178,13 @@ function classifyEwsFailure(xhr: RecordingXhr, thrown: unknown, target: ProbeTar
   const last = xhr.last;
   if (!last)
     return new ProbeFailure('upstream_error', `The EWS client failed before sending: ${String(thrown)}`);
-  const diagnostics = last.headers.get('x-ms-diagnostics');
   if (last.status === 401) {
-    return classifyBearerRefusal({ wwwAuthenticate: last.headers.get('www-authenticate'), diagnostics });
-  }
-  if (last.status === 403) {
-    // Exchange also answers 403 to a valid token that lacks the EWS scope, with x-ms-diagnostics
-    // saying so (2000008, "not enough scope"). A 403 that names no token problem is the block.
-    const refusal = classifyBearerRefusal({
+    return classifyBearerRefusal({
       wwwAuthenticate: last.headers.get('www-authenticate'),
-      diagnostics,
+      diagnostics: last.headers.get('x-ms-diagnostics'),
     });
-    if (diagnostics && refusal.code !== 'token_invalid') return refusal;
-    const reason = diagnostics ? ` (x-ms-diagnostics: ${diagnostics.slice(0, 200)})` : '';
-    return new ProbeFailure(
-      'ews_blocked',
-      `Exchange answered HTTP 403 to a valid token: EWS is refused to this app${reason}.`,
-    );
   }
+  if (last.status === 403) return classifyForbidden(last.headers);
   if (last.status === 429 || last.status === 503) {
     const retryAfterSeconds = parseRetryAfter(last.headers.get('retry-after'));
     return new ProbeFailure('throttled', `Exchange answered HTTP ${last.status}.`, { retryAfterSeconds });

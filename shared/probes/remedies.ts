@@ -4,6 +4,7 @@
  */
 import type { ProbeTarget } from './probe';
 import type { ProbeCode, ProbeProtocol } from './result';
+import { USER_AGENT, USER_AGENT_PATTERN } from '../net/user-agent';
 
 export interface RemedyContext {
   appId: string;
@@ -15,32 +16,69 @@ export interface RemedyContext {
   retryAfterSeconds?: number;
 }
 
-/** EWS in Exchange Online: the allow list since 1 October 2026, the end on 1 April 2027. */
-function ewsBlocked({ appId, connection }: RemedyContext): string {
-  const onPremises = connection.ewsUrl !== undefined;
-  const steps = [
-    `Exchange refuses EWS to this app (App ID ${appId}).`,
-    'An Exchange admin checks, in Exchange PowerShell:',
-    '`Get-OrganizationConfig | Format-List Ews*` (EwsEnabled, EwsAllowedAppIDs, EwsApplicationAccessPolicy)',
-    `and \`Get-CASMailbox ${connection.mailbox} | Format-List Ews*\` (EwsEnabled, EwsAllowList, EwsBlockList),`,
-    `then allows this app: \`Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${appId}"}\``,
-    `(and, for the mailbox, \`Set-CASMailbox ${connection.mailbox} -EwsEnabled $true\`).`,
-  ];
-  if (!onPremises) {
-    steps.push(
-      'EWS in Exchange Online ends on 1 April 2027: move this consumer to Microsoft Graph —',
-      `define a connection for the same mailbox with profile graph-mail and authorize it once:`,
-      `PUT /api/connections/${connection.name}-graph {"mailbox":"${connection.mailbox}","account":"${connection.account}","profile":"graph-mail"}.`,
-    );
-  }
-  return steps.join(' ');
+/**
+ * The PowerShell line that adds this App ID to EwsAllowedAppIDs without dropping the others: the
+ * parameter takes ONE comma-separated string and replaces the whole list (Set-OrganizationConfig
+ * reference), and the list is read only with -RetrieveEwsOperationAccessPolicy.
+ */
+export function allowListSnippet(appId: string): string {
+  return (
+    `$ids = @((Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy).EwsAllowedAppIDs -join ',' -split ',' | ForEach-Object { $_.Trim() } | Where-Object { $_ }); ` +
+    `if ($ids -notcontains '${appId}') { Set-OrganizationConfig -EwsAllowedAppIDs (($ids + '${appId}') -join ',') }`
+  );
+}
+
+/** The move to Graph, for a mailbox in Exchange Online (EWS there ends on 1 April 2027). */
+function graphMove({ connection }: RemedyContext): string {
+  if (connection.ewsUrl !== undefined) return '';
+  return (
+    ' EWS in Exchange Online ends on 1 April 2027: move this consumer to Microsoft Graph —' +
+    ' define a connection for the same mailbox with profile graph-mail and authorize it once:' +
+    ` PUT /api/connections/${connection.name}-graph {"mailbox":"${connection.mailbox}","account":"${connection.account}","profile":"graph-mail"}.`
+  );
+}
+
+/** X-EWS-Policy-Reason "EWS is blocked by policy…": the App ID allow list or a User-Agent policy. */
+function ewsBlocked(context: RemedyContext): string {
+  const { appId } = context;
+  return (
+    `Exchange says EWS is blocked by policy for this app (App ID ${appId}, User-Agent ${USER_AGENT}). ` +
+    'Either the App ID allow list or a User-Agent policy refused it; the header does not say which, and both must pass. ' +
+    '1) App ID: `Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy | Format-List EwsAllowedAppIDs` ' +
+    '(a plain Get-OrganizationConfig does not show it). -EwsAllowedAppIDs takes one comma-separated string and replaces the whole list, ' +
+    `so add this App ID while keeping every other: \`${allowListSnippet(appId)}\`. ` +
+    'While EwsEnabled is $true only the listed apps reach EWS: never write the list with this App ID alone, ' +
+    'and do not set -EwsEnabled $true before the list holds every EWS app the tenant still needs. ' +
+    '2) User-Agent: `Get-OrganizationConfig | Format-List EwsApplicationAccessPolicy,EwsAllowList,EwsBlockList`; ' +
+    `with EnforceAllowList add the broker: \`Set-OrganizationConfig -EwsAllowList @{Add="${USER_AGENT_PATTERN}"}\`; ` +
+    `with EnforceBlockList make sure no EwsBlockList entry matches ${USER_AGENT}. ` +
+    'Changes to EwsAllowedAppIDs can take up to 24 hours to apply: test again tomorrow before changing anything else.' +
+    graphMove(context)
+  );
+}
+
+/** X-EWS-Policy-Reason "EWS is disabled…": the organization's or the mailbox's EwsEnabled. */
+function ewsDisabled(context: RemedyContext): string {
+  const { mailbox } = context.connection;
+  return (
+    `Exchange says EWS is disabled for ${mailbox} or the whole organization: EwsEnabled, not an allow list ` +
+    '(no allow-list change helps while EWS is disabled). Check both: `Get-OrganizationConfig | Format-List EwsEnabled` and ' +
+    `\`Get-CASMailbox -Identity ${mailbox} | Format-List EwsEnabled\`. ` +
+    `For the mailbox: \`Set-CASMailbox -Identity ${mailbox} -EwsEnabled $true\`. ` +
+    'An organization-wide EwsEnabled $false blocks every mailbox, including those set to $true. ' +
+    'Turning it back on (`Set-OrganizationConfig -EwsEnabled $true`) lets only the apps in EwsAllowedAppIDs reach EWS: ' +
+    `first put every EWS app the tenant needs on that list, this one included (\`${allowListSnippet(context.appId)}\`).` +
+    graphMove(context)
+  );
 }
 
 function mailAuthFailed({ appId, connection, protocol }: RemedyContext): string {
   const mailbox = connection.mailbox;
+  const permission =
+    protocol === 'smtp' ? 'SMTP.SendAsApp' : protocol === 'pop' ? 'POP.AccessAsApp' : 'IMAP.AccessAsApp';
   const appOnly =
     connection.grant === 'client_credentials'
-      ? ` For app-only access, register the app in Exchange (\`New-ServicePrincipal -AppId ${appId} -ObjectId <its enterprise application object id>\`) and grant it the mailbox (\`Add-MailboxPermission -Identity ${mailbox} -User <that service principal id> -AccessRights FullAccess\`).`
+      ? ` For app-only access the app needs the ${permission} application permission of Office 365 Exchange Online with admin consent, its service principal registered in Exchange (\`New-ServicePrincipal -AppId ${appId} -ObjectId <its enterprise application object id>\`) and the mailbox granted to it (\`Add-MailboxPermission -Identity ${mailbox} -User <that service principal id> -AccessRights FullAccess\`).`
       : '';
   if (protocol === 'smtp') {
     return (
@@ -61,6 +99,10 @@ export function remedyFor(code: ProbeCode, context: RemedyContext): string {
   switch (code) {
     case 'ews_blocked':
       return ewsBlocked(context);
+    case 'ews_disabled':
+      return ewsDisabled(context);
+    case 'forbidden':
+      return "Exchange refused the request with HTTP 403 but named no EWS access policy (no X-EWS-Policy-Reason) and no token problem, so the broker cannot tell why. Other access restrictions also answer 403. Give the request-id in the detail to Microsoft support, and check the mailbox's permissions for this account.";
     case 'mail_auth_failed':
       return mailAuthFailed(context);
     case 'token_expired':

@@ -6,8 +6,12 @@
 export type ProbeProtocol = 'ews' | 'graph' | 'imap' | 'pop' | 'smtp';
 
 export type ProbeCode =
-  /** Exchange Online refuses EWS to this App ID (EwsAllowedAppIDs / EwsApplicationAccessPolicy / EwsEnabled). */
+  /** 403, X-EWS-Policy-Reason "EWS is blocked by policy…": EwsAllowedAppIDs or a User-Agent policy. */
   | 'ews_blocked'
+  /** 403, X-EWS-Policy-Reason "EWS is disabled…": the organization's or the mailbox's EwsEnabled. */
+  | 'ews_disabled'
+  /** 403 that names neither an EWS access control nor a token problem: reported as it came. */
+  | 'forbidden'
   | 'token_expired'
   | 'token_wrong_audience'
   | 'token_wrong_scope'
@@ -33,6 +37,8 @@ export interface ProbeResult {
   ok: boolean;
   protocol: ProbeProtocol | null;
   mailbox: string;
+  /** ISO 8601 UTC time the test finished (the console shows it: allow-list changes take up to 24 h). */
+  testedAt: string;
   durationMs: number;
   /** What the mailbox showed: folder name, counts, server version (success); what was tried (failure). */
   details: Record<string, string | number | boolean | null>;

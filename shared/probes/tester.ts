@@ -146,12 +146,13 @@ export class ConnectionTester {
     connection: Connection,
     protocol: ProbeProtocol | null,
     started: number,
-    outcome: Omit<ProbeResult, 'protocol' | 'mailbox' | 'durationMs'>,
+    outcome: Omit<ProbeResult, 'protocol' | 'mailbox' | 'testedAt' | 'durationMs'>,
   ): ProbeResult {
     return {
       ok: outcome.ok,
       protocol,
       mailbox: connection.mailbox,
+      testedAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
       details: outcome.details,
       ...(outcome.code ? { code: outcome.code, detail: outcome.detail, remedy: outcome.remedy } : {}),

@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser as Chromium, type BrowserContext } from 'playwright-core';
 import { secretNames } from '../../shared/secrets/secret-store';
+import { allowListSnippet } from '../../shared/probes/remedies';
 import { startHarness, USERS, type Harness } from '../support/harness';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -84,18 +85,18 @@ describe('console and authorization popup in a real browser', () => {
     await row.locator('.test-summary.ok', { hasText: 'Inbox · 12 items' }).waitFor({ timeout: 15_000 });
 
     // Exchange Online now refuses EWS to apps not on the tenant's allow list.
-    harness!.services!.ews.blockEws(true, []);
+    harness!.services!.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [] });
     await row.getByRole('button', { name: 'Test connection' }).click();
     await row.locator('.test-summary.fail', { hasText: 'ews_blocked' }).waitFor({ timeout: 15_000 });
     const details = page.locator('tr[data-test-for="support-in"]');
     await expect(details.locator('.test-detail-text').textContent()).resolves.toContain('HTTP 403');
     const remedy = await details.locator('.test-remedy').textContent();
-    expect(remedy).toContain(
-      `Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${harness!.env.ENTRA_CLIENT_ID!}"}`,
-    );
+    expect(remedy).toContain(allowListSnippet(harness!.env.ENTRA_CLIENT_ID!));
+    // When the test ran, next to the result: allow-list changes take up to 24 hours.
+    await expect(row.locator('.test-summary.fail').textContent()).resolves.toMatch(/ews_blocked · tested /);
     expect(remedy).toContain('graph-mail');
     await page.screenshot({ path: join(tmpdir(), 'broker-console-ews-blocked.png') });
-    harness!.services!.ews.blockEws(false);
+    harness!.services!.ews.setAccessPolicy();
   }, 60_000);
 
   it('shows the result in the page itself when opened without an opener', async () => {

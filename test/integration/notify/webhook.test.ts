@@ -1,3 +1,4 @@
+import { USER_AGENT } from '../../../shared/net/user-agent';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../../shared/logging';
@@ -95,7 +96,7 @@ describe('webhook delivery over real HTTP', () => {
         for (const request of received) {
           expect(request.method).toBe('POST');
           expect(request.headers['content-type']).toBe('application/json');
-          expect(request.headers['user-agent']).toBe('ews-oauth-broker');
+          expect(request.headers['user-agent']).toBe(USER_AGENT);
           expect(request.headers['x-broker-event']).toBe('connection.degraded');
           expect(request.headers['x-broker-event-id']).toBe(id);
           expect(request.headers['x-broker-signature']).toBe(first.headers['x-broker-signature']);

@@ -1,4 +1,6 @@
 import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
@@ -6,6 +8,8 @@ import { createBearerValidator } from '../../../sandbox/bearer';
 import { startEwsStandIn, type EwsStandIn } from '../../../sandbox/ews';
 import { secretNames } from '../../../shared/secrets/secret-store';
 import { testPki } from '../../support/pki';
+import { USER_AGENT, USER_AGENT_PATTERN } from '../../../shared/net/user-agent';
+import { allowListSnippet } from '../../../shared/probes/remedies';
 import {
   api,
   authorizeConnection,
@@ -75,7 +79,7 @@ afterAll(async () => {
 });
 
 afterEach(() => {
-  harness.services?.ews.blockEws(false);
+  harness.services?.ews.setAccessPolicy();
   harness.mailboxClockSkew.ms = 0;
 });
 
@@ -138,9 +142,11 @@ describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
     expect(json.remedy).toContain('Get-Mailbox nobody@contoso.test');
   });
 
-  it('diagnoses ews_blocked from the 403 and names this App ID, the commands and the way to Graph', async () => {
+  it('diagnoses ews_blocked from X-EWS-Policy-Reason (EwsAllowedAppIDs), with the read-append-write line', async () => {
     const before = await snapshot('ews-own');
-    harness.services!.ews.blockEws(true, []);
+    const appId = harness.env.ENTRA_CLIENT_ID!;
+    const otherApp = '11111111-2222-3333-4444-555555555555';
+    harness.services!.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [otherApp] });
     const { status, json } = await test('ews-own');
     expect(status).toBe(200);
     expect(json).toMatchObject({
@@ -149,22 +155,89 @@ describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
       code: 'ews_blocked',
       mailbox: USERS.support.username,
     });
-    const appId = harness.env.ENTRA_CLIENT_ID!;
+    expect(json.detail).toBe(
+      'Exchange answered HTTP 403, X-EWS-Policy-Reason: "EWS is blocked by policy for this user or tenant".',
+    );
+    expect(harness.services!.ews.requests.at(-1)).toMatchObject({ status: 403 });
     const remedy = String(json.remedy);
     expect(remedy).toContain(`App ID ${appId}`);
-    expect(remedy).toContain('Get-OrganizationConfig | Format-List Ews*');
-    expect(remedy).toContain('EwsAllowedAppIDs');
-    expect(remedy).toContain('EwsApplicationAccessPolicy');
-    expect(remedy).toContain(`Get-CASMailbox ${USERS.support.username} | Format-List Ews*`);
-    expect(remedy).toContain(`Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${appId}"}`);
+    expect(remedy).toContain(
+      'Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy | Format-List EwsAllowedAppIDs',
+    );
+    expect(remedy).toContain(allowListSnippet(appId));
+    expect(remedy).not.toContain('@{Add="' + appId);
+    expect(remedy).toContain(`EwsAllowList @{Add="${USER_AGENT_PATTERN}"}`);
+    expect(remedy).toContain('up to 24 hours');
     expect(remedy).toContain('1 April 2027');
     expect(remedy).toContain('"profile":"graph-mail"');
+    expect(typeof json.testedAt).toBe('string');
     // A test only reads: the failure changed neither the connection nor its tokens.
     expect(await snapshot('ews-own')).toEqual(before);
 
-    // Once the App ID is on the allow list, the same token works.
-    harness.services!.ews.blockEws(true, [appId]);
+    // What the snippet leaves behind (the other app kept, this one appended) lets the same token in.
+    harness.services!.ews.setAccessPolicy({ allowedAppIds: [otherApp, appId] });
     expect((await test('ews-own')).json).toMatchObject({ ok: true });
+  });
+
+  it('sends one deliberate User-Agent, so an EwsAllowList entry lets the broker through', async () => {
+    expect((await test('ews-own')).json).toMatchObject({ ok: true });
+    expect(harness.services!.ews.requests.at(-1)?.headers['user-agent']).toBe(USER_AGENT);
+    harness.services!.ews.setAccessPolicy({
+      applicationAccessPolicy: 'EnforceAllowList',
+      allowList: ['OWA/*'],
+    });
+    const blocked = (await test('ews-own')).json;
+    expect(blocked).toMatchObject({ ok: false, code: 'ews_blocked' });
+    expect(String(blocked.remedy)).toContain(USER_AGENT);
+    harness.services!.ews.setAccessPolicy({ allowList: ['OWA/*', USER_AGENT_PATTERN] });
+    expect((await test('ews-own')).json).toMatchObject({ ok: true });
+    harness.services!.ews.setAccessPolicy({
+      applicationAccessPolicy: 'EnforceBlockList',
+      blockList: ['ews-oauth-*'],
+    });
+    expect((await test('ews-own')).json).toMatchObject({ ok: false, code: 'ews_blocked' });
+  });
+
+  it.each([
+    ['the organization', { organizationEwsEnabled: false }],
+    ['the mailbox', { mailboxEwsEnabled: { [USERS.support.username.toUpperCase()]: false } }],
+    // An organization-wide $false also blocks a mailbox set to $true.
+    [
+      'the organization over the mailbox',
+      { organizationEwsEnabled: false, mailboxEwsEnabled: { [USERS.support.username]: true } },
+    ],
+  ])(
+    'diagnoses ews_disabled when %s has EwsEnabled off, and never calls it an allow-list problem',
+    async (_what, policy) => {
+      // The app is on the allow list: only EwsEnabled refuses it.
+      harness.services!.ews.setAccessPolicy({ allowedAppIds: [harness.env.ENTRA_CLIENT_ID!], ...policy });
+      const { json } = await test('ews-own');
+      expect(json).toMatchObject({ ok: false, code: 'ews_disabled' });
+      expect(json.detail).toBe(
+        'Exchange answered HTTP 403, X-EWS-Policy-Reason: "EWS is disabled for this user or tenant".',
+      );
+      const remedy = String(json.remedy);
+      expect(remedy).toContain(`Get-CASMailbox -Identity ${USERS.support.username} | Format-List EwsEnabled`);
+      expect(remedy).toContain('Get-OrganizationConfig | Format-List EwsEnabled');
+      expect(remedy).toMatch(/no allow-list change helps while EWS is disabled/);
+      expect(remedy).toContain('1 April 2027');
+    },
+  );
+
+  it('claims neither diagnosis for a 403 without X-EWS-Policy-Reason, and says what Exchange answered', async () => {
+    const bare = await startBareForbidden();
+    try {
+      harness.services!.router.route('outlook.office365.com:443', bare.port);
+      const { json } = await test('ews-own');
+      expect(json).toMatchObject({ ok: false, protocol: 'ews', code: 'forbidden' });
+      expect(json.detail).toBe(
+        `Exchange answered HTTP 403 (no X-EWS-Policy-Reason; request-id: ${bare.requestId}).`,
+      );
+      expect(String(json.remedy)).not.toMatch(/EwsAllowedAppIDs|EwsEnabled/);
+    } finally {
+      harness.services!.router.route('outlook.office365.com:443', harness.services!.ews.port);
+      await bare.close();
+    }
   });
 
   it('says the token expired when Exchange clock says so (401 with x-ms-diagnostics)', async () => {
@@ -412,3 +485,31 @@ describe('the route', () => {
     }
   });
 });
+
+/** An HTTPS server that answers every request as a 403 that names no EWS access control. */
+async function startBareForbidden(): Promise<{
+  port: number;
+  requestId: string;
+  close: () => Promise<void>;
+}> {
+  const requestId = '5e8f0a1c-2b3d-4e5f-8a9b-0c1d2e3f4a5b';
+  const pki = testPki();
+  const server = createHttpsServer({ cert: pki.serverCertPem, key: pki.serverKeyPem }, (req, res) => {
+    req.resume();
+    res.writeHead(403, { 'request-id': requestId, 'content-length': '0' });
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    requestId,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}

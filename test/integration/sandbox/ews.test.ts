@@ -84,7 +84,7 @@ afterAll(async () => {
 
 afterEach(() => {
   clockOffset = 0;
-  standIn.blockEws(false);
+  standIn.setAccessPolicy();
   standIn.throttleNext(0, 'server_busy');
 });
 
@@ -330,10 +330,15 @@ describe('EWS stand-in', () => {
     ]);
   });
 
-  it('blocks apps outside EwsAllowedAppIDs with a bare 403', async () => {
-    standIn.blockEws(true, [daemonId]);
+  it('blocks apps outside EwsAllowedAppIDs with 403 and X-EWS-Policy-Reason "blocked by policy"', async () => {
+    standIn.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [daemonId] });
     const blocked = await post(await delegated());
-    expect([blocked.status, blocked.text, blocked.headers.get('x-ms-diagnostics')]).toEqual([403, '', null]);
+    expect([
+      blocked.status,
+      blocked.text,
+      blocked.headers.get('x-ms-diagnostics'),
+      blocked.headers.get('x-ews-policy-reason'),
+    ]).toEqual([403, '', null, 'EWS is blocked by policy for this user or tenant']);
     const e = await fault(Folder.Bind(service(await delegated()), WellKnownFolderName.Inbox));
     expect([e.HttpStatusCode, e.Message]).toEqual([403, '']);
 
@@ -343,6 +348,43 @@ describe('EWS stand-in', () => {
     );
     expect(allowed.TotalCount).toBe(42);
     expect(standIn.requests.at(-1)).toMatchObject({ appId: daemonId, status: 200 });
+  });
+
+  it('answers "EWS is disabled" for EwsEnabled off (organization or mailbox), before any allow list', async () => {
+    standIn.setAccessPolicy({ organizationEwsEnabled: false, allowedAppIds: [] });
+    const disabled = await post(await delegated());
+    expect([disabled.status, disabled.headers.get('x-ews-policy-reason')]).toEqual([
+      403,
+      'EWS is disabled for this user or tenant',
+    ]);
+    // A mailbox's own $false; an app-only call is judged by the mailbox it anchors on.
+    standIn.setAccessPolicy({
+      organizationEwsEnabled: null,
+      allowedAppIds: null,
+      mailboxEwsEnabled: { [ALICE]: false },
+    });
+    expect((await post(await delegated())).headers.get('x-ews-policy-reason')).toBe(
+      'EWS is disabled for this user or tenant',
+    );
+    const e = await fault(
+      Folder.Bind(service(await appOnly(), { impersonate: ALICE }), WellKnownFolderName.Inbox),
+    );
+    expect(e.HttpStatusCode).toBe(403);
+    expect(standIn.requests.at(-1)).toMatchObject({ status: 403 });
+  });
+
+  it('applies EwsApplicationAccessPolicy to the User-Agent (allow list and block list, with wildcards)', async () => {
+    const token = await delegated();
+    standIn.setAccessPolicy({ applicationAccessPolicy: 'EnforceAllowList', allowList: ['OWA/*'] });
+    expect((await post(token, envelope(), { headers: { 'user-agent': 'OWA/15.20' } })).status).toBe(200);
+    const refused = await post(token, envelope(), { headers: { 'user-agent': 'curl/8.0' } });
+    expect([refused.status, refused.headers.get('x-ews-policy-reason')]).toEqual([
+      403,
+      'EWS is blocked by policy for this user or tenant',
+    ]);
+    standIn.setAccessPolicy({ applicationAccessPolicy: 'EnforceBlockList', blockList: ['curl/*'] });
+    expect((await post(token, envelope(), { headers: { 'user-agent': 'curl/8.0' } })).status).toBe(403);
+    expect((await post(token, envelope(), { headers: { 'user-agent': 'OWA/15.20' } })).status).toBe(200);
   });
 
   it('throttles with an ErrorServerBusy fault or HTTP 429', async () => {

@@ -1,3 +1,4 @@
+import { USER_AGENT } from '../../../shared/net/user-agent';
 import { createHmac } from 'node:crypto';
 import { Response } from 'undici';
 import type { Outbound } from '../../../shared/net/outbound';
@@ -110,7 +111,7 @@ describe('the signed event', () => {
     const delivery = signed();
     expect(webhookHeaders(delivery)).toStrictEqual({
       'Content-Type': 'application/json',
-      'User-Agent': 'ews-oauth-broker',
+      'User-Agent': USER_AGENT,
       'X-Broker-Event': 'connection.degraded',
       'X-Broker-Event-Id': 'evt-1',
       'X-Broker-Signature': delivery.signature,

@@ -1,3 +1,4 @@
+import { USER_AGENT } from '../../../shared/net/user-agent';
 import { createHmac } from 'node:crypto';
 import { Response } from 'undici';
 import { createLogger, type Logger } from '../../../shared/logging';
@@ -135,7 +136,7 @@ describe('webhook delivery format', () => {
     const expected = 'sha256=' + createHmac('sha256', SECRET).update(request.body).digest('hex');
     expect(request.headers).toEqual({
       'Content-Type': 'application/json',
-      'User-Agent': 'ews-oauth-broker',
+      'User-Agent': USER_AGENT,
       'X-Broker-Event': 'connection.reauthorization_required',
       'X-Broker-Event-Id': payload.id,
       'X-Broker-Signature': expected,

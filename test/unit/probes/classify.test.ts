@@ -1,7 +1,9 @@
 import { ProxyTunnelError } from '../../../shared/net/outbound';
 import { classifyBearerRefusal } from '../../../shared/probes/bearer-refusal';
 import { classifyNetworkError } from '../../../shared/probes/network';
-import { remedyFor } from '../../../shared/probes/remedies';
+import { USER_AGENT, USER_AGENT_PATTERN } from '../../../shared/net/user-agent';
+import { allowListSnippet, remedyFor } from '../../../shared/probes/remedies';
+import { version } from '../../../package.json';
 
 const CHALLENGE =
   'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"';
@@ -90,10 +92,25 @@ describe('remedies', () => {
     ewsUrl: undefined,
   };
 
-  it('gives the EWS allow-list commands with this App ID, and the move to Graph for Exchange Online', () => {
+  it('ews_blocked: reads the allow list, appends this App ID once and writes the whole string back', () => {
     const remedy = remedyFor('ews_blocked', { appId, connection, protocol: 'ews' });
-    expect(remedy).toContain(`Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${appId}"}`);
-    expect(remedy).toContain('Get-CASMailbox support@contoso.com | Format-List Ews*');
+    expect(remedy).not.toContain('@{Add="' + appId);
+    expect(remedy).toContain(
+      'Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy | Format-List EwsAllowedAppIDs',
+    );
+    expect(remedy).toContain(allowListSnippet(appId));
+    expect(allowListSnippet(appId)).toBe(
+      "$ids = @((Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy).EwsAllowedAppIDs -join ',' -split ',' | ForEach-Object { $_.Trim() } | Where-Object { $_ }); " +
+        `if ($ids -notcontains '${appId}') { Set-OrganizationConfig -EwsAllowedAppIDs (($ids + '${appId}') -join ',') }`,
+    );
+    // What the line does to other apps, the User-Agent policy, and the delay.
+    expect(remedy).toMatch(/While EwsEnabled is \$true only the listed apps reach EWS/);
+    expect(remedy).toContain(
+      'Get-OrganizationConfig | Format-List EwsApplicationAccessPolicy,EwsAllowList,EwsBlockList',
+    );
+    expect(remedy).toContain(`Set-OrganizationConfig -EwsAllowList @{Add="${USER_AGENT_PATTERN}"}`);
+    expect(remedy).toContain(USER_AGENT);
+    expect(remedy).toContain('up to 24 hours');
     expect(remedy).toContain('1 April 2027');
     expect(remedy).toContain('"profile":"graph-mail"');
     const onPremises = remedyFor('ews_blocked', {
@@ -102,6 +119,26 @@ describe('remedies', () => {
       protocol: 'ews',
     });
     expect(onPremises).not.toContain('1 April 2027');
+  });
+
+  it('ews_disabled: names both EwsEnabled settings, says the tenant-wide one wins, and no allow list helps', () => {
+    const remedy = remedyFor('ews_disabled', { appId, connection, protocol: 'ews' });
+    expect(remedy).toContain('Get-OrganizationConfig | Format-List EwsEnabled');
+    expect(remedy).toContain('Get-CASMailbox -Identity support@contoso.com | Format-List EwsEnabled');
+    expect(remedy).toContain('Set-CASMailbox -Identity support@contoso.com -EwsEnabled $true');
+    expect(remedy).toMatch(
+      /organization-wide EwsEnabled \$false blocks every mailbox, including those set to \$true/,
+    );
+    expect(remedy).toMatch(/no allow-list change helps while EWS is disabled/);
+    expect(remedy).toContain(allowListSnippet(appId));
+    expect(remedy).toContain('1 April 2027');
+    expect(remedy).not.toContain('blocked by policy');
+  });
+
+  it('forbidden: claims no cause it cannot see', () => {
+    const remedy = remedyFor('forbidden', { appId, connection, protocol: 'ews' });
+    expect(remedy).toContain('no X-EWS-Policy-Reason');
+    expect(remedy).not.toMatch(/EwsAllowedAppIDs|EwsEnabled/);
   });
 
   it.each([
@@ -119,5 +156,12 @@ describe('remedies', () => {
       protocol: 'imap',
     });
     expect(remedy).toContain(`New-ServicePrincipal -AppId ${appId}`);
+  });
+});
+
+describe('the User-Agent', () => {
+  it('names the package version, so an EwsAllowList entry can name the broker', () => {
+    expect(USER_AGENT).toBe(`ews-oauth-broker/${version}`);
+    expect(USER_AGENT.startsWith(USER_AGENT_PATTERN.slice(0, -1))).toBe(true);
   });
 });
