@@ -87,29 +87,39 @@ var profilePermissions = {
   'ews-shared': { exchangeOnline: ['EWS.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['full_access_as_app'], microsoftGraphRoles: [] }
   imap: { exchangeOnline: ['IMAP.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['IMAP.AccessAsApp'], microsoftGraphRoles: [] }
   pop: { exchangeOnline: ['POP.AccessAsUser.All'], microsoftGraph: [], exchangeOnlineRoles: ['POP.AccessAsApp'], microsoftGraphRoles: [] }
-  smtp: { exchangeOnline: ['SMTP.Send'], microsoftGraph: [], exchangeOnlineRoles: [], microsoftGraphRoles: [] }
+  smtp: { exchangeOnline: ['SMTP.Send'], microsoftGraph: [], exchangeOnlineRoles: ['SMTP.SendAsApp'], microsoftGraphRoles: [] }
   'graph-mail': { exchangeOnline: [], microsoftGraph: ['Mail.ReadWrite', 'Mail.Send'], exchangeOnlineRoles: [], microsoftGraphRoles: ['Mail.ReadWrite', 'Mail.Send'] }
   'graph-mail-shared': { exchangeOnline: [], microsoftGraph: ['Mail.ReadWrite.Shared', 'Mail.Send.Shared'], exchangeOnlineRoles: [], microsoftGraphRoles: [] }
 }
 // Sign-in (MSAL adds openid profile offline_access to every request) and the console's user profile.
 var signInScopes = ['User.Read', 'offline_access', 'openid', 'profile']
 
+// Application permissions of Office 365 Exchange Online whose ids no Microsoft page publishes
+// (SMTP.SendAsApp: "Authenticate an IMAP, POP or SMTP connection using OAuth" names it, lists no id).
+// Their ids are read by name from the tenant's own Exchange Online service principal at deployment,
+// never guessed.
+var exchangeRolesResolvedByName = ['SMTP.SendAsApp']
+
 var exchangeScopeNames = union(flatten(map(profiles, p => profilePermissions[p].exchangeOnline)), [])
-var exchangeRoleNames = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].exchangeOnlineRoles)), []) : []
+var exchangeRoleNamesWanted = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].exchangeOnlineRoles)), []) : []
+var exchangeRoleNames = filter(exchangeRoleNamesWanted, name => !contains(exchangeRolesResolvedByName, name))
+var exchangeRoleNamesByName = filter(exchangeRoleNamesWanted, name => contains(exchangeRolesResolvedByName, name))
 var graphRoleNames = enableAppOnly ? union(flatten(map(profiles, p => profilePermissions[p].microsoftGraphRoles)), []) : []
 var graphScopeNames = union(signInScopes, flatten(map(profiles, p => profilePermissions[p].microsoftGraph)))
 
 var exchangeResourceAccess = concat(
   map(exchangeScopeNames, name => { id: permissionIds.exchangeOnline.scopes[name], type: 'Scope' }),
-  map(exchangeRoleNames, name => { id: permissionIds.exchangeOnline.roles[name], type: 'Role' })
+  map(exchangeRoleNames, name => { id: permissionIds.exchangeOnline.roles[name], type: 'Role' }),
+  map(exchangeRoleNamesByName, name => { id: filter(exchangeOnlineSp!.appRoles, role => role.value == name)[0].id, type: 'Role' })
 )
+var exchangeRequested = !empty(exchangeScopeNames) || !empty(exchangeRoleNamesWanted)
 var graphResourceAccess = concat(
   map(graphScopeNames, name => { id: permissionIds.microsoftGraph.scopes[name], type: 'Scope' }),
   map(graphRoleNames, name => { id: permissionIds.microsoftGraph.roles[name], type: 'Role' })
 )
 
 var requiredResourceAccess = concat(
-  empty(exchangeResourceAccess)
+  !exchangeRequested
     ? []
     : [{ resourceAppId: permissionIds.exchangeOnline.resourceAppId, resourceAccess: exchangeResourceAccess }],
   [{ resourceAppId: permissionIds.microsoftGraph.resourceAppId, resourceAccess: graphResourceAccess }]
@@ -214,7 +224,8 @@ resource brokerAdmins 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
 ]
 
 // ---- Admin consent (optional) -----------------------------------------------------------------
-resource exchangeOnlineSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (grantAdminConsent && !empty(exchangeResourceAccess)) {
+// Read for admin consent, and for the ids of the application permissions resolved by name.
+resource exchangeOnlineSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if ((grantAdminConsent && exchangeRequested) || !empty(exchangeRoleNamesByName)) {
   appId: permissionIds.exchangeOnline.resourceAppId
 }
 
@@ -239,6 +250,14 @@ resource microsoftGraphGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if 
 resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
   for roleName in (grantAdminConsent && assignAppRoles ? exchangeRoleNames : []): {
     appRoleId: permissionIds.exchangeOnline.roles[roleName]
+    principalId: servicePrincipal.id
+    resourceId: exchangeOnlineSp!.id
+  }
+]
+
+resource exchangeOnlineAppRolesByName 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for roleName in (grantAdminConsent && assignAppRoles ? exchangeRoleNamesByName : []): {
+    appRoleId: filter(exchangeOnlineSp!.appRoles, role => role.value == roleName)[0].id
     principalId: servicePrincipal.id
     resourceId: exchangeOnlineSp!.id
   }

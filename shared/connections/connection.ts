@@ -25,7 +25,15 @@ export function isServerSideGrant(grant: Grant): boolean {
 }
 
 /** Profiles Exchange Online and Graph offer an application permission for (README "Grants"). */
-const APP_ONLY_PROFILES = new Set<Profile>(['ews', 'ews-shared', 'imap', 'pop', 'graph-mail', 'custom']);
+const APP_ONLY_PROFILES = new Set<Profile>([
+  'ews',
+  'ews-shared',
+  'imap',
+  'pop',
+  'smtp',
+  'graph-mail',
+  'custom',
+]);
 
 export const STATUSES = ['new', 'authorized', 'degraded', 'reauthorization_required', 'disabled'] as const;
 export type ConnectionStatus = (typeof STATUSES)[number];
@@ -136,7 +144,7 @@ const definitionSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['grant'],
-        message: `profile ${value.profile} has no app-only permission in Exchange Online (${value.profile === 'smtp' ? 'SMTP' : 'a shared-mailbox Graph grant'} is delegated only); use authorization_code`,
+        message: `profile ${value.profile} has no app-only permission (a shared-mailbox Graph grant is delegated only; app-only reaches any mailbox through graph-mail); use authorization_code`,
       });
     }
     if (

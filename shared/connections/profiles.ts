@@ -35,7 +35,7 @@ export function delegatedScopes(definition: ScopeSource, cloud: CloudEndpoints):
 /**
  * The app-only scope (`client_credentials`): the resource's `/.default`, which carries the
  * application permissions granted to the app (full_access_as_app, IMAP.AccessAsApp,
- * POP.AccessAsApp on Exchange; Mail.ReadWrite, Mail.Send on Graph).
+ * POP.AccessAsApp, SMTP.SendAsApp on Exchange; Mail.ReadWrite, Mail.Send on Graph).
  */
 export function appOnlyScopes(definition: ScopeSource, cloud: CloudEndpoints): string[] {
   switch (definition.profile) {
@@ -44,6 +44,7 @@ export function appOnlyScopes(definition: ScopeSource, cloud: CloudEndpoints): s
       return [`${ewsResource(definition, cloud)}/.default`];
     case 'imap':
     case 'pop':
+    case 'smtp':
       return [`${cloud.exchangeResource}/.default`];
     case 'graph-mail':
       return [`${cloud.graphResource}/.default`];

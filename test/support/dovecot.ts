@@ -6,8 +6,9 @@
  *
  * - delegated: `aud` https://outlook.office.com and `scp` IMAP.AccessAsUser.All / POP.AccessAsUser.All /
  *   SMTP.Send; the SASL user must be the token's user (upn / preferred_username, case-insensitively);
- * - app-only: `aud` https://outlook.office365.com and `roles` IMAP.AccessAsApp / POP.AccessAsApp; the
- *   SASL user is the mailbox, which must be in `appOnlyMailboxes` (as `Add-MailboxPermission` grants);
+ * - app-only: `aud` https://outlook.office365.com and `roles` IMAP.AccessAsApp / POP.AccessAsApp /
+ *   SMTP.SendAsApp; the SASL user is the mailbox, which must be in `appOnlyMailboxes` (as
+ *   `Add-MailboxPermission` or an RBAC-for-Applications role assignment grants);
  * - the mailbox exists and has the protocol enabled (`Set-CASMailbox -ImapEnabled/-PopEnabled`,
  *   `SmtpClientAuthenticationDisabled`): see `setProtocolEnabled`.
  *
@@ -117,7 +118,7 @@ const DELEGATED_SCOPE: Record<MailService, string> = {
 const APP_ROLE: Record<MailService, string | undefined> = {
   imap: 'IMAP.AccessAsApp',
   pop3: 'POP.AccessAsApp',
-  submission: undefined,
+  submission: 'SMTP.SendAsApp',
 };
 const SERVICES: readonly MailService[] = ['imap', 'pop3', 'submission'];
 

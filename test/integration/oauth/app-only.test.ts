@@ -25,9 +25,15 @@ const MAILBOX = TEST_MAILBOXES[0]!.smtp;
 beforeAll(async () => {
   harness = await startHarness({
     mailboxes: { dovecot: true },
-    appRoles: ['full_access_as_app', 'IMAP.AccessAsApp', 'POP.AccessAsApp', 'Mail.ReadWrite'],
+    appRoles: [
+      'full_access_as_app',
+      'IMAP.AccessAsApp',
+      'POP.AccessAsApp',
+      'SMTP.SendAsApp',
+      'Mail.ReadWrite',
+    ],
   });
-  for (const profile of ['ews', 'imap', 'pop', 'graph-mail']) {
+  for (const profile of ['ews', 'imap', 'pop', 'smtp', 'graph-mail']) {
     const defined = await api(harness.baseUrl, 'PUT', `/api/connections/app-${profile}`, {
       mailbox: MAILBOX,
       profile,
@@ -132,6 +138,22 @@ it.each([
   },
 );
 
+it('app-smtp: SMTP AUTH XOAUTH2 with user= the mailbox and an app token (SMTP.SendAsApp), no mail sent', async () => {
+  expect((await authorize('app-smtp')).status).toBe(200);
+  const published = await harness.broker.secrets.get(secretNames.token('app-smtp'));
+  const claims = JSON.parse(Buffer.from(published!.value.split('.')[1]!, 'base64url').toString()) as {
+    aud: string;
+    roles: string[];
+  };
+  expect(claims).toMatchObject({
+    aud: 'https://outlook.office365.com',
+    roles: expect.arrayContaining(['SMTP.SendAsApp']),
+  });
+  const { json } = await testConnection(harness, 'app-smtp', bodies);
+  expect(json).toMatchObject({ ok: true, protocol: 'smtp', details: { authenticated: true } });
+  expect(harness.mail!.checks.at(-1)).toMatchObject({ service: 'submission', user: MAILBOX, ok: true });
+});
+
 it('Graph app-only reads /users/{mailbox}', async () => {
   expect((await authorize('app-graph-mail')).status).toBe(200);
   const { json } = await testConnection(harness, 'app-graph-mail', bodies);
@@ -158,7 +180,6 @@ it('refuses the browser flow for app-only, and the server-side one for a sign-in
 
 it('refuses what Exchange has no application permission for, and device_code', async () => {
   for (const body of [
-    { mailbox: MAILBOX, profile: 'smtp', grant: 'client_credentials' },
     { mailbox: MAILBOX, profile: 'graph-mail-shared', grant: 'client_credentials' },
     { mailbox: MAILBOX, profile: 'imap', grant: 'device_code' },
   ]) {

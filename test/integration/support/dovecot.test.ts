@@ -255,7 +255,7 @@ describe('Dovecot stand-in for Exchange Online IMAP / POP3 / SMTP AUTH', () => {
     expect(await smtp(ALICE, tokens.mail, true)).toEqual(['500 5.5.2 Line too long', '221 2.0.0 Bye']);
     expect(await smtp(ALICE, tokens.expired)).toEqual(SMTP_REFUSED);
     expect(lastCheck()).toMatchObject({ ok: false, reason: 'expired' });
-    // Exchange takes app-only tokens for IMAP and POP only.
+    // An app token without SMTP.SendAsApp (this one has IMAP/POP.AccessAsApp) is refused.
     expect(await smtp(SHARED, tokens.app)).toEqual(SMTP_REFUSED);
     expect(lastCheck()).toMatchObject({ ok: false, reason: 'scope' });
   });

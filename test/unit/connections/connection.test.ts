@@ -35,6 +35,7 @@ describe('connection definitions', () => {
     ['client_credentials', 'ews'],
     ['client_credentials', 'imap'],
     ['client_credentials', 'pop'],
+    ['client_credentials', 'smtp'],
     ['client_credentials', 'graph-mail'],
     ['password', 'imap'],
     ['password', 'smtp'],
@@ -66,9 +67,9 @@ describe('connection definitions', () => {
     ['custom without scopes', { mailbox: 'a@b.test', profile: 'custom' }, /scopes: required/],
     ['scopes without custom', { mailbox: 'a@b.test', profile: 'ews', scopes: ['x'] }, /scopes: only allowed/],
     [
-      'smtp app-only',
-      { mailbox: 'a@b.test', profile: 'smtp', grant: 'client_credentials' },
-      /grant: profile smtp has no app-only permission/,
+      'graph-mail-shared app-only',
+      { mailbox: 'a@b.test', profile: 'graph-mail-shared', grant: 'client_credentials' },
+      /grant: profile graph-mail-shared has no app-only permission/,
     ],
     [
       'ewsUrl over http',
@@ -158,6 +159,7 @@ describe('profile scopes', () => {
     ['ews', ['https://outlook.office365.com/.default']],
     ['imap', ['https://outlook.office365.com/.default']],
     ['pop', ['https://outlook.office365.com/.default']],
+    ['smtp', ['https://outlook.office365.com/.default']],
     ['graph-mail', ['https://graph.microsoft.com/.default']],
   ] as const)('app-only %s asks for %j', (profile, scopes) => {
     expect(scopesFor({ profile, scopes: undefined, grant: 'client_credentials' }, global)).toEqual(scopes);

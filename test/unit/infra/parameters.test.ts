@@ -268,6 +268,7 @@ describe('azd down, then azd up', () => {
     expect(assignments.map((m) => m[1])).toEqual([
       'brokerAdmins',
       'exchangeOnlineAppRoles',
+      'exchangeOnlineAppRolesByName',
       'microsoftGraphAppRoles',
     ]);
     for (const [, , condition] of assignments) expect(condition).toMatch(/assignAppRoles/);

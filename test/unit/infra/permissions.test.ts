@@ -234,6 +234,11 @@ const table: Record<string, TableResource> = Object.fromEntries(
 );
 
 const profilePermissions = literalObject('profilePermissions');
+/** Application permissions whose ids Microsoft publishes nowhere: the Bicep reads them by name. */
+const resolvedByName = stringList(
+  parseBicepLiteral(varExpression(entraApp, 'exchangeRolesResolvedByName')),
+  'exchangeRolesResolvedByName',
+);
 const signInScopes = stringList(parseBicepLiteral(varExpression(entraApp, 'signInScopes')), 'signInScopes');
 
 function profileEntry(
@@ -328,7 +333,7 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
 
   it('requests an application permission on the resource of every app-only profile', () => {
     const cloud = cloudFor('https://login.microsoftonline.com');
-    for (const profile of ['ews', 'ews-shared', 'imap', 'pop', 'graph-mail'] as const) {
+    for (const profile of ['ews', 'ews-shared', 'imap', 'pop', 'smtp', 'graph-mail'] as const) {
       const [scope] = appOnlyScopes({ profile, scopes: undefined }, cloud);
       const key = TABLE_KEY_BY_APP_ID[RESOURCE_HOSTS[new URL(scope!).origin]!]!;
       const roles = profileEntry(
@@ -347,11 +352,34 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
       for (const name of profileEntry(profile, 'microsoftGraph'))
         expect(table.microsoftGraph!.scopes).toHaveProperty([name]);
       for (const name of profileEntry(profile, 'exchangeOnlineRoles'))
-        expect(table.exchangeOnline!.roles).toHaveProperty([name]);
+        expect({ name, known: name in table.exchangeOnline!.roles || resolvedByName.includes(name) }).toEqual(
+          {
+            name,
+            known: true,
+          },
+        );
       for (const name of profileEntry(profile, 'microsoftGraphRoles'))
         expect(table.microsoftGraph!.roles).toHaveProperty([name]);
     }
     for (const name of signInScopes) expect(table.microsoftGraph!.scopes).toHaveProperty([name]);
+  });
+
+  it("reads SMTP.SendAsApp by name from the tenant's Exchange Online service principal, guessing no id", () => {
+    expect(resolvedByName).toEqual(['SMTP.SendAsApp']);
+    for (const name of resolvedByName) expect(table.exchangeOnline!.roles).not.toHaveProperty([name]);
+    expect(profileEntry('smtp', 'exchangeOnlineRoles')).toEqual(['SMTP.SendAsApp']);
+    const access = varExpression(entraApp, 'exchangeResourceAccess');
+    expect(access).toMatch(
+      /map\(exchangeRoleNamesByName, name => \{ id: filter\(exchangeOnlineSp!\.appRoles, role => role\.value == name\)\[0\]\.id, type: 'Role' \}\)/,
+    );
+    // The service principal is read whenever a name must be resolved, not only for admin consent.
+    expect(entraApp).toMatch(
+      /resource exchangeOnlineSp 'Microsoft\.Graph\/servicePrincipals@v1\.0' existing = if \(\(grantAdminConsent && exchangeRequested\) \|\| !empty\(exchangeRoleNamesByName\)\)/,
+    );
+    // Admin consent assigns it like the roles of the table.
+    expect(entraApp).toMatch(
+      /for roleName in \(grantAdminConsent && assignAppRoles \? exchangeRoleNamesByName : \[\]\)/,
+    );
   });
 
   it('offers exactly the app profiles as the `profiles` parameter', () => {
