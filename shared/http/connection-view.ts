@@ -27,7 +27,8 @@ export function connectionView(connection: Connection, secrets?: Broker['secrets
     degradedSince: connection.degradedSince ?? null,
     nextAttemptAt: connection.nextAttemptAt ?? null,
     lastError: connection.lastError ?? null,
-    // Where consumers read the published token (a Key Vault reference: @Microsoft.KeyVault(SecretUri=…)).
+    // Where consumers read the published token with the Key Vault SDK (not an App Service Key Vault
+    // reference: App Service re-reads those only within 24 hours, a token lives about one).
     tokenSecretUri: secrets?.uriOf(secretNames.token(connection.name)) ?? null,
   };
 }
