@@ -30,7 +30,6 @@ export type BrokerErrorCode =
   | 'reauthorization_required'
   | 'refresh_in_progress'
   | 'token_unavailable'
-  | 'ews_blocked'
   | 'upstream_unavailable'
   | 'configuration_error'
   | 'internal_error';
@@ -61,7 +60,6 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   reauthorization_required: 409,
   refresh_in_progress: 409,
   token_unavailable: 503,
-  ews_blocked: 403,
   upstream_unavailable: 503,
   configuration_error: 500,
   internal_error: 500,

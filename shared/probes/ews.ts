@@ -162,7 +162,7 @@ function classifyForbidden(headers: Headers): ProbeFailure {
     diagnostics ? `x-ms-diagnostics: ${diagnostics.slice(0, 200)}` : undefined,
     requestId ? `request-id: ${requestId.slice(0, 64)}` : undefined,
   ].filter((part) => part !== undefined);
-  return new ProbeFailure('forbidden', `Exchange answered HTTP 403 (${details.join('; ')}).`);
+  return new ProbeFailure('ews_forbidden', `Exchange answered HTTP 403 (${details.join('; ')}).`);
 }
 
 /** Classifies by what Exchange really sent, not by what the library made of it. */

@@ -101,7 +101,7 @@ export function remedyFor(code: ProbeCode, context: RemedyContext): string {
       return ewsBlocked(context);
     case 'ews_disabled':
       return ewsDisabled(context);
-    case 'forbidden':
+    case 'ews_forbidden':
       return "Exchange refused the request with HTTP 403 but named no EWS access policy (no X-EWS-Policy-Reason) and no token problem, so the broker cannot tell why. Other access restrictions also answer 403. Give the request-id in the detail to Microsoft support, and check the mailbox's permissions for this account.";
     case 'mail_auth_failed':
       return mailAuthFailed(context);

@@ -11,7 +11,7 @@ export type ProbeCode =
   /** 403, X-EWS-Policy-Reason "EWS is disabled…": the organization's or the mailbox's EwsEnabled. */
   | 'ews_disabled'
   /** 403 that names neither an EWS access control nor a token problem: reported as it came. */
-  | 'forbidden'
+  | 'ews_forbidden'
   | 'token_expired'
   | 'token_wrong_audience'
   | 'token_wrong_scope'

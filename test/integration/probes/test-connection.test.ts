@@ -229,7 +229,7 @@ describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
     try {
       harness.services!.router.route('outlook.office365.com:443', bare.port);
       const { json } = await test('ews-own');
-      expect(json).toMatchObject({ ok: false, protocol: 'ews', code: 'forbidden' });
+      expect(json).toMatchObject({ ok: false, protocol: 'ews', code: 'ews_forbidden' });
       expect(json.detail).toBe(
         `Exchange answered HTTP 403 (no X-EWS-Policy-Reason; request-id: ${bare.requestId}).`,
       );

@@ -39,3 +39,23 @@ describe('Exchange commands in the repository', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('problem types', () => {
+  it('point at a README anchor for every broker error code and every Test connection code', () => {
+    const readme = text('README.md');
+    const errors = text('shared/errors.ts');
+    const brokerCodes = [
+      ...errors.slice(errors.indexOf('export type BrokerErrorCode')).matchAll(/^\s+\| '(\w+)'/gm),
+    ].map((m) => m[1]!);
+    expect(brokerCodes).toContain('internal_error');
+    const result = text('shared/probes/result.ts');
+    const probeCodes = [
+      ...result.slice(result.indexOf('export type ProbeCode')).matchAll(/^\s+\| '(\w+)'/gm),
+    ].map((m) => m[1]!);
+    expect(probeCodes).toEqual(expect.arrayContaining(['ews_blocked', 'ews_disabled', 'ews_forbidden']));
+    const missing = [...brokerCodes, 'ews_blocked', 'ews_disabled', 'ews_forbidden'].filter(
+      (code) => !readme.includes(`<a id="error-${code}"></a>`),
+    );
+    expect(missing).toEqual([]);
+  });
+});

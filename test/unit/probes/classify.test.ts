@@ -135,8 +135,8 @@ describe('remedies', () => {
     expect(remedy).not.toContain('blocked by policy');
   });
 
-  it('forbidden: claims no cause it cannot see', () => {
-    const remedy = remedyFor('forbidden', { appId, connection, protocol: 'ews' });
+  it('ews_forbidden: claims no cause it cannot see', () => {
+    const remedy = remedyFor('ews_forbidden', { appId, connection, protocol: 'ews' });
     expect(remedy).toContain('no X-EWS-Policy-Reason');
     expect(remedy).not.toMatch(/EwsAllowedAppIDs|EwsEnabled/);
   });
