@@ -1,6 +1,6 @@
 import { BrokerError } from '../shared/errors';
 import { errorPage } from '../shared/http/pages';
-import { refuseCrossSite } from '../shared/http/request';
+import { refuseCrossSite, refuseMisaddressed } from '../shared/http/request';
 import { problem, toBrokerError } from '../shared/http/responses';
 import type { Handler } from '../shared/http/types';
 
@@ -41,6 +41,7 @@ export function serve(definition: HttpFunctionDefinition): Handler {
   return async (broker, request) => {
     const kind = kindOf(request.method);
     try {
+      refuseMisaddressed(broker, request);
       const served = (methods as string[]).includes(request.method);
       if (served && !SAFE_METHODS.has(request.method)) refuseCrossSite(broker, request);
       if (!served) {

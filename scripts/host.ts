@@ -11,7 +11,7 @@ import { adaptHttp } from '../functions/adapter';
 import { httpFunctions } from '../functions/http-functions';
 import type { HttpFunctionDefinition } from '../functions/route';
 import type { Broker } from '../shared/broker';
-import { isLoopbackHost } from '../shared/net/loopback';
+import { isLoopbackHost, parseHostHeader } from '../shared/net/loopback';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const ROUTE_PREFIX = '/api/';
@@ -88,11 +88,10 @@ function decodeParameter(raw: string): string | undefined {
  * DNS name to 127.0.0.1 sends its own name in Host and is refused (421), so it cannot use the
  * local admin's session-less access.
  */
-function misaddressed(host: string | undefined, port: number): HttpResponseInit | undefined {
-  const match = host ? /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(host) : null;
-  if (!match) return problemJson(400, 'invalid_request', 'The Host header is missing or malformed.');
-  const name = (match[1] ?? '').toLowerCase();
-  if (!isLoopbackHost(name) || Number(match[2] ?? 80) !== port) {
+function misaddressed(header: string | undefined, port: number): HttpResponseInit | undefined {
+  const host = header ? parseHostHeader(header) : undefined;
+  if (!host) return problemJson(400, 'invalid_request', 'The Host header is missing or malformed.');
+  if (!isLoopbackHost(host.name) || (host.port ?? 80) !== port) {
     return problemJson(
       421,
       'misdirected_request',

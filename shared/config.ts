@@ -390,6 +390,10 @@ const schema = z.object({
   BROKER_SANDBOX: boolean(false),
   WEBSITE_AUTH_ENABLED: boolean(false),
   WEBSITE_INSTANCE_ID: optionalString,
+  WEBSITE_SITE_NAME: optionalString,
+  WEBSITE_SKU: optionalString,
+  WEBSITE_OWNER_NAME: optionalString,
+  CONTAINER_NAME: optionalString,
   HTTPS_PROXY: optionalString,
   https_proxy: optionalString,
   NO_PROXY: optionalString,
@@ -493,6 +497,22 @@ function storageSettings(raw: RawSettings, runningInAzure: boolean): StorageSett
 }
 
 /**
+ * Whether the app runs on App Service / Azure Functions, from any variable the platform sets. Not
+ * WEBSITE_INSTANCE_ID alone: the Functions host itself recognizes Linux and Flex Consumption by its
+ * absence (and CONTAINER_NAME). WEBSITE_SITE_NAME, WEBSITE_SKU and WEBSITE_OWNER_NAME are set on
+ * every plan. CONTAINER_NAME counts only beside WEBSITE_HOSTNAME: Docker and dev containers set it
+ * on workstations too, and Core Tools sets WEBSITE_HOSTNAME for `func start`, so neither alone means
+ * Azure. Taking a workstation for Azure fails closed (local admin refused), never open.
+ */
+function onAzurePlatform(raw: RawSettings): boolean {
+  const set = (value: string | undefined) => value !== undefined && value !== '';
+  return (
+    [raw.WEBSITE_INSTANCE_ID, raw.WEBSITE_SITE_NAME, raw.WEBSITE_SKU, raw.WEBSITE_OWNER_NAME].some(set) ||
+    (set(raw.CONTAINER_NAME) && set(raw.WEBSITE_HOSTNAME))
+  );
+}
+
+/**
  * Reads and validates the settings. Throws ConfigError listing every problem, each naming the
  * setting and what is expected; the caller prints it as one line and stops.
  */
@@ -502,7 +522,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }
   const raw = parsed.data;
-  const runningInAzure = Boolean(raw.WEBSITE_INSTANCE_ID);
+  const runningInAzure = onAzurePlatform(raw);
   const problems = crossChecks(raw, runningInAzure);
   const storage = storageSettings(raw, runningInAzure);
   if (typeof storage === 'string') problems.push(storage);

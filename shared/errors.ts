@@ -14,6 +14,7 @@ export type BrokerErrorCode =
   | 'password_required'
   | 'connection_authorized'
   | 'method_not_allowed'
+  | 'misdirected_request'
   | 'unsupported_media_type'
   | 'payload_too_large'
   | 'unauthenticated'
@@ -44,6 +45,7 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   password_required: 409,
   connection_authorized: 409,
   method_not_allowed: 405,
+  misdirected_request: 421,
   unsupported_media_type: 415,
   payload_too_large: 413,
   unauthenticated: 401,

@@ -68,7 +68,10 @@ export function identifyCaller(request: BrokerRequest, config: BrokerConfig): Ca
       }
     }
   }
-  if (config.localAdmin) return { via: 'local-admin', name: 'local-admin', roles: [ADMIN_ROLE] };
+  // Where the platform authenticates, a request without a principal is anonymous, whatever the
+  // settings say: local admin is for a workstation, never a fallback behind App Service.
+  if (config.localAdmin && !config.platformAuthEnabled)
+    return { via: 'local-admin', name: 'local-admin', roles: [ADMIN_ROLE] };
   return { via: 'none', name: 'anonymous', roles: [] };
 }
 

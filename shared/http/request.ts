@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Broker } from '../broker';
 import { BrokerError } from '../errors';
 import type { BrokerRequest, ResponseCookie } from './types';
+import { isLoopbackHost, parseHostHeader } from '../net/loopback';
 
 /** The largest JSON body a route reads. */
 export const MAX_JSON_BODY_BYTES = 16 * 1024;
@@ -24,6 +25,24 @@ export function refuseCrossSite(broker: Broker, request: BrokerRequest): void {
     throw new BrokerError('forbidden', 'A request from another site may not change anything here.', {
       remedy: `Use the console at ${ownOrigin}/api/console, or call the API from a script.`,
     });
+  }
+}
+
+/**
+ * With local admin on, every route is open to whoever reaches the port: a web page that rebinds its
+ * own DNS name to 127.0.0.1 could call it from the admin's browser. Such a request names the page's
+ * host in Host, so only requests addressed to a loopback name are answered (421 otherwise) — in
+ * `npm start`'s host and under `func start` alike, since both serve routes through `serve()`.
+ */
+export function refuseMisaddressed(broker: Broker, request: BrokerRequest): void {
+  if (!broker.config.localAdmin) return;
+  const host = parseHostHeader(request.headers.get('host') ?? request.url.host);
+  if (!host || !isLoopbackHost(host.name)) {
+    throw new BrokerError(
+      'misdirected_request',
+      'With BROKER_LOCAL_ADMIN on, this host answers only requests addressed to localhost, 127.0.0.1 or [::1].',
+      { remedy: 'Open the console at http://localhost:<port>/api/console.' },
+    );
   }
 }
 

@@ -44,6 +44,45 @@ describe('loadConfig', () => {
     expect(config.keyVaultUrls).toEqual([]);
   });
 
+  it.each([
+    [
+      'Flex Consumption (no WEBSITE_INSTANCE_ID)',
+      { CONTAINER_NAME: 'broker-abc', WEBSITE_SKU: 'FlexConsumption' },
+    ],
+    ['any App Service plan', { WEBSITE_SITE_NAME: 'broker-abc' }],
+    ['a plan that only says its owner', { WEBSITE_OWNER_NAME: 'sub+rg-webspace' }],
+    ['Windows App Service', { WEBSITE_INSTANCE_ID: 'abc' }],
+  ])(
+    'regression: anonymous callers became admin on %s — BROKER_LOCAL_ADMIN is refused there',
+    (_plan, platform) => {
+      expect(() =>
+        loadConfig({
+          ENTRA_TENANT_ID: TENANT,
+          ENTRA_CLIENT_ID: CLIENT,
+          MANAGED_IDENTITY_CLIENT_ID: CLIENT,
+          KEY_VAULT_URL: 'https://contoso-broker.vault.azure.net/',
+          PUBLIC_BASE_URL: 'https://broker.contoso.com',
+          AzureWebJobsStorage__accountName: 'contosobroker',
+          AzureWebJobsStorage__clientId: CLIENT,
+          BROKER_LOCAL_ADMIN: 'true',
+          ...platform,
+        }),
+      ).toThrow(/BROKER_LOCAL_ADMIN: must not be true in Azure/);
+    },
+  );
+
+  it('takes a workstation container (CONTAINER_NAME alone) for a workstation', () => {
+    const config = loadConfig({
+      ENTRA_TENANT_ID: TENANT,
+      ENTRA_CLIENT_ID: CLIENT,
+      ENTRA_CLIENT_SECRET: 's',
+      BROKER_LOCAL_SECRET_KEY: Buffer.alloc(32).toString('base64'),
+      CONTAINER_NAME: 'devcontainer',
+      BROKER_LOCAL_ADMIN: 'true',
+    });
+    expect(config.localAdmin).toBe(true);
+  });
+
   it('defaults to the managed identity and the platform host name in Azure', () => {
     const config = loadConfig({
       ENTRA_TENANT_ID: TENANT,

@@ -21,11 +21,12 @@ const sample = readLocalSettings(join(root, 'local.settings.sample.json'));
 
 /** Read by the Functions host, not by the broker. */
 const HOST_SETTINGS = ['FUNCTIONS_WORKER_RUNTIME'];
-/** Values the sample sets on purpose although the code's default differs. */
-const LOCAL_VALUES: Record<string, string> = {
-  // Locally there is no App Service Authentication: without it the console has no admin.
-  BROKER_LOCAL_ADMIN: 'true',
-};
+/**
+ * Values the sample sets on purpose although the code's default differs: none. BROKER_LOCAL_ADMIN
+ * stays empty (`npm start` turns it on for the sandbox only): `func azure functionapp publish
+ * --publish-local-settings` uploads this file, and a true there made anonymous callers admin.
+ */
+const LOCAL_VALUES: Record<string, string> = {};
 
 /** What `npm start` does with the copied sample, up to the host reading it (scripts/start.ts). */
 function asNpmStartRuns(values: Record<string, string>): Record<string, string | undefined> {

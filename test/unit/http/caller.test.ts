@@ -116,4 +116,9 @@ describe('identifyCaller', () => {
     ).toContain('Broker.Admin');
     expect(identifyCaller(request({}), loadConfig(baseEnv)).roles).toEqual([]);
   });
+
+  it('regression: an anonymous caller never falls back to local admin while platform authentication is on', () => {
+    const config = loadConfig({ ...baseEnv, BROKER_LOCAL_ADMIN: 'true', WEBSITE_AUTH_ENABLED: 'true' });
+    expect(identifyCaller(request({}), config)).toEqual({ via: 'none', name: 'anonymous', roles: [] });
+  });
 });
