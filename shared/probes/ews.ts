@@ -71,8 +71,10 @@ class RecordingXhr implements IXHRApi {
           .map(([key, value]) => `${key}: ${value}`)
           .join('\r\n'),
     };
-    // As @ewsjs/xhr does: anything but 200 rejects, and the library reads the fault from it.
-    if (response.status !== 200) throw result as unknown as Error;
+    // Anything but 200 rejects with a plain error, never the response itself: handed a response,
+    // the library parses its body inside its own promise callback, and an empty or non-XML body
+    // (a bare HTTP 500) throws there unhandled and ends the process. What Exchange sent is in `last`.
+    if (response.status !== 200) throw new Error(`EWS answered HTTP ${String(response.status)}`);
     return result;
   }
 
