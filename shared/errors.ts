@@ -11,6 +11,7 @@ export type BrokerErrorCode =
   | 'connection_not_found'
   | 'connection_not_authorized'
   | 'connection_disabled'
+  | 'connection_changed'
   | 'password_required'
   | 'connection_authorized'
   | 'method_not_allowed'
@@ -42,6 +43,7 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   connection_not_found: 404,
   connection_not_authorized: 409,
   connection_disabled: 409,
+  connection_changed: 409,
   password_required: 409,
   connection_authorized: 409,
   method_not_allowed: 405,

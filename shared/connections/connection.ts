@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import { BrokerError } from '../errors';
 
@@ -213,5 +214,32 @@ export function parseConnectionDefinition(input: unknown): ConnectionDefinition 
     ewsUrl: value.ewsUrl === undefined ? undefined : new URL(value.ewsUrl).href,
     readers: [...new Set(value.readers.map((reader) => reader.toLowerCase()))],
     description: value.description,
+  };
+}
+
+/** The fields that say whose grant a connection holds: changing one would re-target its tokens. */
+export const GRANT_FIELDS = ['mailbox', 'account', 'profile', 'grant', 'scopes', 'ewsUrl'] as const;
+
+/**
+ * What an authorization was started for: the connection as it was (same row, same grant fields,
+ * same authorization). A sign-in completes only while all three still hold, so a popup left open
+ * across a delete and re-create, an edit of the grant, a reset or another sign-in writes nothing.
+ */
+export interface AuthorizationBinding {
+  createdAt: string;
+  /** SHA-256 of the grant fields (base64url). */
+  grantFingerprint: string;
+  /** When the connection was last authorized ('' if never): a reset clears it, a sign-in renews it. */
+  authorizedAt: string;
+}
+
+export function authorizationBinding(
+  connection: Pick<Connection, 'createdAt' | 'authorizedAt' | (typeof GRANT_FIELDS)[number]>,
+): AuthorizationBinding {
+  const grant = JSON.stringify(GRANT_FIELDS.map((field) => connection[field] ?? null));
+  return {
+    createdAt: connection.createdAt,
+    grantFingerprint: createHash('sha256').update(grant, 'utf8').digest('base64url'),
+    authorizedAt: connection.authorizedAt ?? '',
   };
 }

@@ -8,11 +8,8 @@ import type { Logger } from '../logging';
 import type { Notifier } from '../notify/notifier';
 import type { TokenService } from '../oauth/token-service';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
-import type { Connection, ConnectionDefinition } from './connection';
+import { GRANT_FIELDS, type Connection, type ConnectionDefinition } from './connection';
 import type { ConnectionRegistry, ConnectionState } from './registry';
-
-/** The fields that say whose grant a connection holds: changing one would re-target its tokens. */
-const GRANT_FIELDS = ['mailbox', 'account', 'profile', 'grant', 'scopes', 'ewsUrl'] as const;
 
 /** Which grant fields a new definition would change (pure). */
 export function retargetedFields(current: Connection, next: ConnectionDefinition): string[] {
@@ -80,14 +77,19 @@ export class ConnectionLifecycle {
         },
       );
     }
-    if (changed.length > 0) {
+    // `?reset=true` always resets an existing connection, even with an unchanged definition (SPEC):
+    // that is how an admin throws away a grant they no longer trust.
+    if (existing && (changed.length > 0 || change.reset)) {
       const reset = await this.exclusively(name, async () => {
         await this.options.tokens.deleteSecrets(name);
         const { connection } = await this.options.registry.upsertDefinition(name, definition);
         return this.options.tokens.changeState(connection, CLEARED, {
           type: 'connection.reset',
           actor: change.actor,
-          reason: `Reset: ${changed.join(', ')} changed; its tokens were deleted.`,
+          reason:
+            changed.length > 0
+              ? `Reset: ${changed.join(', ')} changed; its tokens were deleted.`
+              : 'Reset on request (?reset=true); its tokens were deleted.',
           correlationId: change.correlationId,
         });
       });
@@ -130,35 +132,42 @@ export class ConnectionLifecycle {
     return withLease(this.options.leases, name, 'admin', ADMIN_LEASE, work);
   }
 
-  /** Stops refreshing and serving the connection; its tokens stay until it is enabled or deleted. */
+  /**
+   * Stops refreshing and serving the connection; its tokens stay until it is enabled or deleted.
+   * Under the lease: a refresh in flight finishes first, and every later writer (refresh, sign-in)
+   * re-reads the row under the same lease and finds it disabled.
+   */
   async disable(name: string, change: Change): Promise<Connection> {
-    const connection = await this.existing(name);
-    if (connection.status === 'disabled') return connection;
-    const updated = await this.options.tokens.changeState(
-      connection,
-      { status: 'disabled' },
-      {
-        type: 'connection.disabled',
-        ...change,
-      },
-    );
+    const updated = await this.exclusively(name, async () => {
+      const connection = await this.existing(name);
+      if (connection.status === 'disabled') return connection;
+      return this.options.tokens.changeState(
+        connection,
+        { status: 'disabled' },
+        {
+          type: 'connection.disabled',
+          ...change,
+        },
+      );
+    });
     this.options.forget(name);
     return updated;
   }
 
   /** Resumes a disabled connection: `authorized` if it ever was (the next refresh tells), else `new`. */
   async enable(name: string, change: Change): Promise<Connection> {
-    const connection = await this.existing(name);
-    if (connection.status !== 'disabled') return connection;
-    const status = connection.authorizedAt === undefined ? 'new' : 'authorized';
-    return this.options.tokens.changeState(
-      connection,
-      { status, nextAttemptAt: undefined },
-      {
-        type: 'connection.enabled',
-        ...change,
-      },
-    );
+    const updated = await this.exclusively(name, async () => {
+      const connection = await this.existing(name);
+      if (connection.status !== 'disabled') return connection;
+      const status = connection.authorizedAt === undefined ? 'new' : 'authorized';
+      return this.options.tokens.changeState(
+        connection,
+        { status, nextAttemptAt: undefined },
+        { type: 'connection.enabled', ...change },
+      );
+    });
+    this.options.forget(name);
+    return updated;
   }
 
   private async existing(name: string): Promise<Connection> {

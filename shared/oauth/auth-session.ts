@@ -1,3 +1,5 @@
+import type { AuthorizationBinding } from '../connections/connection';
+
 /**
  * A pending authorization: what `authorize` started and only `callback`, in the same browser,
  * within its time to live, may finish, once.
@@ -13,6 +15,8 @@ export interface AuthSession {
   browserBindingHash: string;
   /** Who started it (admin principal name), for the audit trail. */
   startedBy: string;
+  /** The connection as it was when the sign-in began; completion requires it unchanged. */
+  binding: AuthorizationBinding;
   createdAt: string;
   expiresOn: string;
 }

@@ -10,9 +10,9 @@ import type { AuthSession, AuthSessionStore } from './auth-session';
 import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
-import type { TokenService } from './token-service';
+import { refuseUnlessBound, type TokenService } from './token-service';
 import type { SecretStore } from '../secrets/secret-store';
-import { isServerSideGrant } from '../connections/connection';
+import { authorizationBinding, isServerSideGrant } from '../connections/connection';
 
 export interface AuthorizationServiceOptions {
   config: BrokerConfig;
@@ -136,6 +136,7 @@ export class AuthorizationService {
       nonce,
       browserBindingHash: sha256(browserBinding),
       startedBy: actor,
+      binding: authorizationBinding(connection),
       createdAt: createdAt.toISOString(),
       expiresOn: new Date(createdAt.getTime() + config.authSessionTtlSeconds * 1000).toISOString(),
     });
@@ -174,6 +175,9 @@ export class AuthorizationService {
           'connection_not_found',
           `Connection ${session.connection} was removed meanwhile.`,
         );
+      // Before redeeming: a code for a connection that changed meanwhile is not worth the call.
+      // (The check that counts runs again under the lease, right before anything is written.)
+      refuseUnlessBound(connection, session.binding);
       const { result, cache } = await this.redeem(connection, code, session);
       const claims = result.idTokenClaims as Record<string, unknown>;
       // Never `email`: it is not verified by Entra and a user can often set it themselves.
@@ -189,11 +193,9 @@ export class AuthorizationService {
       throw error;
     }
     const { connection, result, cache, signIn } = verified;
-    const updated = await this.options.tokens.storeAuthorization(connection, result, cache, {
-      actor,
-      ...signIn,
-      correlationId,
-    });
+    const updated = await this.options.tokens
+      .storeAuthorization(connection, session.binding, result, cache, { actor, ...signIn, correlationId })
+      .catch((error: unknown) => this.recordIfRefused(connection.name, actor, correlationId, error));
     return { connection: updated, signedInAs: signIn.signedInAs };
   }
 
@@ -230,11 +232,13 @@ export class AuthorizationService {
       if (error instanceof BrokerError) return this.recordFailure(name, actor, correlationId, error);
       throw error;
     }
-    const updated = await tokens.storeAuthorization(connection, stored.result, stored.cache, {
-      actor,
-      ...stored.signIn,
-      correlationId,
-    });
+    const updated = await tokens
+      .storeAuthorization(connection, authorizationBinding(connection), stored.result, stored.cache, {
+        actor,
+        ...stored.signIn,
+        correlationId,
+      })
+      .catch((error: unknown) => this.recordIfRefused(name, actor, correlationId, error));
     return { connection: updated, signedInAs: stored.signIn.signedInAs };
   }
 
@@ -399,6 +403,17 @@ export class AuthorizationService {
     if (!cache.contents)
       throw new BrokerError('authorization_failed', 'Entra ID returned no token cache to keep.');
     return cache.contents;
+  }
+
+  /** A refused store (the connection changed meanwhile) is a failed authorization; anything else propagates. */
+  private async recordIfRefused(
+    name: string,
+    actor: string,
+    correlationId: string,
+    error: unknown,
+  ): Promise<never> {
+    if (error instanceof BrokerError) return this.recordFailure(name, actor, correlationId, error);
+    throw error;
   }
 
   /** An authorization that ended without tokens: an audit event and a log line, then the error. */

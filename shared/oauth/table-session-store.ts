@@ -33,6 +33,12 @@ function toSession(state: string, columns: Columns): AuthSession {
     nonce: stringColumn(columns, 'nonce') ?? '',
     browserBindingHash: stringColumn(columns, 'browserBindingHash') ?? '',
     startedBy: stringColumn(columns, 'startedBy') ?? '',
+    // A session written before bindings existed binds to nothing and can never complete.
+    binding: {
+      createdAt: stringColumn(columns, 'boundCreatedAt') ?? '',
+      grantFingerprint: stringColumn(columns, 'boundGrant') ?? '',
+      authorizedAt: stringColumn(columns, 'boundAuthorizedAt') ?? '',
+    },
     createdAt: stringColumn(columns, 'createdAt') ?? '',
     // The columns keep the names they were first written with (`expiresAt`, `expiresAtTime`).
     expiresOn: stringColumn(columns, 'expiresAt') ?? '',
@@ -62,6 +68,9 @@ export class TableAuthSessionStore implements AuthSessionStore {
         nonce: session.nonce,
         browserBindingHash: session.browserBindingHash,
         startedBy: session.startedBy,
+        boundCreatedAt: session.binding.createdAt,
+        boundGrant: session.binding.grantFingerprint,
+        boundAuthorizedAt: session.binding.authorizedAt,
         createdAt: session.createdAt,
         expiresAt: session.expiresOn,
         // An unparsable expiry purges at once rather than never.

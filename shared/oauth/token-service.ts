@@ -1,5 +1,5 @@
 import type { AuthenticationResult } from '@azure/msal-node';
-import type { Connection } from '../connections/connection';
+import { authorizationBinding, type AuthorizationBinding, type Connection } from '../connections/connection';
 import {
   ConcurrentUpdateError,
   stillExisting,
@@ -71,6 +71,34 @@ export interface ConnectionEvent {
   correlationId?: string;
 }
 
+/**
+ * An authorization may complete only for the connection it was started for (checked under the
+ * lease, so no disable, reset or edit can slip in between the check and the write).
+ */
+export function refuseUnlessBound(current: Connection, binding: AuthorizationBinding): void {
+  if (current.status === 'disabled') {
+    throw new BrokerError(
+      'connection_disabled',
+      `Connection ${current.name} was disabled while you signed in.`,
+      {
+        remedy: 'Nothing was stored. Enable the connection, then authorize it again.',
+      },
+    );
+  }
+  const now = authorizationBinding(current);
+  if (
+    now.createdAt !== binding.createdAt ||
+    now.grantFingerprint !== binding.grantFingerprint ||
+    now.authorizedAt !== binding.authorizedAt
+  ) {
+    throw new BrokerError(
+      'connection_changed',
+      `Connection ${current.name} was changed (redefined, reset or authorized elsewhere) while you signed in.`,
+      { remedy: 'Nothing was stored. Start the authorization again from the console.' },
+    );
+  }
+}
+
 /** The state of a connection that just got a new access token: fresh, with no failure on record. */
 function withNewToken(expiresOn: Date, now: Date): ConnectionState {
   return {
@@ -119,13 +147,16 @@ export class TokenService {
    */
   async storeAuthorization(
     connection: Connection,
+    binding: AuthorizationBinding,
     result: AuthenticationResult,
     serializedCache: string | undefined,
     details: { actor: string; signedInAs: string; tenantId: string; correlationId: string },
   ): Promise<Connection> {
-    return withLease(this.options.leases, connection.name, 'authorization', ADMIN_LEASE, async () =>
-      this.store(await stillExisting(this.options.registry, connection), result, serializedCache, details),
-    );
+    return withLease(this.options.leases, connection.name, 'authorization', ADMIN_LEASE, async () => {
+      const current = await stillExisting(this.options.registry, connection);
+      refuseUnlessBound(current, binding);
+      return this.store(current, result, serializedCache, details);
+    });
   }
 
   private async store(
@@ -298,20 +329,34 @@ export class TokenService {
     return expiresOn;
   }
 
-  /** Writes `state` on the row as the caller saw it; on a concurrent write, re-reads and tries again. */
+  /**
+   * Writes `state` on the row as the caller saw it. On a concurrent write it re-reads the row and
+   * writes again only if the decision still stands (same row, same status); when someone changed
+   * the status meanwhile (a disable, a reset, a failure recorded), their change wins and nothing is
+   * written: the caller decided on a state that no longer exists.
+   */
   private async updateState(
     connection: Connection,
     state: ConnectionState,
-  ): Promise<{ current: Connection; updated: Connection }> {
+  ): Promise<{ current: Connection; updated: Connection; superseded: boolean }> {
     const { registry } = this.options;
     let current = connection;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        return { current, updated: await registry.updateState(current.name, state, current.etag, current) };
+        const updated = await registry.updateState(current.name, state, current.etag, current);
+        return { current, updated, superseded: false };
       } catch (error) {
         if (!(error instanceof ConcurrentUpdateError)) throw error;
         const fresh = await registry.get(current.name);
         if (!fresh) throw new BrokerError('connection_not_found', `Connection ${current.name} was removed.`);
+        if (fresh.status !== current.status || fresh.createdAt !== current.createdAt) {
+          this.options.logger.info('connection.change_superseded', {
+            connection: current.name,
+            decidedOn: current.status,
+            now: fresh.status,
+          });
+          return { current: fresh, updated: fresh, superseded: true };
+        }
         current = fresh;
       }
     }
@@ -319,8 +364,8 @@ export class TokenService {
   }
 
   /**
-   * Changes a connection's state with an audit event for every status change. Retries once on a
-   * concurrent write by re-reading the row: the registry is the record of what happened last.
+   * Changes a connection's state with an audit event for every status change. On a concurrent
+   * write the newer status wins (see updateState); the row is the record of what happened last.
    */
   async changeState(
     connection: Connection,
@@ -328,7 +373,8 @@ export class TokenService {
     event: ConnectionEvent,
   ): Promise<Connection> {
     const { audit, logger, now } = this.options;
-    const { current, updated } = await this.updateState(connection, state);
+    const { current, updated, superseded } = await this.updateState(connection, state);
+    if (superseded) return updated;
     const statusChanged = state.status !== undefined && state.status !== current.status;
     // A routine refresh is a log line, not an audit row: the audit trail holds status changes and
     // admin actions, and one row per refresh would double the storage writes of every sweep.

@@ -358,6 +358,8 @@ export async function authorizeConnection(
   name: string,
   user: { username: string; password: string } = USERS.support,
   definition: Record<string, unknown> = { mailbox: user.username, profile: 'ews' },
+  /** Runs after the sign-in at Entra and before the browser returns to the callback. */
+  beforeCallback?: () => Promise<void>,
 ): Promise<number> {
   const { signIn } = await import('../../sandbox/entra/sign-in-driver');
   const existing = await harness.broker.registry.get(name);
@@ -371,6 +373,7 @@ export async function authorizeConnection(
   const signInUrl = location.startsWith(`${url}/`) ? `${localUrl}${location.slice(url.length)}` : location;
   const callbackUrl = await signIn(signInUrl, { ...user, consent: 'accept' });
   harness.secretsSeen.add(callbackUrl.searchParams.get('code') ?? '');
+  await beforeCallback?.();
   const callback = await browser.get(callbackUrl);
   await callback.text();
   return callback.status;

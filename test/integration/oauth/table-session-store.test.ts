@@ -16,6 +16,7 @@ function session(expiresOn: Date, overrides: Partial<AuthSession> = {}): AuthSes
     nonce: randomBytes(16).toString('base64url'),
     browserBindingHash: randomBytes(32).toString('base64url'),
     startedBy: 'admin@contoso.com',
+    binding: { createdAt: '2026-12-01T08:00:00.000Z', grantFingerprint: 'Zm9v', authorizedAt: '' },
     createdAt: new Date().toISOString(),
     expiresOn: expiresOn.toISOString(),
     ...overrides,
