@@ -52,9 +52,16 @@ const handler: Handler = async (broker, request) => {
   const caller = identifyCaller(request, broker.config);
   const name = assertConnectionName(request.params.name);
   requireTokenReader(caller, undefined, name);
-  const published = await broker.tokenReader.read(name, minValidSeconds(request), (connection) =>
-    requireTokenReader(caller, connection.readers, name),
-  );
+  const published = await broker.tokenReader
+    .read(name, minValidSeconds(request), (connection) =>
+      requireTokenReader(caller, connection.readers, name),
+    )
+    .catch((error: unknown) => {
+      // A reader not listed learns nothing: an unknown connection gets the same answer as an unlisted one.
+      if (error instanceof BrokerError && error.code === 'connection_not_found')
+        requireTokenReader(caller, [], name);
+      throw error;
+    });
   return jsonText(200, bodyOf(published));
 };
 

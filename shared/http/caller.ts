@@ -14,6 +14,12 @@ export interface Caller {
   objectId?: string;
   /** The calling application's client id (`appid` / `azp`), for app-only consumers. */
   appId?: string;
+  /**
+   * True for an app calling as itself (its token has no delegated scope, `scp`). Only then does an
+   * app id in `readers` match: a user's token also names the app the user signed in to, and
+   * listing a consumer app must not let every user of that app read the mailbox's token.
+   */
+  appOnly?: boolean;
 }
 
 interface ClientPrincipal {
@@ -26,6 +32,7 @@ interface ClientPrincipal {
 const ROLE_CLAIM_TYPES = ['roles', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'];
 const OBJECT_ID_CLAIM_TYPES = ['oid', 'http://schemas.microsoft.com/identity/claims/objectidentifier'];
 const APP_ID_CLAIM_TYPES = ['appid', 'azp'];
+const SCOPE_CLAIM_TYPES = ['scp', 'http://schemas.microsoft.com/identity/claims/scope'];
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_PRINCIPAL_HEADER = 16 * 1024;
 
@@ -58,10 +65,14 @@ export function identifyCaller(request: BrokerRequest, config: BrokerConfig): Ca
         };
         const objectId = guidClaim(OBJECT_ID_CLAIM_TYPES);
         const appId = guidClaim(APP_ID_CLAIM_TYPES);
+        const delegated = (principal.claims ?? []).some(
+          (claim) => claim.typ !== undefined && SCOPE_CLAIM_TYPES.includes(claim.typ),
+        );
         return {
           via: 'app-service-auth',
           name,
           roles,
+          appOnly: !delegated,
           ...(objectId ? { objectId } : {}),
           ...(appId ? { appId } : {}),
         };
@@ -114,9 +125,10 @@ export function requireTokenReader(
       remedy: `Call with a bearer token for api://{ENTRA_CLIENT_ID} whose app or user holds ${TOKEN_READER_ROLE} and is listed in the connection's readers.`,
     });
   }
-  const listed =
-    readers === undefined ||
-    [caller.objectId, caller.appId].some((id) => id !== undefined && readers.includes(id));
+  // A user matches by object id; an app calling as itself by its service principal's object id or
+  // its app id. A user's token never matches by app id (see Caller.appOnly).
+  const ids = caller.appOnly ? [caller.objectId, caller.appId] : [caller.objectId];
+  const listed = readers === undefined || ids.some((id) => id !== undefined && readers.includes(id));
   if (!caller.roles.includes(TOKEN_READER_ROLE) || !listed) {
     throw new BrokerError('forbidden', `${caller.name} may not read the token of ${connection}.`, {
       remedy: `An admin lists the caller's object id or app id in the connection's readers, and assigns it the ${TOKEN_READER_ROLE} app role.`,

@@ -8,6 +8,8 @@ import { xoauth2, type PublishedToken } from './token-service';
 
 interface CachedToken {
   connection: Pick<Connection, 'name' | 'mailbox' | 'status' | 'readers'>;
+  /** The registry row's etag the token was read under: any change to the row invalidates it. */
+  etag: string;
   accessToken: string;
   scope: string;
   expiresOnMs: number;
@@ -28,8 +30,35 @@ export interface TokenReaderOptions {
   now: () => Date;
   /** How long a token read from the store is served from memory; default 30 s. */
   memoryTtlMs?: number;
+  /**
+   * How old the registry row behind a serve may be; default 1 s. Status and readers are checked on
+   * every serve against a row at most this old, so a disable, a reader removal or a reset made on
+   * another instance applies here within it. (Not a read per request: one Table partition serves
+   * about 2,000 entities a second, and a busy token route would spend them all on one row.)
+   */
+  rowMemoryMs?: number;
   /** Never hand out a token with less life than this; default 60 s. */
   minimumLifetimeMs?: number;
+}
+
+/** The part of a row a serve needs. */
+function viewOf(connection: Connection): CachedToken['connection'] {
+  const { name } = connection;
+  return { name, mailbox: connection.mailbox, status: connection.status, readers: connection.readers };
+}
+
+/** The serve's view of a row whose status allows serving at all. */
+function servable(connection: Connection): CachedToken['connection'] {
+  const { name } = connection;
+  if (connection.status === 'disabled') {
+    throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+  }
+  if (connection.status === 'new') {
+    throw new BrokerError('connection_not_authorized', `Connection ${name} has not been authorized yet.`, {
+      remedy: 'An admin opens the console and clicks Authorize.',
+    });
+  }
+  return viewOf(connection);
 }
 
 /**
@@ -42,17 +71,22 @@ export class TokenReader {
   private readonly memory = new Map<string, CachedToken>();
   private readonly refreshing = singleFlight<RefreshOutcome>();
   private readonly loading = singleFlight<CachedToken>();
+  private readonly rowReads = singleFlight<Connection>();
+  private readonly rows = new Map<string, { connection: Connection; freshUntilMs: number }>();
   private readonly memoryTtlMs: number;
+  private readonly rowMemoryMs: number;
   private readonly minimumLifetimeMs: number;
 
   constructor(private readonly options: TokenReaderOptions) {
     this.memoryTtlMs = options.memoryTtlMs ?? 30_000;
+    this.rowMemoryMs = options.rowMemoryMs ?? 1000;
     this.minimumLifetimeMs = options.minimumLifetimeMs ?? 60_000;
   }
 
   /** Forgets what is held for a connection (after delete, re-authorization, disable). */
   forget(name: string): void {
     this.memory.delete(name);
+    this.rows.delete(name);
   }
 
   /**
@@ -68,21 +102,47 @@ export class TokenReader {
   ): Promise<PublishedToken> {
     const nowMs = this.options.now().getTime();
     const neededMs = Math.max(minValidSeconds * 1000, this.minimumLifetimeMs);
+    const row = await this.row(name, nowMs);
+    // Who may read first: a caller not listed learns nothing, not even the connection's status.
+    authorize(viewOf(row));
+    servable(row);
     const cached = this.memory.get(name);
-    if (cached && nowMs < cached.freshUntilMs && cached.expiresOnMs - nowMs >= neededMs) {
-      authorize(cached.connection);
+    if (
+      cached &&
+      cached.etag === row.etag &&
+      nowMs < cached.freshUntilMs &&
+      cached.expiresOnMs - nowMs >= neededMs
+    ) {
       return this.toPublished(cached, nowMs);
     }
 
-    let entry = await this.loadOnce(name);
-    authorize(entry.connection);
+    let entry = await this.loadOnce(row);
     if (entry.expiresOnMs - nowMs <= Math.max(this.options.marginMinutes * 60_000, neededMs)) {
       const outcome = await this.refreshOnce(name, neededMs);
-      entry = await this.loadOnce(name);
+      this.rows.delete(name);
+      const refreshed = await this.row(name, this.options.now().getTime());
+      authorize(viewOf(refreshed));
+      servable(refreshed);
+      entry = await this.loadOnce(refreshed);
       const remaining = entry.expiresOnMs - this.options.now().getTime();
       if (remaining < this.minimumLifetimeMs) throw this.unavailable(entry.connection, outcome);
     }
     return this.toPublished(entry, this.options.now().getTime());
+  }
+
+  /** The registry row, read at most once per `rowMemoryMs` per connection however many callers ask. */
+  private async row(name: string, nowMs: number): Promise<Connection> {
+    const remembered = this.rows.get(name);
+    if (remembered && nowMs < remembered.freshUntilMs) return remembered.connection;
+    return this.rowReads(name, async () => {
+      const connection = await this.options.registry.get(name);
+      if (!connection) {
+        this.forget(name);
+        throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+      }
+      this.rows.set(name, { connection, freshUntilMs: this.options.now().getTime() + this.rowMemoryMs });
+      return connection;
+    });
   }
 
   private refreshOnce(name: string, minimumRemainingMs: number): Promise<RefreshOutcome> {
@@ -92,31 +152,18 @@ export class TokenReader {
   }
 
   /** One store read per connection at a time, however many callers found the memory stale. */
-  private loadOnce(name: string): Promise<CachedToken> {
-    return this.loading(name, () => this.load(name));
+  private loadOnce(connection: Connection): Promise<CachedToken> {
+    return this.loading(connection.name, () => this.load(connection));
   }
 
-  private async load(name: string): Promise<CachedToken> {
-    const connection = await this.options.registry.get(name);
-    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-    if (connection.status === 'disabled') {
-      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
-    }
-    if (connection.status === 'new') {
-      throw new BrokerError('connection_not_authorized', `Connection ${name} has not been authorized yet.`, {
-        remedy: 'An admin opens the console and clicks Authorize.',
-      });
-    }
+  private async load(connection: Connection): Promise<CachedToken> {
+    const { name } = connection;
     const secret = await this.options.secrets.get(secretNames.token(name));
     const nowMs = this.options.now().getTime();
     const expiresOnMs = secret?.expiresOn?.getTime() ?? 0;
     const entry: CachedToken = {
-      connection: {
-        name,
-        mailbox: connection.mailbox,
-        status: connection.status,
-        readers: connection.readers,
-      },
+      connection: servable(connection),
+      etag: connection.etag,
       accessToken: secret?.value ?? '',
       scope: secret?.tags?.scope ?? '',
       expiresOnMs,

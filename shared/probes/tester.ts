@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { BrokerConfig } from '../config';
 import type { Connection, Profile } from '../connections/connection';
+import { scopesFor } from '../connections/profiles';
 import type { ConnectionRegistry } from '../connections/registry';
 import { BrokerError, isBrokerError } from '../errors';
 import type { Logger } from '../logging';
@@ -29,6 +30,16 @@ const PROBES: Record<Exclude<Profile, 'custom'>, { protocol: ProbeProtocol; run:
   pop: { protocol: 'pop', run: probePop },
   smtp: { protocol: 'smtp', run: probeSmtp },
 };
+
+/** The resource (scheme and host) of a scope such as `https://outlook.office365.com/EWS.AccessAsUser.All`. */
+function resourceOf(scope: string): string | undefined {
+  if (!/^https:\/\//i.test(scope)) return undefined;
+  try {
+    return new URL(scope).origin.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
 
 /** Grace after the probe's own timeout before the tester stops waiting for it regardless. */
 const HARD_STOP_GRACE_MS = 1000;
@@ -55,6 +66,7 @@ export class ConnectionTester {
     try {
       if (!probe) throw new ProbeFailure('not_supported', 'Custom connections cannot be tested.');
       const token = await this.token(name);
+      this.refuseOtherResource(connection, token);
       const details = await this.runWithDeadline(probe.run, connection, token);
       result = this.shape(connection, protocol, started, { ok: true, details });
     } catch (error) {
@@ -87,6 +99,27 @@ export class ConnectionTester {
         });
       }
       throw error;
+    }
+  }
+
+  /**
+   * A token is only ever sent to the resource it was issued for: after a reset that points ewsUrl
+   * at another host, a token for the old resource must not go to the new one (or the reverse).
+   */
+  private refuseOtherResource(connection: Connection, token: PublishedToken): void {
+    const expected = resourceOf(scopesFor(connection, this.options.config.cloud)[0] ?? '');
+    const issuedFor = resourceOf(
+      token.scope.split(' ').find((scope) => resourceOf(scope) !== undefined) ?? '',
+    );
+    if (expected !== undefined && issuedFor !== undefined && issuedFor !== expected) {
+      throw new ProbeFailure(
+        'token_wrong_audience',
+        `The published token was issued for ${issuedFor}, but the connection now uses ${expected}; it was not sent.`,
+        {
+          remedy:
+            'Authorize the connection again (or refresh it) so its token is issued for its current resource.',
+        },
+      );
     }
   }
 
