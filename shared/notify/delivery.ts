@@ -32,25 +32,53 @@ export const SIGNATURE_HEADER = 'X-Broker-Signature';
 export const EVENT_HEADER = 'X-Broker-Event';
 export const EVENT_ID_HEADER = 'X-Broker-Event-Id';
 
-const SIGNATURE_PREFIX = 'sha256=';
+/** How far a receiver accepts a signature's timestamp from its own clock, by default (5 minutes). */
+export const SIGNATURE_TOLERANCE_SECONDS = 300;
 
-/** `sha256=<hex HMAC-SHA256 of body under secret>`: the value of X-Broker-Signature. */
-export function signBody(body: string | Buffer, secret: string): string {
-  return SIGNATURE_PREFIX + createHmac('sha256', secret).update(body).digest('hex');
+function hmacHex(secret: string, timestamp: number, body: string | Buffer): string {
+  return createHmac('sha256', secret)
+    .update(`${String(timestamp)}.`)
+    .update(body)
+    .digest('hex');
+}
+
+/**
+ * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." followed by the body bytes>`: the value of
+ * X-Broker-Signature. The timestamp is signed with the body, so a captured request cannot be
+ * replayed later with a fresh one: receivers refuse a `t` more than the tolerance from their clock.
+ */
+export function signBody(body: string | Buffer, secret: string, timestamp: number): string {
+  return `t=${String(timestamp)},v1=${hmacHex(secret, timestamp, body)}`;
 }
 
 /**
  * What a receiver does: checks X-Broker-Signature against the raw request body (the exact bytes
- * received, not re-serialized JSON), in constant time. False for a missing or malformed header
- * or an empty secret.
+ * received, not re-serialized JSON) in constant time, and that its timestamp is within
+ * `toleranceSeconds` of `nowMs`. False for a missing or malformed header, an empty secret, a stale
+ * or future timestamp. Receivers also remember X-Broker-Event-Id for the tolerance window and
+ * drop a second delivery of the same id (a retry after a lost answer, or a replay within it).
  */
-export function verifySignature(body: string | Buffer, header: string | null, secret: string): boolean {
+export function verifySignature(
+  body: string | Buffer,
+  header: string | null,
+  secret: string,
+  options: { nowMs?: number; toleranceSeconds?: number } = {},
+): boolean {
   if (!header || !secret) return false;
-  const match = /^sha256=([0-9a-f]{64})$/i.exec(header.trim());
-  if (!match?.[1]) return false;
-  const received = Buffer.from(match[1], 'hex');
-  const expected = createHmac('sha256', secret).update(body).digest();
-  return received.length === expected.length && timingSafeEqual(received, expected);
+  const parts = header.split(',').map((part) => part.trim().split('='));
+  const timestamps = parts.filter(([key]) => key === 't').map(([, value]) => value ?? '');
+  const signatures = parts.filter(([key]) => key === 'v1').map(([, value]) => value ?? '');
+  if (timestamps.length !== 1 || !/^\d{1,12}$/.test(timestamps[0] ?? '')) return false;
+  const timestamp = Number(timestamps[0]);
+  const nowSeconds = Math.floor((options.nowMs ?? Date.now()) / 1000);
+  if (Math.abs(nowSeconds - timestamp) > (options.toleranceSeconds ?? SIGNATURE_TOLERANCE_SECONDS))
+    return false;
+  const expected = Buffer.from(hmacHex(secret, timestamp, body), 'hex');
+  return signatures.some((signature) => {
+    if (!/^[0-9a-f]{64}$/i.test(signature)) return false;
+    const received = Buffer.from(signature, 'hex');
+    return received.length === expected.length && timingSafeEqual(received, expected);
+  });
 }
 
 /** The webhook body for `event`; `id` and `sentAt` are fixed here, once, for every retry. */
@@ -70,26 +98,28 @@ export function toPayload(event: StatusNotification, id: string, sentAt: string)
   };
 }
 
-/** A payload with its exact bytes and their signature: what every attempt sends, unchanged. */
-export interface SignedEvent {
+/** A payload with its exact bytes: what every attempt sends, unchanged (each attempt signs anew). */
+export interface QueuedEvent {
   payload: WebhookPayload;
   body: string;
-  signature: string;
 }
 
-export function signEvent(payload: WebhookPayload, secret: string): SignedEvent {
-  const body = JSON.stringify(payload);
-  return { payload, body, signature: signBody(body, secret) };
+export function queuedEvent(payload: WebhookPayload): QueuedEvent {
+  return { payload, body: JSON.stringify(payload) };
 }
 
-/** The request headers of every attempt for `event`. */
-export function webhookHeaders(event: SignedEvent): Record<string, string> {
+/** The request headers of one attempt for `event`, signed at `timestamp` (unix seconds). */
+export function webhookHeaders(
+  event: QueuedEvent,
+  secret: string,
+  timestamp: number,
+): Record<string, string> {
   return {
     'Content-Type': 'application/json',
     'User-Agent': USER_AGENT,
     [EVENT_HEADER]: event.payload.type,
     [EVENT_ID_HEADER]: event.payload.id,
-    [SIGNATURE_HEADER]: event.signature,
+    [SIGNATURE_HEADER]: signBody(event.body, secret, timestamp),
   };
 }
 
@@ -161,6 +191,8 @@ function isTimeout(error: unknown): boolean {
 /** Where and how to POST. */
 export interface WebhookEndpoint {
   url: string;
+  /** The HMAC key (NOTIFY_WEBHOOK_SECRET). */
+  secret: string;
   /** `originOf(url)`: what logs and error texts show instead of the URL. */
   target: string;
   /** Per-attempt timeout. */
@@ -174,13 +206,14 @@ export interface WebhookEndpoint {
  * network failure or a timeout (those are `retry`); a fetch that throws synchronously counts as
  * a network failure too.
  */
-export async function deliver(endpoint: WebhookEndpoint, event: SignedEvent): Promise<AttemptOutcome> {
+export async function deliver(endpoint: WebhookEndpoint, event: QueuedEvent): Promise<AttemptOutcome> {
   const { url, target } = endpoint;
   let response: Awaited<ReturnType<Outbound['fetch']>>;
   try {
     response = await endpoint.outbound.fetch(url, {
       method: 'POST',
-      headers: webhookHeaders(event),
+      // Signed per attempt: a retry an hour later carries a timestamp receivers still accept.
+      headers: webhookHeaders(event, endpoint.secret, Math.floor(endpoint.now().getTime() / 1000)),
       body: event.body,
       timeoutMs: endpoint.timeoutMs,
     });

@@ -6,9 +6,9 @@ import {
   deliver,
   describeError,
   originOf,
-  signEvent,
+  queuedEvent,
   toPayload,
-  type SignedEvent,
+  type QueuedEvent,
   type WebhookEndpoint,
   type WebhookPayload,
 } from './delivery';
@@ -21,6 +21,7 @@ export {
   SIGNATURE_HEADER,
   signBody,
   verifySignature,
+  SIGNATURE_TOLERANCE_SECONDS,
   type WebhookPayload,
 } from './delivery';
 
@@ -136,6 +137,7 @@ export function createNotifier(options: WebhookNotifierOptions): Notifier {
   const { url, secret } = options;
   const endpoint: WebhookEndpoint = {
     url,
+    secret,
     target: originOf(url),
     timeoutMs: positiveInt(options.timeoutMs, DEFAULTS.timeoutMs, 1),
     outbound: options.outbound,
@@ -148,7 +150,7 @@ export function createNotifier(options: WebhookNotifierOptions): Notifier {
     random: options.random ?? Math.random,
   };
   const safeError = (error: unknown) => describeError(error, url, endpoint.target);
-  const queue = createDeliveryQueue<SignedEvent>({
+  const queue = createDeliveryQueue<QueuedEvent>({
     attempt: (event) => deliver(endpoint, event),
     retry,
     sleep: options.sleep ?? ((ms: number) => delay(ms)),
@@ -169,7 +171,7 @@ export function createNotifier(options: WebhookNotifierOptions): Notifier {
       try {
         const payload = toPayload(event, randomUUID(), now().toISOString());
         logNotification(logger, payload, true);
-        queue.enqueue(signEvent(payload, secret));
+        queue.enqueue(queuedEvent(payload));
       } catch (error) {
         try {
           logger.error('notify.failed', { reason: 'internal_error', error: safeError(error) });

@@ -7,7 +7,8 @@ import {
   deliver,
   describeError,
   originOf,
-  signEvent,
+  queuedEvent,
+  signBody,
   toPayload,
   verifySignature,
   webhookHeaders,
@@ -35,7 +36,8 @@ function event(overrides: Partial<StatusNotification> = {}): StatusNotification 
   };
 }
 
-const signed = () => signEvent(toPayload(event(), 'evt-1', '2025-01-02T03:04:06.000Z'), SECRET);
+const signed = () => queuedEvent(toPayload(event(), 'evt-1', '2025-01-02T03:04:06.000Z'));
+const T = Math.floor(NOW / 1000);
 
 describe('classifyAnswer', () => {
   const clock = () => NOW;
@@ -91,11 +93,12 @@ describe('classifyAnswer', () => {
 });
 
 describe('the signed event', () => {
-  it('fixes the body and signs its exact bytes', () => {
-    const { payload, body, signature } = signed();
+  it('fixes the body and signs the timestamp with its exact bytes', () => {
+    const { payload, body } = signed();
     expect(body).toBe(JSON.stringify(payload));
-    expect(signature).toBe('sha256=' + createHmac('sha256', SECRET).update(body).digest('hex'));
-    expect(verifySignature(body, signature, SECRET)).toBe(true);
+    const header = webhookHeaders(signed(), SECRET, T)['X-Broker-Signature']!;
+    expect(header).toBe(`t=${T},v1=` + createHmac('sha256', SECRET).update(`${T}.${body}`).digest('hex'));
+    expect(verifySignature(body, header, SECRET, { nowMs: NOW })).toBe(true);
   });
 
   it('turns absent or non-finite optional fields into null', () => {
@@ -109,12 +112,12 @@ describe('the signed event', () => {
 
   it('builds the documented headers', () => {
     const delivery = signed();
-    expect(webhookHeaders(delivery)).toStrictEqual({
+    expect(webhookHeaders(delivery, SECRET, T)).toStrictEqual({
       'Content-Type': 'application/json',
       'User-Agent': USER_AGENT,
       'X-Broker-Event': 'connection.degraded',
       'X-Broker-Event-Id': 'evt-1',
-      'X-Broker-Signature': delivery.signature,
+      'X-Broker-Signature': signBody(delivery.body, SECRET, T),
     });
   });
 });
@@ -147,6 +150,7 @@ describe('deliver', () => {
   function endpointWith(fetch: FetchImpl): WebhookEndpoint {
     return {
       url: URL_WITH_PATH_SECRET,
+      secret: SECRET,
       target: 'https://hooks.example.test',
       timeoutMs: 1234,
       outbound: { fetch },
@@ -166,7 +170,7 @@ describe('deliver', () => {
     expect(fetch).toHaveBeenCalledTimes(1);
     expect(fetch).toHaveBeenCalledWith(URL_WITH_PATH_SECRET, {
       method: 'POST',
-      headers: webhookHeaders(delivery),
+      headers: webhookHeaders(delivery, SECRET, T),
       body: delivery.body,
       timeoutMs: 1234,
     });

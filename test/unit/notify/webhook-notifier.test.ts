@@ -7,6 +7,7 @@ import type { StatusNotification } from '../../../shared/notify/notifier';
 import {
   createNotifier,
   signBody,
+  SIGNATURE_TOLERANCE_SECONDS,
   verifySignature,
   type WebhookNotifierOptions,
   type WebhookPayload,
@@ -133,7 +134,9 @@ describe('webhook delivery format', () => {
       at: '2025-01-02T03:04:05.000Z',
       sentAt: '2025-01-02T03:04:06.000Z',
     });
-    const expected = 'sha256=' + createHmac('sha256', SECRET).update(request.body).digest('hex');
+    // Signed at the attempt's time (the notifier's clock): t, then the HMAC of "t." and the exact bytes.
+    const t = Math.floor(Date.parse('2025-01-02T03:04:06.000Z') / 1000);
+    const expected = `t=${t},v1=` + createHmac('sha256', SECRET).update(`${t}.${request.body}`).digest('hex');
     expect(request.headers).toEqual({
       'Content-Type': 'application/json',
       'User-Agent': USER_AGENT,
@@ -141,7 +144,9 @@ describe('webhook delivery format', () => {
       'X-Broker-Event-Id': payload.id,
       'X-Broker-Signature': expected,
     });
-    expect(verifySignature(request.body, request.headers['X-Broker-Signature']!, SECRET)).toBe(true);
+    expect(
+      verifySignature(request.body, request.headers['X-Broker-Signature']!, SECRET, { nowMs: t * 1000 }),
+    ).toBe(true);
 
     expect(named(log.events, 'notify.delivered')).toEqual([
       expect.objectContaining({
@@ -203,35 +208,58 @@ describe('webhook delivery format', () => {
 
 describe('verifySignature', () => {
   const body = JSON.stringify({ id: 'x', type: 'connection.degraded' });
-  const header = signBody(body, SECRET);
+  const nowMs = Date.parse('2025-01-02T03:04:06.000Z');
+  const t = Math.floor(nowMs / 1000);
+  const header = signBody(body, SECRET, t);
+  const at = { nowMs };
 
-  it('accepts the signature of the exact body, as a string or a Buffer', () => {
-    expect(verifySignature(body, header, SECRET)).toBe(true);
-    expect(verifySignature(Buffer.from(body), header, SECRET)).toBe(true);
-    expect(verifySignature(body, header.toUpperCase().replace('SHA256=', 'sha256='), SECRET)).toBe(true);
+  it('accepts the signature of the exact body, as a string or a Buffer, within the tolerance', () => {
+    expect(verifySignature(body, header, SECRET, at)).toBe(true);
+    expect(verifySignature(Buffer.from(body), header, SECRET, at)).toBe(true);
+    expect(
+      verifySignature(
+        body,
+        header.replace('v1=', 'v1=').toUpperCase().replace('T=', 't=').replace('V1=', 'v1='),
+        SECRET,
+        at,
+      ),
+    ).toBe(true);
+    expect(verifySignature(body, header, SECRET, { nowMs: nowMs + SIGNATURE_TOLERANCE_SECONDS * 1000 })).toBe(
+      true,
+    );
+  });
+
+  it('regression: a captured event could be replayed forever — a timestamp outside 5 minutes is refused', () => {
+    expect(SIGNATURE_TOLERANCE_SECONDS).toBe(300);
+    expect(verifySignature(body, header, SECRET, { nowMs: nowMs + 301_000 })).toBe(false);
+    expect(verifySignature(body, header, SECRET, { nowMs: nowMs - 301_000 })).toBe(false);
+    // The timestamp is signed: a fresh one on a captured signature does not verify.
+    const replayed = header.replace(`t=${t}`, `t=${t + 600}`);
+    expect(verifySignature(body, replayed, SECRET, { nowMs: nowMs + 600_000 })).toBe(false);
   });
 
   it('rejects a tampered body', () => {
-    expect(verifySignature(body.replace('degraded', 'recovered'), header, SECRET)).toBe(false);
-    expect(verifySignature(`${body} `, header, SECRET)).toBe(false);
+    expect(verifySignature(body.replace('degraded', 'recovered'), header, SECRET, at)).toBe(false);
+    expect(verifySignature(`${body} `, header, SECRET, at)).toBe(false);
   });
 
   it('rejects the wrong secret and an empty secret', () => {
-    expect(verifySignature(body, header, 'another-secret')).toBe(false);
-    expect(verifySignature(body, signBody(body, ''), '')).toBe(false);
+    expect(verifySignature(body, header, 'another-secret', at)).toBe(false);
+    expect(verifySignature(body, signBody(body, '', t), '', at)).toBe(false);
   });
 
   it.each([
     ['missing', null],
     ['empty', ''],
-    ['without a prefix', header.slice('sha256='.length)],
-    ['another algorithm', header.replace('sha256=', 'sha1=')],
+    ['without a timestamp', header.replace(`t=${t},`, '')],
+    ['two timestamps', `t=${t},${header}`],
+    ['the old sha256= form', `sha256=${'a'.repeat(64)}`],
     ['truncated', header.slice(0, -2)],
     ['too long', `${header}00`],
-    ['not hex', `sha256=${'z'.repeat(64)}`],
-    ['two signatures', `${header},${header}`],
+    ['not hex', `t=${t},v1=${'z'.repeat(64)}`],
+    ['a timestamp that is no number', header.replace(`t=${t}`, 't=soon')],
   ])('rejects a %s header', (_name, value) => {
-    expect(verifySignature(body, value, SECRET)).toBe(false);
+    expect(verifySignature(body, value, SECRET, at)).toBe(false);
   });
 });
 
