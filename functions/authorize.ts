@@ -15,11 +15,11 @@ import type { HttpFunctionDefinition } from './route';
 const inBrowser: Handler = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
+  // Starting a sign-in (or, for grants without a browser step, acquiring a token) changes state:
+  // another site may not make the admin's browser start one (Sec-Fetch-Site: cross-site).
+  refuseCrossSite(broker, request);
   const connection = await existingConnection(broker, name);
   if (isServerSideGrant(connection.grant)) {
-    // Grants without a browser step: a GET does what the POST does and shows the result page, so
-    // it is as state-changing as the POST: not from another site.
-    refuseCrossSite(broker, request);
     return serverSideResultPage(broker, request, name, caller.name);
   }
   const started = await broker.authorization.start(name, caller.name);

@@ -43,7 +43,9 @@ async function define(
   if (reset !== null && reset !== 'true' && reset !== 'false') {
     throw new BrokerError('invalid_request', 'reset must be true or false.');
   }
-  const definition = parseConnectionDefinition(await readJsonBody(request));
+  const definition = parseConnectionDefinition(await readJsonBody(request), {
+    ownClientId: broker.config.clientId,
+  });
   const { connection, created } = await broker.connections.define(name, definition, {
     ...change,
     reset: reset === 'true',

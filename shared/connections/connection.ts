@@ -188,8 +188,34 @@ export function assertConnectionName(name: unknown): string {
   return name;
 }
 
+/**
+ * Resources a `custom` connection may never name: the broker's own app (a token for it would be a
+ * token for the broker's API), Key Vault (where the broker keeps every refresh token) and Azure
+ * Resource Manager, in every cloud. A consumer handed such a token would hold far more than a mailbox.
+ */
+const FORBIDDEN_RESOURCE_HOSTS =
+  /^(?:vault\.azure\.net|vault\.usgovcloudapi\.net|vault\.azure\.cn|vault\.microsoftazure\.de|managedhsm\.azure\.net|managedhsm\.usgovcloudapi\.net|managedhsm\.azure\.cn|management\.azure\.com|management\.core\.windows\.net|management\.usgovcloudapi\.net|management\.core\.usgovcloudapi\.net|management\.chinacloudapi\.cn|management\.core\.chinacloudapi\.cn)$/i;
+
+export function forbiddenScope(scope: string, ownClientId: string | undefined): string | undefined {
+  const lower = scope.toLowerCase();
+  if (ownClientId) {
+    const own = ownClientId.toLowerCase();
+    if (lower.startsWith(`${own}/`) || lower === own || lower.startsWith(`api://${own}`)) {
+      return `${scope}: the broker's own app is not a resource a connection may hold tokens for`;
+    }
+  }
+  const host = /^https:\/\/([^/:]+)/i.exec(scope)?.[1];
+  if (host && (FORBIDDEN_RESOURCE_HOSTS.test(host) || /\.vault\./i.test(host))) {
+    return `${scope}: Key Vault and Azure Resource Manager are not resources a connection may hold tokens for`;
+  }
+  return undefined;
+}
+
 /** Validates a connection definition from outside (the PUT body), or throws `invalid_connection`. */
-export function parseConnectionDefinition(input: unknown): ConnectionDefinition {
+export function parseConnectionDefinition(
+  input: unknown,
+  options: { ownClientId?: string } = {},
+): ConnectionDefinition {
   if ((input as { grant?: unknown } | null)?.grant === 'device_code') {
     throw new BrokerError(
       'invalid_connection',
@@ -204,6 +230,15 @@ export function parseConnectionDefinition(input: unknown): ConnectionDefinition 
     throw new BrokerError('invalid_connection', `The connection definition is not valid: ${details}`);
   }
   const value = parsed.data;
+  const refused = (value.scopes ?? [])
+    .map((scope) => forbiddenScope(scope, options.ownClientId))
+    .filter((problem) => problem !== undefined);
+  if (refused.length > 0) {
+    throw new BrokerError(
+      'invalid_connection',
+      `The connection definition is not valid: scopes: ${refused.join('; ')}`,
+    );
+  }
   const mailbox = value.mailbox.toLowerCase();
   return {
     mailbox,

@@ -41,6 +41,9 @@ export interface TokenReaderOptions {
   minimumLifetimeMs?: number;
 }
 
+/** At most one refresh per connection in this time for consumers that ask for more life than the margin. */
+export const FORCED_REFRESH_INTERVAL_MS = 5 * 60_000;
+
 /** The part of a row a serve needs. */
 function viewOf(connection: Connection): CachedToken['connection'] {
   const { name } = connection;
@@ -117,7 +120,7 @@ export class TokenReader {
     }
 
     let entry = await this.loadOnce(row);
-    if (entry.expiresOnMs - nowMs <= Math.max(this.options.marginMinutes * 60_000, neededMs)) {
+    if (this.refreshDue(row, entry.expiresOnMs - nowMs, neededMs, nowMs)) {
       const outcome = await this.refreshOnce(name, neededMs);
       this.rows.delete(name);
       const refreshed = await this.row(name, this.options.now().getTime());
@@ -128,6 +131,20 @@ export class TokenReader {
       if (remaining < this.minimumLifetimeMs) throw this.unavailable(entry.connection, outcome);
     }
     return this.toPublished(entry, this.options.now().getTime());
+  }
+
+  /**
+   * Whether a read must refresh first: always inside the refresh margin; for a consumer asking for
+   * more life (`min_valid_seconds`) only if the connection was not refreshed in the last
+   * {@link FORCED_REFRESH_INTERVAL_MS}. Entra issues tokens of 60 to 90 minutes: a consumer asking
+   * for 59 would otherwise force a refresh every minute; a token refreshed moments ago is the
+   * freshest there is, and is served with its true expires_in.
+   */
+  private refreshDue(row: Connection, remainingMs: number, neededMs: number, nowMs: number): boolean {
+    if (remainingMs <= Math.max(this.options.marginMinutes * 60_000, this.minimumLifetimeMs)) return true;
+    if (remainingMs > neededMs) return false;
+    const lastRefreshMs = Date.parse(row.lastRefreshAt ?? row.authorizedAt ?? '');
+    return !(nowMs - lastRefreshMs < FORCED_REFRESH_INTERVAL_MS);
   }
 
   /** The registry row, read at most once per `rowMemoryMs` per connection however many callers ask. */

@@ -75,7 +75,8 @@ const ROLE_OF: Partial<Record<Caller, string[]>> = {
 
 function expected(caller: Caller, route: Route): number {
   if (caller === 'foreign Host') return 421;
-  const changes = route.method !== 'GET';
+  // Regression: a GET …/authorize from another site started a sign-in; it changes state like a POST.
+  const changes = route.method !== 'GET' || route.path.endsWith('/authorize');
   if (caller === 'cross-site Origin') return changes ? 403 : route.allowed;
   if (route.kind === 'public' || route.kind === 'callback') return route.allowed;
   const admin = caller === 'admin' || caller === 'local with BROKER_LOCAL_ADMIN';

@@ -38,6 +38,27 @@ it('refreshes first, once for 20 callers, when the token would live less than N'
   expect(refreshes()).toBe(before + 1);
 });
 
+it('regression: asking for 59 minutes forced a refresh on every read — now at most one per 5 minutes', async () => {
+  // A token fresh from Entra lives about an hour: right after a refresh it already lives less than 3540 s.
+  clock.advance(50 * 60 * 1000);
+  const before = refreshes();
+  const first = await read('?min_valid_seconds=3540');
+  expect(first.status).toBe(200);
+  expect(refreshes()).toBe(before + 1);
+  clock.advance(2 * 60 * 1000);
+  for (let i = 0; i < 5; i++) {
+    const again = await read('?min_valid_seconds=3540');
+    expect(again.status).toBe(200);
+    // Served as it is, with its true remaining life.
+    expect(again.json.expires_in).toBeLessThan(3540);
+    expect(again.json.expires_in).toBeGreaterThan(3000);
+  }
+  expect(refreshes()).toBe(before + 1);
+  clock.advance(4 * 60 * 1000); // 6 minutes after the refresh
+  await read('?min_valid_seconds=3540');
+  expect(refreshes()).toBe(before + 2);
+});
+
 it.each([
   '?min_valid_seconds=59',
   '?min_valid_seconds=3541',

@@ -143,6 +143,41 @@ describe('connection definitions', () => {
   });
 });
 
+describe('custom scopes the broker refuses', () => {
+  const own = '66666666-7777-8888-9999-000000000000';
+  it.each([
+    ['Key Vault', 'https://vault.azure.net/user_impersonation'],
+    ['Key Vault (US Gov)', 'https://vault.usgovcloudapi.net/.default'],
+    ['Managed HSM', 'https://managedhsm.azure.net/user_impersonation'],
+    ['a vault by its own host', 'https://contoso-broker.vault.azure.net/.default'],
+    ['ARM', 'https://management.azure.com/user_impersonation'],
+    ['ARM (classic audience)', 'https://management.core.windows.net//.default'],
+    ['ARM (China)', 'https://management.chinacloudapi.cn/.default'],
+    ['the broker itself by app id', `${own}/.default`],
+    ['the broker itself by its api:// URI', `api://${own}/user_impersonation`],
+  ])('regression: a custom connection could hold tokens for %s', (_what, scope) => {
+    expect(() =>
+      parseConnectionDefinition(
+        { mailbox: 'a@b.test', profile: 'custom', scopes: [scope] },
+        { ownClientId: own },
+      ),
+    ).toThrow(/scopes: .*not (a resource|resources) a connection may hold tokens for/);
+  });
+
+  it('still takes a mailbox resource of its own choosing', () => {
+    expect(
+      parseConnectionDefinition(
+        {
+          mailbox: 'a@b.test',
+          profile: 'custom',
+          scopes: ['https://outlook.office.com/EAS.AccessAsUser.All'],
+        },
+        { ownClientId: own },
+      ).scopes,
+    ).toEqual(['https://outlook.office.com/EAS.AccessAsUser.All']);
+  });
+});
+
 describe('profile scopes', () => {
   const global = cloudFor('https://login.microsoftonline.com');
   it.each([
