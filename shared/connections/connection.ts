@@ -25,16 +25,11 @@ export function isServerSideGrant(grant: Grant): boolean {
   return grant !== 'authorization_code';
 }
 
-/** Profiles Exchange Online and Graph offer an application permission for (README "Grants"). */
-const APP_ONLY_PROFILES = new Set<Profile>([
-  'ews',
-  'ews-shared',
-  'imap',
-  'pop',
-  'smtp',
-  'graph-mail',
-  'custom',
-]);
+/**
+ * Profiles Exchange Online and Graph offer an application permission for (README "Grants"): all but
+ * the shared-mailbox Graph grant, which is delegated only (app-only reaches any mailbox through graph-mail).
+ */
+const APP_ONLY_PROFILES = new Set<Profile>(PROFILES.filter((profile) => profile !== 'graph-mail-shared'));
 
 export const STATUSES = ['new', 'authorized', 'degraded', 'reauthorization_required', 'disabled'] as const;
 export type ConnectionStatus = (typeof STATUSES)[number];
