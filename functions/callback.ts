@@ -1,19 +1,21 @@
 import { adminConsentPage, callbackPage } from '../shared/http/pages';
-import { bindingCookie, readBindingCookie, singleQueryValue } from '../shared/http/request';
+import { bindingCookie, readBindingCookie, readFormBody, singleValue } from '../shared/http/request';
 import { toBrokerError } from '../shared/http/responses';
 import type { Handler } from '../shared/http/types';
 import type { HttpFunctionDefinition } from './route';
 
 /**
- * `GET /api/callback`: where Entra returns the browser, with the code of a sign-in the authorize
- * route started in this browser (its binding cookie), or from the admin-consent endpoint. Answers
- * the popup's result page, success or failure; clears the binding cookie on success.
+ * `POST /api/callback`: where Entra returns the browser with the code of a sign-in the authorize
+ * route started in this browser (its binding cookie), in a form it POSTs (response_mode=form_post,
+ * so the code and state never stand in a URL); `GET /api/callback` for the admin-consent endpoint's
+ * return (and a query-mode answer). Answers the popup's result page, success or failure; clears
+ * the binding cookie on success.
  */
 const handler: Handler = async (broker, request) => {
-  const take = (key: string) => singleQueryValue(request, key);
+  const params = request.method === 'POST' ? await readFormBody(request) : request.url.searchParams;
+  const take = (key: string) => singleValue(params, key);
   const state = take('state');
-  const query = request.url.searchParams;
-  if (state === undefined && (query.has('admin_consent') || query.has('error'))) {
+  if (state === undefined && (params.has('admin_consent') || params.has('error'))) {
     // The admin-consent endpoint's return: no authorization of ours is in flight.
     return adminConsentPage(take('admin_consent'), take('tenant'), take('error'), take('error_description'));
   }
@@ -48,8 +50,10 @@ const handler: Handler = async (broker, request) => {
 export const callback: HttpFunctionDefinition = {
   name: 'callback',
   route: 'callback',
-  methods: ['GET'],
+  methods: ['GET', 'POST'],
   kind: 'browser',
+  // Entra POSTs the form from its own origin; state, the binding cookie and PKCE protect it.
+  acceptsCrossSitePost: true,
   authLevel: 'anonymous',
   handler,
 };

@@ -25,6 +25,8 @@ export interface HttpFunctionDefinition {
   kind: RouteKind | ((method: string) => RouteKind);
   authLevel: 'anonymous' | 'function';
   handler: Handler;
+  /** Only the callback: a form another site (Entra) POSTs; everything else refuses cross-site writes. */
+  acceptsCrossSitePost?: true;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -43,7 +45,8 @@ export function serve(definition: HttpFunctionDefinition): Handler {
     try {
       refuseMisaddressed(broker, request);
       const served = (methods as string[]).includes(request.method);
-      if (served && !SAFE_METHODS.has(request.method)) refuseCrossSite(broker, request);
+      if (served && !SAFE_METHODS.has(request.method) && !definition.acceptsCrossSitePost)
+        refuseCrossSite(broker, request);
       if (!served) {
         const error = new BrokerError('method_not_allowed', `${request.method} is not allowed here.`);
         const response =

@@ -66,7 +66,12 @@ export async function readJsonBody(request: BrokerRequest): Promise<unknown> {
 
 /** A query parameter given at most once and at most 8192 characters long (400 otherwise). */
 export function singleQueryValue(request: BrokerRequest, key: string): string | undefined {
-  const values = request.url.searchParams.getAll(key);
+  return singleValue(request.url.searchParams, key);
+}
+
+/** One parameter of a query or form: 400 when it appears twice or is too long. */
+export function singleValue(params: URLSearchParams, key: string): string | undefined {
+  const values = params.getAll(key);
   if (values.length > 1)
     throw new BrokerError('invalid_request', `The parameter ${key} appears more than once.`);
   const value: string | undefined = values[0];
@@ -74,6 +79,19 @@ export function singleQueryValue(request: BrokerRequest, key: string): string | 
     throw new BrokerError('invalid_request', `The parameter ${key} is too long.`);
   }
   return value;
+}
+
+/** An HTML form's fields (application/x-www-form-urlencoded): 415 for another type, 413 above the body limit. */
+export async function readFormBody(request: BrokerRequest): Promise<URLSearchParams> {
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(contentType)) {
+    throw new BrokerError('unsupported_media_type', 'Send the form as application/x-www-form-urlencoded.');
+  }
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > MAX_JSON_BODY_BYTES) {
+    throw new BrokerError('payload_too_large', `The body may be at most ${MAX_JSON_BODY_BYTES} bytes.`);
+  }
+  return new URLSearchParams(await request.text(MAX_JSON_BODY_BYTES));
 }
 
 /**
@@ -88,16 +106,20 @@ export function bindingCookie(
   value: string,
   maxAgeSeconds: number,
 ): ResponseCookie {
-  const secure = broker.config.publicBaseUrl.startsWith('https://');
+  const https = broker.config.publicBaseUrl.startsWith('https://');
   return {
-    name: bindingCookieName(state, secure),
+    name: bindingCookieName(state, https),
     value,
-    path: '/',
+    // Only the callback reads it: no other request of the app carries it.
+    path: '/api/callback',
     maxAgeSeconds,
-    secure,
+    // Browsers take Secure cookies from http://localhost too (a potentially trustworthy origin).
+    secure: true,
     httpOnly: true,
-    // Lax: the cookie must come back on Entra's top-level redirect to /api/callback.
-    sameSite: 'Lax',
+    // None: Entra returns the code in a form it POSTs from its own origin (response_mode=form_post),
+    // and a cross-site POST carries only SameSite=None cookies. The cookie is one random value per
+    // sign-in, useless without the state and the PKCE verifier that stay on the server.
+    sameSite: 'None',
   };
 }
 
@@ -113,7 +135,8 @@ export function readBindingCookie(broker: Broker, request: BrokerRequest, state:
   return undefined;
 }
 
-function bindingCookieName(state: string, secure: boolean): string {
+function bindingCookieName(state: string, https: boolean): string {
   const flow = createHash('sha256').update(state).digest('base64url').slice(0, 16);
-  return `${secure ? '__Host-' : ''}broker_auth_${flow}`;
+  // __Secure- (not __Host-, which requires Path=/): the browser refuses it from a non-secure page.
+  return `${https ? '__Secure-' : ''}broker_auth_${flow}`;
 }

@@ -31,7 +31,7 @@ export interface ResponseCookie {
   maxAgeSeconds: number;
   secure: boolean;
   httpOnly: true;
-  sameSite: 'Lax' | 'Strict';
+  sameSite: 'Lax' | 'Strict' | 'None';
 }
 
 /** A route's logic, independent of the Functions programming model. */

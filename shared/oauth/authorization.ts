@@ -149,7 +149,9 @@ export class AuthorizationService {
       state,
       nonce,
       loginHint: connection.account,
-      responseMode: 'query',
+      // The code and state come back in a POSTed form, never in a URL: request logs, Application
+      // Insights request telemetry, proxies and browser history see only /api/callback.
+      responseMode: 'form_post',
     });
     return { redirectUrl, state, browserBinding, ttlSeconds: config.authSessionTtlSeconds };
   }

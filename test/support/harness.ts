@@ -280,12 +280,38 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 export class Browser {
   private readonly cookies = new Map<string, string>();
 
-  async get(url: string | URL): Promise<Response> {
-    const target = new URL(url);
+  get(url: string | URL): Promise<Response> {
+    return this.send(new URL(url), {});
+  }
+
+  /**
+   * What a browser does with Entra's response_mode=form_post page: POSTs its fields, from Entra's
+   * origin (a cross-site request), to the callback.
+   */
+  postForm(url: string | URL, fields: URLSearchParams, fromOrigin: string): Promise<Response> {
+    return this.send(new URL(url), {
+      method: 'POST',
+      body: fields.toString(),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: fromOrigin,
+        'sec-fetch-site': 'cross-site',
+      },
+    });
+  }
+
+  private async send(
+    target: URL,
+    init: { method?: string; body?: string; headers?: Record<string, string> },
+  ) {
     const cookieHeader = [...this.cookies.entries()].map(([name, value]) => `${name}=${value}`).join('; ');
     const response = await fetch(target, {
+      ...init,
       redirect: 'manual',
-      headers: cookieHeader && target.hostname === 'localhost' ? { cookie: cookieHeader } : {},
+      headers: {
+        ...init.headers,
+        ...(cookieHeader && target.hostname === 'localhost' ? { cookie: cookieHeader } : {}),
+      },
     });
     for (const setCookie of response.headers.getSetCookie()) {
       const [pair] = setCookie.split(';');
@@ -374,7 +400,14 @@ export async function authorizeConnection(
   const callbackUrl = await signIn(signInUrl, { ...user, consent: 'accept' });
   harness.secretsSeen.add(callbackUrl.searchParams.get('code') ?? '');
   await beforeCallback?.();
-  const callback = await browser.get(callbackUrl);
+  // The broker asks for response_mode=form_post: the driver hands back the form's fields as a
+  // query, and the browser POSTs them, as Entra's auto-submitting page makes a browser do.
+  expect(new URL(signInUrl).searchParams.get('response_mode')).toBe('form_post');
+  const callback = await browser.postForm(
+    `${callbackUrl.origin}${callbackUrl.pathname}`,
+    callbackUrl.searchParams,
+    new URL(harness.entra.url).origin,
+  );
   await callback.text();
   return callback.status;
 }

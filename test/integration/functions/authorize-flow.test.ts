@@ -20,7 +20,12 @@ async function authorizeThroughBrowser(
   const callbackUrl = await signIn(authorizeUrl.toString(), { ...user, consent: 'accept' });
   const code = callbackUrl.searchParams.get('code');
   if (code) harness.secretsSeen.add(code);
-  const callback = await browser.get(callbackUrl);
+  // Entra's form_post page: the browser POSTs the fields; nothing stands in the callback's URL.
+  const callback = await browser.postForm(
+    `${callbackUrl.origin}${callbackUrl.pathname}`,
+    callbackUrl.searchParams,
+    new URL(harness.entra.url).origin,
+  );
   const page = await callback.text();
   return { authorizeUrl, callbackUrl, callback, page, browser, state };
 }
@@ -73,7 +78,9 @@ describe('authorize a connection end to end (local encrypted store)', () => {
     expect(query.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(query.get('nonce')).toBeTruthy();
     expect(query.get('login_hint')).toBe('support@contoso.test');
-    expect(query.get('response_mode')).toBe('query');
+    // Regression: the code and state came back in the callback's URL, where request logs and
+    // Application Insights request telemetry keep them; now Entra POSTs them in a form.
+    expect(query.get('response_mode')).toBe('form_post');
     expect(query.get('redirect_uri')).toBe(`${harness.baseUrl}/api/callback`);
     expect(query.get('scope')?.split(' ')).toEqual(expect.arrayContaining([EWS_SCOPE, 'offline_access']));
 
