@@ -4,18 +4,27 @@
 //   ├── user-assigned managed identity (the app's only credential: Azure resources + federated credential)
 //   ├── Log Analytics + Application Insights (local auth off)
 //   ├── storage account (shared key off) + Flex Consumption deployment container
-//   ├── Key Vault(s) (RBAC, soft delete, purge protection)
-//   ├── Flex Consumption plan + Function App (node 22, HTTPS only, TLS 1.2)
-//   ├── role assignments (rbac.bicep)
+//   ├── Key Vaults (RBAC, soft delete): published tokens (purge protection) and, apart, the token
+//   │   caches and passwords (no purge protection: the broker purges a deleted connection's secrets)
+//   ├── role assignments of the app identity and the deployer (rbac.bicep)
+//   ├── Flex Consumption plan + Function App (node 22, HTTPS only, TLS 1.2, no basic publishing auth)
+//   ├── per-secret Key Vault Secrets User for listed token consumers (token-readers.bicep)
 //   └── app settings + App Service Authentication (after the App Registration exists)
 //   Microsoft Entra (Microsoft Graph Bicep extension, entra-app.bicep)
 //   ├── App Registration (redirect URIs from the Function App's real host name, app roles, permissions)
-//   ├── service principal, optional admin consent
+//   ├── service principal (assignment required)
 //   └── federated identity credential: the managed identity is the app's client credential (no secret)
+//   App role assignments and admin consent are not Bicep resources: the deployment outputs what it
+//   wants (BROKER_APP_ROLE_ASSIGNMENTS, BROKER_PERMISSION_GRANTS) and azure.yaml's postprovision hook
+//   (scripts/assign-app-roles.ts) makes what is missing through Microsoft Graph.
 //
-// Order matters and has no cycle: the Function App is created first (its default host name is needed
-// for the redirect URIs), then the App Registration (it needs that host name and the identity), then
-// the app settings and authsettingsV2 (they need the App Registration's client id).
+// Order matters and has no cycle: the role assignments first (the Function App's host and its Flex
+// deployment use its identity's storage roles from the start), then the Function App (its default
+// host name is needed for the redirect URIs), then the App Registration (it needs that host name and
+// the identity), then the app settings and authsettingsV2 (they need the App Registration's client id).
+//
+// Parameters: infra/main.bicepparam, the one parameter file, read by azd and `az deployment` alike
+// (readEnvironmentVariable); every parameter has an environment variable there.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -24,7 +33,7 @@ targetScope = 'subscription'
 param environmentName string
 
 @minLength(1)
-@description('Region of every resource: one that offers Flex Consumption (the Functions quickstart\'s list; `az functionapp list-flexconsumption-locations` shows today\'s).')
+@description('Region of every resource: one that offers Flex Consumption (the Functions quickstart\'s list; `az functionapp list-flexconsumption-locations` shows today\'s). azd reads main.bicepparam and then prompts for AZURE_LOCATION without this filter: set AZURE_LOCATION first (README).')
 @allowed([
   'australiaeast'
   'australiasoutheast'
@@ -62,7 +71,7 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID). Gets data access for debugging and Broker.Admin. Empty: none.')
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID). Gets data access for debugging and Broker.Admin (a User or Group). Empty: none.')
 param principalId string = ''
 
 @allowed(['User', 'ServicePrincipal', 'Group'])
@@ -92,18 +101,21 @@ param allowedTenants array = []
 param keyVaultCount int = 1
 
 @maxLength(32)
-@description('Salts the Key Vault names. Vault names stay reserved for the soft-delete retention (90 days, purge protection) after `azd down`; azure.yaml\'s postdown hook sets a new salt (KEY_VAULT_NAME_SALT) so the next `azd up` creates fresh vaults. Empty: the original names.')
+@description('Salts the Key Vault names. A soft-deleted vault keeps its name for the retention period (90 days) after `azd down` unless it is purged, and the published-token vaults cannot be (purge protection); azure.yaml\'s postdown hook sets a new salt (KEY_VAULT_NAME_SALT) so the next `azd up` creates fresh vaults. Empty: the original names.')
 param keyVaultNameSalt string = ''
 
 @allowed(['default', 'recover'])
-@description('recover: bring back the soft-deleted vaults of this environment (same names, so the salt of their deployment) with their secrets, instead of creating new ones.')
+@description('recover: bring back the soft-deleted vaults of this environment (same names, so the salt of their deployment) with their secrets, instead of creating new ones. Both sets must still be soft-deleted (not purged).')
 param keyVaultCreateMode string = 'default'
 
-@description('Principal object ids that may read published tokens from the vault(s) (Key Vault Secrets User), e.g. consumer apps\' managed identities.')
-param tokenReaderPrincipalIds array = []
+@description('Consumers that read a connection\'s published token from Key Vault, per connection: [{ connection: \'support-in\', principalId: \'<object id>\' }] (optional keyVaultIndex with keyVaultCount > 1). Each gets Key Vault Secrets User on the secret conn-{connection}-token only, which must exist (the connection authorized). No consumer gets a role on a vault.')
+param tokenReaders array = []
 
 @description('Users or groups (object ids) to assign the Broker.Admin app role, besides the deploying user.')
 param brokerAdminPrincipalIds array = []
+
+@description('Users or groups (object ids) to assign Broker.MailboxSignIn: the accounts that sign in to authorize a mailbox. The service principal requires an assignment, so no one else can.')
+param mailboxSignInPrincipalIds array = []
 
 @description('US Government DoD tenants: usgov-dod (its Exchange and Graph hosts differ from GCC High, which signs in at the same host). Empty elsewhere: the cloud follows the deployment\'s environment().')
 @allowed(['', 'usgov-dod'])
@@ -115,7 +127,7 @@ param refreshSchedule string = '0 */10 * * * *'
 @description('Optional webhook for status changes (NOTIFY_WEBHOOK_URL). Its signing key lives in Key Vault as notifyWebhookSecretName.')
 param notifyWebhookUrl string = ''
 
-@description('Name of the Key Vault secret (in the first vault) holding NOTIFY_WEBHOOK_SECRET.')
+@description('Name of the Key Vault secret (in the first private vault, which consumers cannot read) holding NOTIFY_WEBHOOK_SECRET.')
 param notifyWebhookSecretName string = 'notify-webhook-secret'
 
 @secure()
@@ -128,17 +140,16 @@ param publicBaseUrl string = ''
 @description('Display name of the App Registration. Empty: "ews-oauth-broker (<environment>)".')
 param appDisplayName string = ''
 
-@description('Create the app role assignments (Broker.Admin for the deployer and brokerAdminPrincipalIds; with grantAdminConsent, the app-only application permissions). Microsoft Graph Bicep cannot re-create an assignment that exists (msgraph-bicep-types issue 161), so azure.yaml\'s postprovision hook turns this off (BROKER_ASSIGN_APP_ROLES=false) once they exist.')
-param assignAppRoles bool = true
-
 @description('Optional serviceManagementReference, required by some tenants\' app management policies.')
 param serviceManagementReference string = ''
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
+@description('Flex Consumption scale-out limit per app: from 40 to 1,000 (Azure Functions docs, Flex Consumption).')
 param maximumInstanceCount int = 100
 
 @allowed([512, 2048, 4096])
+@description('Flex Consumption instance memory (MB).')
 param instanceMemoryMB int = 2048
 
 var abbrs = {
@@ -155,12 +166,12 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName }
 var functionAppName = '${abbrs.functionApp}broker-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
-// Vault names outlive `azd down` by the soft-delete retention (purge protection forbids purging), so
-// they take a salt the postdown hook renews; without one they keep the names of the first release.
+// Vault names outlive `azd down` by the soft-delete retention (the published-token vaults cannot be
+// purged), so they take a salt the postdown hook renews; without one they keep the first release's names.
 var vaultToken = empty(keyVaultNameSalt) ? resourceToken : toLower(uniqueString(subscription().id, environmentName, location, keyVaultNameSalt))
 var keyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}${vaultToken}${i == 0 ? '' : string(i)}']
-// Token caches (refresh tokens) and passwords live apart from the published tokens: consumers get a
-// role on keyVaultNames only, so no consumer's Key Vault access can ever reach a refresh token.
+// Token caches (refresh tokens) and passwords live apart from the published tokens: no consumer ever
+// gets a role on them, and without purge protection a deleted connection's refresh tokens are purged.
 var privateKeyVaultNames = [for i in range(0, keyVaultCount): '${abbrs.keyVault}p${vaultToken}${i == 0 ? '' : string(i)}']
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
@@ -209,8 +220,8 @@ module keyVault 'app/key-vault.bicep' = {
     createMode: keyVaultCreateMode
     location: location
     tags: tags
+    // The published-token vaults hold no webhook key: consumers may read these vaults.
     notifyWebhookSecretName: notifyWebhookSecretName
-    notifyWebhookSecret: notifyWebhookSecret
   }
 }
 
@@ -220,15 +231,38 @@ module privateKeyVault 'app/key-vault.bicep' = {
   params: {
     names: privateKeyVaultNames
     createMode: keyVaultCreateMode
+    // A delete is final: the broker purges a deleted connection's refresh tokens, which purge
+    // protection would keep recoverable for the retention period. Soft delete stays.
+    enablePurgeProtection: false
     location: location
     tags: tags
+    // The webhook signing key lives here, out of every consumer's reach: a consumer that could read
+    // it could forge a signed connection.deleted.
     notifyWebhookSecretName: notifyWebhookSecretName
+    notifyWebhookSecret: notifyWebhookSecret
   }
 }
 
+module rbac 'app/rbac.bicep' = {
+  name: 'rbacAssignments'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    keyVaultNames: keyVault.outputs.names
+    privateKeyVaultNames: privateKeyVault.outputs.names
+    appInsightsName: monitoring.outputs.appInsightsName
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
+  }
+}
+
+// After the role assignments: the host (AzureWebJobsStorage) and the Flex deployment container
+// (Storage Blob Data Owner) use the identity's roles from the first start.
 module functionApp 'app/function-app.bicep' = {
   name: 'functionApp'
   scope: rg
+  dependsOn: [rbac]
   params: {
     name: functionAppName
     planName: '${abbrs.plan}${resourceToken}'
@@ -254,9 +288,9 @@ module entraApp 'app/entra-app.bicep' = {
     profiles: profiles
     enableAppOnly: enableAppOnly
     grantAdminConsent: grantAdminConsent
-    assignAppRoles: assignAppRoles
     identityPrincipalId: identity.outputs.principalId
     brokerAdminPrincipalIds: union(empty(principalId) || principalType == 'ServicePrincipal' ? [] : [principalId], brokerAdminPrincipalIds)
+    mailboxSignInPrincipalIds: mailboxSignInPrincipalIds
     serviceManagementReference: serviceManagementReference
   }
 }
@@ -277,24 +311,18 @@ module appSettings 'app/function-app-settings.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     refreshSchedule: refreshSchedule
     notifyWebhookUrl: notifyWebhookUrl
-    notifyWebhookSecretUri: '${keyVault.outputs.vaultUris[0]}secrets/${notifyWebhookSecretName}'
+    notifyWebhookSecretUri: '${privateKeyVault.outputs.vaultUris[0]}secrets/${notifyWebhookSecretName}'
     publicBaseUrl: publicBaseUrl
     entraCloud: entraCloud
   }
 }
 
-module rbac 'app/rbac.bicep' = {
-  name: 'rbacAssignments'
+module tokenReaderRoles 'app/token-readers.bicep' = {
+  name: 'tokenReaderAssignments'
   scope: rg
   params: {
-    storageAccountName: storage.outputs.name
     keyVaultNames: keyVault.outputs.names
-    privateKeyVaultNames: privateKeyVault.outputs.names
-    appInsightsName: monitoring.outputs.appInsightsName
-    appPrincipalId: identity.outputs.principalId
-    tokenReaderPrincipalIds: tokenReaderPrincipalIds
-    deployerPrincipalId: principalId
-    deployerPrincipalType: principalType
+    tokenReaders: tokenReaders
   }
 }
 
@@ -317,3 +345,7 @@ output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output KEY_VAULT_URL string = join(keyVault.outputs.vaultUris, ',')
 output KEY_VAULT_PRIVATE_URL string = join(privateKeyVault.outputs.vaultUris, ',')
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
+// Read by scripts/assign-app-roles.ts (azure.yaml postprovision): azd writes arrays as JSON.
+output ENTRA_SERVICE_PRINCIPAL_ID string = entraApp.outputs.servicePrincipalId
+output BROKER_APP_ROLE_ASSIGNMENTS array = entraApp.outputs.appRoleAssignments
+output BROKER_PERMISSION_GRANTS array = entraApp.outputs.permissionGrants

@@ -22,14 +22,14 @@ param profiles array
 param enableAppOnly bool = false
 param grantAdminConsent bool = false
 
-@description('Create the app role assignments; false once they exist (appRoleAssignedTo cannot be re-deployed, msgraph-bicep-types issue 161).')
-param assignAppRoles bool = true
-
 @description('principalId (object id) of the user-assigned managed identity trusted as the app\'s credential.')
 param identityPrincipalId string
 
 @description('Users or groups to assign Broker.Admin.')
 param brokerAdminPrincipalIds array = []
+
+@description('Users or groups to assign Broker.MailboxSignIn: the accounts that sign in to authorize a mailbox (the service principal requires an assignment).')
+param mailboxSignInPrincipalIds array = []
 
 param serviceManagementReference string = ''
 
@@ -125,9 +125,13 @@ var requiredResourceAccess = concat(
   [{ resourceAppId: permissionIds.microsoftGraph.resourceAppId, resourceAccess: graphResourceAccess }]
 )
 
-// App roles the broker checks (shared/http/caller.ts). Ids generated once; never change them.
+// App roles. Broker.Admin and Broker.TokenReader are the ones the broker checks (shared/http/caller.ts);
+// Broker.MailboxSignIn only lets Entra issue tokens to an account that authorizes a mailbox, because
+// the service principal requires an assignment (appRoleAssignmentRequired). Ids generated once; never
+// change them.
 var brokerAdminRoleId = '473aa1e5-465d-4e62-9601-e9b7e40755f8'
 var brokerTokenReaderRoleId = '5255b7fd-2a8c-4df3-9c7a-698bc5280a46'
+var brokerMailboxSignInRoleId = '4c36e3aa-d54c-4aa6-bba7-71ab67f0e075'
 var appRoles = [
   {
     id: brokerAdminRoleId
@@ -143,6 +147,14 @@ var appRoles = [
     displayName: 'Broker token reader'
     description: 'Read published access tokens from GET /api/connections/{name}/token.'
     allowedMemberTypes: ['User', 'Application']
+    isEnabled: true
+  }
+  {
+    id: brokerMailboxSignInRoleId
+    value: 'Broker.MailboxSignIn'
+    displayName: 'Mailbox sign-in'
+    description: 'Sign in to authorize a mailbox connection. Grants nothing in the broker itself.'
+    allowedMemberTypes: ['User']
     isEnabled: true
   }
 ]
@@ -210,20 +222,22 @@ module identifierUri 'entra-app-identifier-uri.bicep' = {
   }
 }
 
+// Only assigned users, groups and applications get tokens for the app (Enterprise applications →
+// Properties → "Assignment required?"): admins (Broker.Admin), consumers (Broker.TokenReader) and the
+// accounts that authorize mailboxes (Broker.MailboxSignIn). Everyone else is refused at sign-in.
 resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
   appId: app.appId
+  appRoleAssignmentRequired: true
 }
 
-// Broker.Admin for the deploying user and the listed principals.
-resource brokerAdmins 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for principalId in (assignAppRoles ? brokerAdminPrincipalIds : []): {
-    appRoleId: brokerAdminRoleId
-    principalId: principalId
-    resourceId: servicePrincipal.id
-  }
-]
+// ---- App role assignments and admin consent -----------------------------------------------------
+// Not declared as Microsoft.Graph/appRoleAssignedTo or oauth2PermissionGrants resources: Graph Bicep
+// cannot re-create an app role assignment that exists ("EntitlementGrant entry already exists",
+// msgraph-bicep-types issue 161), so a provision that failed after making some could never be retried,
+// and an assignment added later could never be deployed. This deployment lists what it wants as
+// outputs; scripts/assign-app-roles.ts (azure.yaml postprovision) reads what exists through Microsoft
+// Graph and makes only what is missing, every time.
 
-// ---- Admin consent (optional) -----------------------------------------------------------------
 // Read for admin consent, and for the ids of the application permissions resolved by name.
 resource exchangeOnlineSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if ((grantAdminConsent && exchangeRequested) || !empty(exchangeRoleNamesByName)) {
   appId: permissionIds.exchangeOnline.resourceAppId
@@ -233,43 +247,28 @@ resource microsoftGraphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if
   appId: permissionIds.microsoftGraph.resourceAppId
 }
 
-resource exchangeOnlineGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent && !empty(exchangeScopeNames)) {
-  clientId: servicePrincipal.id
-  resourceId: exchangeOnlineSp!.id
-  consentType: 'AllPrincipals'
-  scope: join(exchangeScopeNames, ' ')
-}
+// The broker's own app roles, for the listed users and groups.
+var wantedUserRoleAssignments = concat(
+  map(brokerAdminPrincipalIds, principalId => { principalId: principalId, resourceId: servicePrincipal.id, appRoleId: brokerAdminRoleId }),
+  map(mailboxSignInPrincipalIds, principalId => { principalId: principalId, resourceId: servicePrincipal.id, appRoleId: brokerMailboxSignInRoleId })
+)
 
-resource microsoftGraphGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantAdminConsent) {
-  clientId: servicePrincipal.id
-  resourceId: microsoftGraphSp!.id
-  consentType: 'AllPrincipals'
-  scope: join(graphScopeNames, ' ')
-}
+// With admin consent: the application permissions (app-only) the App Registration requests.
+var wantedApplicationPermissionAssignments = grantAdminConsent
+  ? concat(
+      map(exchangeRoleNames, name => { principalId: servicePrincipal.id, resourceId: exchangeOnlineSp!.id, appRoleId: permissionIds.exchangeOnline.roles[name] }),
+      map(exchangeRoleNamesByName, name => { principalId: servicePrincipal.id, resourceId: exchangeOnlineSp!.id, appRoleId: filter(exchangeOnlineSp!.appRoles, role => role.value == name)[0].id }),
+      map(graphRoleNames, name => { principalId: servicePrincipal.id, resourceId: microsoftGraphSp!.id, appRoleId: permissionIds.microsoftGraph.roles[name] })
+    )
+  : []
 
-resource exchangeOnlineAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for roleName in (grantAdminConsent && assignAppRoles ? exchangeRoleNames : []): {
-    appRoleId: permissionIds.exchangeOnline.roles[roleName]
-    principalId: servicePrincipal.id
-    resourceId: exchangeOnlineSp!.id
-  }
-]
-
-resource exchangeOnlineAppRolesByName 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for roleName in (grantAdminConsent && assignAppRoles ? exchangeRoleNamesByName : []): {
-    appRoleId: filter(exchangeOnlineSp!.appRoles, role => role.value == roleName)[0].id
-    principalId: servicePrincipal.id
-    resourceId: exchangeOnlineSp!.id
-  }
-]
-
-resource microsoftGraphAppRoles 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for roleName in (grantAdminConsent && assignAppRoles ? graphRoleNames : []): {
-    appRoleId: permissionIds.microsoftGraph.roles[roleName]
-    principalId: servicePrincipal.id
-    resourceId: microsoftGraphSp!.id
-  }
-]
+// With admin consent: the delegated scopes, tenant-wide (consentType AllPrincipals).
+var wantedPermissionGrants = grantAdminConsent
+  ? concat(
+      empty(exchangeScopeNames) ? [] : [{ clientId: servicePrincipal.id, resourceId: exchangeOnlineSp!.id, scope: join(exchangeScopeNames, ' ') }],
+      [{ clientId: servicePrincipal.id, resourceId: microsoftGraphSp!.id, scope: join(graphScopeNames, ' ') }]
+    )
+  : []
 
 output appId string = app.appId
 output objectId string = app.id
@@ -277,3 +276,7 @@ output servicePrincipalId string = servicePrincipal.id
 output redirectUri string = empty(publicBaseUrl) ? callbackUri : '${publicBaseUrl}/api/callback'
 output identifierUri string = identifierUri.outputs.identifierUri
 output adminConsentUrl string = '${loginEndpoint}${tenantId}/adminconsent?client_id=${app.appId}&redirect_uri=${uriComponent(empty(publicBaseUrl) ? callbackUri : '${publicBaseUrl}/api/callback')}'
+@description('[{ principalId, resourceId, appRoleId }]: every app role assignment this deployment wants (scripts/assign-app-roles.ts makes the missing ones).')
+output appRoleAssignments array = concat(wantedUserRoleAssignments, wantedApplicationPermissionAssignments)
+@description('[{ clientId, resourceId, scope }]: the tenant-wide delegated grants this deployment wants (AllPrincipals).')
+output permissionGrants array = wantedPermissionGrants

@@ -9,7 +9,12 @@ param tags object = {}
 param identityId string
 param storageBlobEndpoint string
 param deploymentContainerName string
+@minValue(40)
+@maxValue(1000)
+@description('Flex Consumption scale-out limit: "The lowest maximum instance count value is 40, and the highest supported maximum instance count value is 1,000" (Azure Functions docs, Flex Consumption).')
 param maximumInstanceCount int = 100
+
+@allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -64,6 +69,25 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         version: '22'
       }
     }
+  }
+}
+
+// No basic (user name and password) publishing credentials: FTP and the SCM (Kudu) site accept only
+// Microsoft Entra tokens. azd publishes to Flex Consumption's /api/publish with the deployer's token
+// (Azure/azure-dev, azapi DeployFunctionAppUsingZipFileFlexConsumption), never with these.
+resource ftpBasicPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmBasicPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

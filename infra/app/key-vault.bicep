@@ -1,16 +1,22 @@
 // The broker's secret store: one vault, or several (KEY_VAULT_URL lists them; connections are spread
-// by rendezvous hashing). RBAC only, soft delete with purge protection: a deleted connection's
-// secrets stay recoverable for the retention period, and the broker recovers a name it reuses.
+// by rendezvous hashing). RBAC only, soft delete (it cannot be turned off). main.bicep deploys two sets:
+// the published tokens with purge protection (a deleted token stays recoverable for the retention
+// period), and the private vaults of the token caches (refresh tokens) and passwords WITHOUT it, so
+// the broker can purge a deleted connection's refresh tokens at once: a delete is final, and a refresh
+// token can always be had again by authorizing again.
 param names array
 param location string
 param tags object = {}
 param softDeleteRetentionInDays int = 90
 
+@description('Purge protection: once on, a vault keeps it for good, and no one can purge a deleted secret or vault before the retention period ends. Off: the property is left out, as Azure Verified Modules do (the service refuses `false`); a vault that already has it keeps it.')
+param enablePurgeProtection bool = true
+
 @allowed(['default', 'recover'])
-@description('recover: re-create vaults whose names are soft-deleted (purge protection keeps them for the retention period after `azd down`).')
+@description('recover: re-create vaults whose names are soft-deleted (after `azd down`), with their secrets, instead of creating new ones.')
 param createMode string = 'default'
 
-@description('Name of the NOTIFY_WEBHOOK_SECRET secret in the first vault.')
+@description('Name of the NOTIFY_WEBHOOK_SECRET secret in the first vault (deployed into the private vaults only).')
 param notifyWebhookSecretName string
 
 @secure()
@@ -29,7 +35,7 @@ resource vaults 'Microsoft.KeyVault/vaults@2023-07-01' = [
       enableRbacAuthorization: true
       enableSoftDelete: true
       softDeleteRetentionInDays: softDeleteRetentionInDays
-      enablePurgeProtection: true
+      enablePurgeProtection: enablePurgeProtection ? true : null
       publicNetworkAccess: 'Enabled'
       networkAcls: {
         defaultAction: 'Allow'

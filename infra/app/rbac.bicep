@@ -1,7 +1,10 @@
-// Every role assignment of the deployment. Names are guid(scope.id, principalId, roleDefinitionId),
-// so a redeployment finds the same assignment instead of failing on a duplicate.
+// The role assignments of the broker's managed identity and of the deploying user. Names are
+// guid(scope.id, principalId, roleDefinitionId), so a redeployment finds the same assignment instead
+// of failing on a duplicate. main.bicep creates the Function App after this module, so the identity
+// holds its storage roles before the app's host or its Flex deployment first uses them. Token
+// consumers get their roles, per published token, in token-readers.bicep.
 param storageAccountName string
-@description('Vaults of the published tokens: the only ones token consumers get a role on.')
+@description('Vaults of the published tokens (conn-{name}-token).')
 param keyVaultNames array
 @description('Vaults of the token caches (refresh tokens) and passwords: the broker (and the deployer) only.')
 param privateKeyVaultNames array = []
@@ -10,9 +13,6 @@ param appInsightsName string
 @description('principalId of the Function App\'s user-assigned managed identity.')
 param appPrincipalId string
 
-@description('Principals that read published tokens from the vault(s).')
-param tokenReaderPrincipalIds array = []
-
 @description('The deploying user (azd AZURE_PRINCIPAL_ID); empty: no assignments for it.')
 param deployerPrincipalId string = ''
 
@@ -20,10 +20,9 @@ param deployerPrincipalId string = ''
 param deployerPrincipalType string = 'User'
 
 // Azure built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles),
-// checked by test/unit/infra/rbac.test.ts.
+// each named beside its GUID; test/unit/infra/resources.test.ts checks them against its own copy.
 var roleDefinitionIds = {
   'Key Vault Secrets Officer': 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
-  'Key Vault Secrets User': '4633458b-17de-408a-b874-0445c86b69e6'
   'Storage Blob Data Owner': 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   'Storage Queue Data Contributor': '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   'Storage Table Data Contributor': '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -52,8 +51,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 // ---- The app's managed identity ------------------------------------------------------------------
 
-// Writes, reads, deletes and purges connection secrets (conn-{name}-cache, conn-{name}-token); reads
-// the Key Vault reference of NOTIFY_WEBHOOK_SECRET.
+// Writes, reads and deletes the published tokens (conn-{name}-token; purging them is refused while
+// these vaults have purge protection); reads the Key Vault reference of NOTIFY_WEBHOOK_SECRET.
 resource appKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for (name, i) in keyVaultNames: {
     name: guid(vaults[i].id, appPrincipalId, roleDefinitionIds['Key Vault Secrets Officer'])
@@ -126,7 +125,10 @@ resource appMonitoringMetricsPublisher 'Microsoft.Authorization/roleAssignments@
   }
 }
 
-// Writes, reads and deletes the token caches and passwords.
+// Writes, reads, deletes and purges the token caches and passwords. These vaults have no purge
+// protection, so a deleted connection's refresh tokens are purged at once: Key Vault Secrets Officer
+// grants the data actions Microsoft.KeyVault/vaults/secrets/* (built-in roles, Security), which
+// include secrets/purge/action.
 resource appPrivateKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for (name, i) in privateKeyVaultNames: {
     name: guid(privateVaults[i].id, appPrincipalId, roleDefinitionIds['Key Vault Secrets Officer'])
@@ -137,28 +139,6 @@ resource appPrivateKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignmen
       roleDefinitionId: subscriptionResourceId(
         'Microsoft.Authorization/roleDefinitions',
         roleDefinitionIds['Key Vault Secrets Officer']
-      )
-    }
-  }
-]
-
-// ---- Token consumers -------------------------------------------------------------------------------
-// Secrets User on the published tokens' vaults only: never on privateKeyVaultNames.
-
-var tokenReaderAssignments = flatten(map(
-  range(0, length(keyVaultNames)),
-  i => map(tokenReaderPrincipalIds, principalId => { vaultIndex: i, principalId: principalId })
-))
-
-resource tokenReaderKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for assignment in tokenReaderAssignments: {
-    name: guid(vaults[assignment.vaultIndex].id, assignment.principalId, roleDefinitionIds['Key Vault Secrets User'])
-    scope: vaults[assignment.vaultIndex]
-    properties: {
-      principalId: assignment.principalId
-      roleDefinitionId: subscriptionResourceId(
-        'Microsoft.Authorization/roleDefinitions',
-        roleDefinitionIds['Key Vault Secrets User']
       )
     }
   }

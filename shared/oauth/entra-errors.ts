@@ -86,6 +86,13 @@ const KNOWN_AADSTS: Record<number, Known> = {
     remedy:
       'Once a Global Administrator approves the request (or grants consent with the link below), authorize again.',
   },
+  50105: {
+    kind: 'definitive',
+    message:
+      'The account is not assigned to the broker app (its enterprise application requires assignment).',
+    remedy:
+      "An Entra admin assigns the account the broker's Broker.MailboxSignIn app role (Enterprise applications → the broker → Users and groups, or BROKER_MAILBOX_SIGN_IN_PRINCIPAL_IDS and azd provision), then authorize again.",
+  },
   50057: {
     kind: 'definitive',
     message: 'The account is disabled.',

@@ -295,6 +295,7 @@ export function moduleFiles(): string[] {
     'app/entra-app.bicep',
     'app/entra-app-identifier-uri.bicep',
     'app/rbac.bicep',
+    'app/token-readers.bicep',
   ];
 }
 

@@ -3,22 +3,26 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  Expression,
+  infraFileExists,
   paramDeclarations,
   paramViolations,
+  parseBicepLiteral,
   readBicep,
   readRepoFile,
   stripComments,
   varExpression,
+  type BicepNode,
   type ParamDeclaration,
   type ParamValue,
 } from './bicep-text';
 
 /**
- * The two ways README's "Deploy to Azure" passes parameters: azd's infra/main.parameters.json
- * (`${VAR=default}` placeholders azd fills from the environment) and infra/main.bicepparam for
- * `az deployment sub create` (readEnvironmentVariable). Each is evaluated here for several
- * environments and every value it passes is checked against main.bicep's declared type,
- * @allowed, length and range, as ARM checks them before anything is created.
+ * infra/main.bicepparam, the one parameter file both deployment paths of README "Deploy to Azure"
+ * use: azd compiles it with the environment's values as environment variables, `az deployment sub
+ * create -p infra/main.bicepparam` with the shell's (readEnvironmentVariable). It is evaluated here
+ * for several environments and every value it passes is checked against main.bicep's declared type,
+ * @allowed, length and range, as Bicep and ARM check them before anything is created.
  */
 const main = readBicep('main.bicep');
 const declarations = new Map(paramDeclarations(main).map((d) => [d.name, d]));
@@ -36,11 +40,19 @@ const ENVIRONMENTS: Record<string, Record<string, string>> = {
     AZURE_PRINCIPAL_TYPE: 'ServicePrincipal',
     BROKER_GRANT_ADMIN_CONSENT: 'true',
     BROKER_ENABLE_APP_ONLY: 'true',
-    BROKER_ASSIGN_APP_ROLES: 'false',
     KEY_VAULT_NAME_SALT: '20261126120000',
     ENTRA_SIGN_IN_AUDIENCE: 'AzureADMultipleOrgs',
+    BROKER_ALLOWED_TENANTS: '["6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"]',
     REFRESH_SCHEDULE: '0 */5 * * * *',
     NOTIFY_WEBHOOK_URL: 'https://hooks.contoso.test/broker',
+    BROKER_ADMIN_PRINCIPAL_IDS: '["7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"]',
+    BROKER_MAILBOX_SIGN_IN_PRINCIPAL_IDS: '["1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e"]',
+    BROKER_TOKEN_READERS:
+      '[{"connection":"support-in","principalId":"9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"},{"connection":"sales-out","principalId":"9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b","keyVaultIndex":1}]',
+    KEY_VAULT_COUNT: '2',
+    BROKER_PROFILES: '["ews","smtp"]',
+    BROKER_MAXIMUM_INSTANCE_COUNT: '40',
+    BROKER_INSTANCE_MEMORY_MB: '4096',
   },
   'recovering the vaults of an earlier deployment': {
     ...MINIMAL,
@@ -48,32 +60,6 @@ const ENVIRONMENTS: Record<string, Record<string, string>> = {
     KEY_VAULT_CREATE_MODE: 'recover',
   },
 };
-
-/** azd's substitution of main.parameters.json, then its conversion to the declared type. */
-function azdParameters(env: Record<string, string>): Map<string, ParamValue> {
-  const file = JSON.parse(readRepoFile('infra/main.parameters.json')) as {
-    parameters: Record<string, { value: ParamValue }>;
-  };
-  const substitute = (value: ParamValue): ParamValue => {
-    if (Array.isArray(value)) return value.map(substitute);
-    if (typeof value !== 'string') return value;
-    return value.replace(
-      /\$\{(\w+)(?:=([^}]*))?\}/g,
-      (_, name: string, fallback?: string) => env[name] ?? fallback ?? '',
-    );
-  };
-  const values = new Map<string, ParamValue>();
-  for (const [name, { value }] of Object.entries(file.parameters)) {
-    const text = substitute(value);
-    const declared = declarations.get(name)?.type;
-    // azd turns a placeholder's string into the parameter's type; a string that is not one stays a string.
-    if (declared === 'bool' && (text === 'true' || text === 'false')) values.set(name, text === 'true');
-    else if (declared === 'int' && typeof text === 'string' && /^-?\d+$/.test(text))
-      values.set(name, Number(text));
-    else values.set(name, text);
-  }
-  return values;
-}
 
 /** Evaluates the expressions main.bicepparam uses, as `bicep build-params` would. */
 function evaluateBicepParam(expression: string, env: Record<string, string>): ParamValue {
@@ -93,7 +79,15 @@ function evaluateBicepParam(expression: string, env: Record<string, string>): Pa
           throw new Error(`bool(${JSON.stringify(args[0])}) fails`);
         return args[0] === 'true';
       case 'int':
+        if (typeof args[0] !== 'string' || !/^-?\d+$/.test(args[0]))
+          throw new Error(`int(${JSON.stringify(args[0])}) fails`);
         return Number(args[0]);
+      case 'json':
+        try {
+          return JSON.parse(args[0] as string) as ParamValue;
+        } catch {
+          throw new Error(`json(${JSON.stringify(args[0])}) fails`);
+        }
       default:
         throw new Error(`function ${call[1]} not evaluated by this test`);
     }
@@ -150,51 +144,100 @@ function violations(values: Map<string, ParamValue>): string[] {
   return problems;
 }
 
-describe.each([
-  ['azd (infra/main.parameters.json)', azdParameters],
-  ['az deployment sub create (infra/main.bicepparam)', bicepParamValues],
-])('parameters passed by %s', (_, parametersFor) => {
-  it.each(Object.entries(ENVIRONMENTS))('satisfy main.bicep for %s', (_scenario, env) => {
-    expect(violations(parametersFor(env))).toEqual([]);
+/** A main.bicep default as the value ARM would see. */
+function declaredDefault(declaration: ParamDeclaration): ParamValue {
+  const toValue = (node: BicepNode): ParamValue => {
+    if (typeof node === 'string') return node;
+    if (Array.isArray(node)) return node.map(toValue);
+    if (node instanceof Expression) {
+      if (node.text === 'true' || node.text === 'false') return node.text === 'true';
+      if (/^-?\d+$/.test(node.text)) return Number(node.text);
+      throw new Error(`${declaration.name}: default ${node.text} is not a literal`);
+    }
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, toValue(v)]));
+  };
+  return toValue(parseBicepLiteral(declaration.defaultValue!));
+}
+
+describe('the parameter file (infra/main.bicepparam)', () => {
+  it('is the only one: azd reads main.bicepparam whenever it exists, so no main.parameters.json beside it', () => {
+    // Azure/azure-dev cli/azd/pkg/infra/provisioning/bicep/bicep_provider.go, Initialize: "Check if
+    // there's a <moduleName>.bicepparam first. It will be preferred over a <moduleName>.bicep".
+    expect(infraFileExists('main.bicepparam')).toBe(true);
+    expect(infraFileExists('main.parameters.json')).toBe(false);
+    const azureYaml = readRepoFile('azure.yaml');
+    expect(azureYaml).toMatch(/^infra:\n {2}provider: bicep\n {2}path: infra\n {2}module: main$/m);
   });
 
-  it('are refused by this check when a value breaks a declaration (the check can fail)', () => {
-    expect(violations(parametersFor({ ...MINIMAL, AZURE_LOCATION: 'westeurope2' }))).toEqual([
+  it.each(Object.entries(ENVIRONMENTS))('passes values main.bicep accepts for %s', (_scenario, env) => {
+    expect(violations(bicepParamValues(env))).toEqual([]);
+  });
+
+  it('maps every parameter of main.bicep to an environment variable, falling back to its default', () => {
+    const assignments = bicepParamAssignments();
+    expect([...assignments.keys()].sort()).toEqual([...declarations.keys()].sort());
+    for (const [name, expression] of assignments)
+      expect({ name, fromEnvironment: /readEnvironmentVariable\('\w+'/.test(expression) }).toEqual({
+        name,
+        fromEnvironment: true,
+      });
+    const unset = bicepParamValues(MINIMAL);
+    for (const declaration of declarations.values()) {
+      if (declaration.defaultValue === undefined) continue;
+      expect({ name: declaration.name, value: unset.get(declaration.name) }).toEqual({
+        name: declaration.name,
+        value: declaredDefault(declaration),
+      });
+    }
+    // Each variable names one parameter.
+    const variables = [...assignments.values()].map((e) => /readEnvironmentVariable\('(\w+)'/.exec(e)![1]);
+    expect(new Set(variables).size).toBe(variables.length);
+  });
+
+  it('lists an admin added later (BROKER_ADMIN_PRINCIPAL_IDS) without re-deploying an assignment', () => {
+    const values = bicepParamValues({
+      ...MINIMAL,
+      BROKER_ADMIN_PRINCIPAL_IDS: '["7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"]',
+    });
+    expect(values.get('brokerAdminPrincipalIds')).toEqual(['7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d']);
+  });
+
+  it('refuses a value that breaks a declaration (the check can fail)', () => {
+    expect(violations(bicepParamValues({ ...MINIMAL, AZURE_LOCATION: 'westeurope2' }))).toEqual([
       'location: "westeurope2" is not allowed',
     ]);
-    expect(violations(parametersFor({ ...MINIMAL, KEY_VAULT_CREATE_MODE: 'purge' }))).toEqual([
+    expect(violations(bicepParamValues({ ...MINIMAL, KEY_VAULT_CREATE_MODE: 'purge' }))).toEqual([
       'keyVaultCreateMode: "purge" is not allowed',
     ]);
-  });
-});
-
-describe('the two parameter files', () => {
-  it('pass the same parameters from the same environment variables with the same defaults', () => {
-    const fromJson = azdParameters(MINIMAL);
-    const fromBicepParam = bicepParamValues(MINIMAL);
-    expect([...fromBicepParam.keys()].sort()).toEqual([...fromJson.keys()].sort());
-    for (const env of Object.values(ENVIRONMENTS)) {
-      expect(Object.fromEntries(bicepParamValues(env))).toEqual(Object.fromEntries(azdParameters(env)));
-    }
-  });
-
-  it('a bicepparam value a Bicep build would refuse is refused here too', () => {
+    expect(violations(bicepParamValues({ ...MINIMAL, BROKER_MAXIMUM_INSTANCE_COUNT: '20' }))).toEqual([
+      'maximumInstanceCount: below 40',
+    ]);
     expect(() => bicepParamValues({ ...MINIMAL, BROKER_GRANT_ADMIN_CONSENT: 'yes' })).toThrow(
       /bool\("yes"\) fails/,
     );
+    expect(() => bicepParamValues({ ...MINIMAL, BROKER_TOKEN_READERS: 'support-in' })).toThrow(/json\(/);
     expect(() => bicepParamValues({ AZURE_LOCATION: 'westeurope' })).toThrow(/"AZURE_ENV_NAME" is not set/);
   });
 
-  it("README path 2 deploys with the .bicepparam file, never with azd's placeholder file", () => {
+  it('README path 2 deploys with the .bicepparam file, and README says what azd does with it', () => {
     const readme = readRepoFile('README.md');
     const path2 = /### Path 2[^\n]*\n[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
     expect(path2).toMatch(/az deployment sub create[^\n]*(\\\n[^\n]*)*-p infra\/main\.bicepparam/);
     expect(path2).not.toMatch(/main\.parameters\.json/);
+    const deploy = deploySection(readme);
+    expect(deploy).toMatch(/azd env set AZURE_LOCATION/);
+    expect(deploy).toMatch(/main\.bicepparam/);
+    expect(deploy).not.toMatch(/main\.parameters\.json/);
   });
 });
 
+function deploySection(readme: string): string {
+  const start = readme.indexOf('## Deploy to Azure');
+  return readme.slice(start, readme.indexOf('## Architecture', start));
+}
+
 describe('location', () => {
-  it('is restricted to regions that offer Flex Consumption, and azd asks for one', () => {
+  it('is restricted to regions that offer Flex Consumption', () => {
     const location: ParamDeclaration = declarations.get('location')!;
     expect(location.allowed).toEqual(
       expect.arrayContaining(['westeurope', 'eastus', 'swedencentral', 'australiaeast']),
@@ -207,7 +250,84 @@ describe('location', () => {
   });
 });
 
-describe('azd down, then azd up', () => {
+describe('Flex Consumption scale', () => {
+  it('keeps maximumInstanceCount within 40..1000 (a lower limit fails the deployment)', () => {
+    for (const file of ['main.bicep', 'app/function-app.bicep']) {
+      const declaration = paramDeclarations(readBicep(file)).find((d) => d.name === 'maximumInstanceCount')!;
+      expect({ file, min: declaration.minValue, max: declaration.maxValue }).toEqual({
+        file,
+        min: 40,
+        max: 1000,
+      });
+    }
+  });
+});
+
+/** The `run:` of a hook of azure.yaml for `shell: sh`. */
+function posixHook(yaml: string, hook: string): string {
+  const block = new RegExp(
+    `^ {2}${hook}:\\n {4}posix:\\n {6}shell: sh\\n {6}run: (\\|\\n(?: {8}.*\\n)+|.*\\n)`,
+    'm',
+  ).exec(yaml);
+  expect(block).not.toBeNull();
+  return block![1]!.startsWith('|') ? block![1]!.slice(2).replace(/^ {8}/gm, '') : block![1]!;
+}
+
+/** Runs a hook with recording `azd` and `npx` stubs on PATH; what each was called with. */
+function runHook(
+  script: string,
+  env: Record<string, string>,
+): { calls: string[]; stdout: string; status: number | null } {
+  const bin = mkdtempSync(join(tmpdir(), 'azd-stub-'));
+  const calls = join(bin, 'calls');
+  for (const tool of ['azd', 'npx']) {
+    writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $@" >> "${calls}"\n`);
+    chmodSync(join(bin, tool), 0o755);
+  }
+  writeFileSync(calls, '');
+  const result = spawnSync('sh', ['-c', script], {
+    encoding: 'utf8',
+    env: { PATH: `${bin}:${process.env.PATH ?? ''}`, ...env },
+  });
+  return {
+    calls: readFileSync(calls, 'utf8').trim().split('\n'),
+    stdout: result.stdout,
+    status: result.status,
+  };
+}
+
+describe('azd hooks', () => {
+  const yaml = readRepoFile('azure.yaml');
+
+  it('postdown: salts the next vault names and tells how to recover the old vaults instead', () => {
+    const { calls, stdout, status } = runHook(posixHook(yaml, 'postdown'), {
+      KEY_VAULT_NAME_SALT: '20261001080000',
+    });
+    expect(status).toBe(0);
+    expect(calls).toEqual([expect.stringMatching(/^azd env set KEY_VAULT_NAME_SALT \d{14}$/)]);
+    expect(calls[0]).not.toContain('20261001080000');
+    expect(stdout).toContain(
+      "azd env set KEY_VAULT_NAME_SALT '20261001080000' && azd env set KEY_VAULT_CREATE_MODE recover",
+    );
+    // Only while the private vaults were not purged (they have no purge protection).
+    expect(stdout).toMatch(/did not purge the private vaults/);
+  });
+
+  it('postprovision: ends a recover provision, then reconciles the app role assignments (every time)', () => {
+    const { calls, status } = runHook(posixHook(yaml, 'postprovision'), {});
+    expect(status).toBe(0);
+    expect(calls).toEqual([
+      'azd env set KEY_VAULT_CREATE_MODE default',
+      'npx tsx scripts/assign-app-roles.ts',
+    ]);
+    // Nothing turns the reconcile off after a provision: it is safe to repeat.
+    expect(yaml).not.toMatch(/BROKER_ASSIGN_APP_ROLES/);
+    const windows = /^ {2}postprovision:\n[\s\S]*?windows:\n {6}shell: pwsh\n {6}run: (.*)$/m.exec(yaml)?.[1];
+    expect(windows).toBe(
+      'azd env set KEY_VAULT_CREATE_MODE default; if ($?) { npx tsx scripts/assign-app-roles.ts }',
+    );
+  });
+
   it("salts the vault names, keeping the first release's names while no salt is set", () => {
     const token = varExpression(main, 'vaultToken');
     expect(token).toMatch(
@@ -219,58 +339,5 @@ describe('azd down, then azd up', () => {
     expect('kvp'.length + 13 + 1).toBeLessThanOrEqual(24);
     // The App Registration's uniqueName does not take the salt: a second azd up reuses it.
     expect(main).toMatch(/uniqueName: 'ews-oauth-broker-\$\{resourceToken\}'/);
-  });
-
-  it.each(['postdown', 'postprovision'])(
-    'runs the %s hook as written in azure.yaml (with a recording azd)',
-    (hook) => {
-      const yaml = readRepoFile('azure.yaml');
-      const block = new RegExp(
-        `^ {2}${hook}:\\n {4}posix:\\n {6}shell: sh\\n {6}run: (\\|\\n(?: {8}.*\\n)+|.*\\n)`,
-        'm',
-      ).exec(yaml);
-      expect(block).not.toBeNull();
-      const script = block![1]!.startsWith('|') ? block![1]!.slice(2).replace(/^ {8}/gm, '') : block![1]!;
-      const bin = mkdtempSync(join(tmpdir(), 'azd-stub-'));
-      const calls = join(bin, 'calls');
-      writeFileSync(join(bin, 'azd'), `#!/bin/sh\necho "$@" >> "${calls}"\n`);
-      chmodSync(join(bin, 'azd'), 0o755);
-      writeFileSync(calls, '');
-      const result = spawnSync('sh', ['-c', script], {
-        encoding: 'utf8',
-        env: { PATH: `${bin}:${process.env.PATH ?? ''}`, KEY_VAULT_NAME_SALT: '20261001080000' },
-      });
-      expect(result.status).toBe(0);
-      const recorded = readFileSync(calls, 'utf8').trim().split('\n');
-      if (hook === 'postdown') {
-        expect(recorded).toEqual([expect.stringMatching(/^env set KEY_VAULT_NAME_SALT \d{14}$/)]);
-        expect(recorded[0]).not.toContain('20261001080000');
-        // It tells the operator how to get the old vaults back instead.
-        expect(result.stdout).toContain(
-          "azd env set KEY_VAULT_NAME_SALT '20261001080000' && azd env set KEY_VAULT_CREATE_MODE recover",
-        );
-      } else {
-        expect(recorded).toEqual([
-          'env set BROKER_ASSIGN_APP_ROLES false',
-          'env set KEY_VAULT_CREATE_MODE default',
-        ]);
-      }
-    },
-  );
-
-  it('makes app role assignments only while assignAppRoles is on (Graph Bicep cannot re-create one)', () => {
-    const entra = readBicep('app/entra-app.bicep');
-    const assignments = [
-      ...entra.matchAll(
-        /^resource (\w+) 'Microsoft\.Graph\/appRoleAssignedTo@v1\.0' = \[\n\s+for \w+ in \(([^)]*)\)/gm,
-      ),
-    ];
-    expect(assignments.map((m) => m[1])).toEqual([
-      'brokerAdmins',
-      'exchangeOnlineAppRoles',
-      'exchangeOnlineAppRolesByName',
-      'microsoftGraphAppRoles',
-    ]);
-    for (const [, , condition] of assignments) expect(condition).toMatch(/assignAppRoles/);
   });
 });

@@ -289,6 +289,7 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
     const appRoleIds = [
       varExpression(entraApp, 'brokerAdminRoleId'),
       varExpression(entraApp, 'brokerTokenReaderRoleId'),
+      varExpression(entraApp, 'brokerMailboxSignInRoleId'),
     ].map((raw) => raw.replace(/'/g, ''));
     const allowed = new Set([...tableIds, ...appRoleIds]);
     const used = entraApp.match(GUID) ?? [];
@@ -376,9 +377,9 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
     expect(entraApp).toMatch(
       /resource exchangeOnlineSp 'Microsoft\.Graph\/servicePrincipals@v1\.0' existing = if \(\(grantAdminConsent && exchangeRequested\) \|\| !empty\(exchangeRoleNamesByName\)\)/,
     );
-    // Admin consent assigns it like the roles of the table.
-    expect(entraApp).toMatch(
-      /for roleName in \(grantAdminConsent && assignAppRoles \? exchangeRoleNamesByName : \[\]\)/,
+    // Admin consent assigns it like the roles of the table (scripts/assign-app-roles.ts makes it).
+    expect(varExpression(entraApp, 'wantedApplicationPermissionAssignments')).toMatch(
+      /map\(exchangeRoleNamesByName, name => \{ principalId: servicePrincipal\.id, resourceId: exchangeOnlineSp!\.id, appRoleId: filter\(exchangeOnlineSp!\.appRoles, role => role\.value == name\)\[0\]\.id \}\)/,
     );
   });
 
@@ -400,16 +401,52 @@ describe('App Registration permissions (infra/app/entra-app.bicep)', () => {
     ).toEqual([...PROFILES].sort());
   });
 
-  it('declares Broker.Admin and Broker.TokenReader with fixed ids, and v2 access tokens', () => {
+  it('declares Broker.Admin, Broker.TokenReader and Broker.MailboxSignIn with fixed ids, and v2 access tokens', () => {
     const roles = parseBicepLiteral(varExpression(entraApp, 'appRoles'));
     expect(Array.isArray(roles)).toBe(true);
     const values = (roles as BicepNode[]).map((r) => (isObject(r) ? r.value : undefined));
-    expect(values).toEqual(['Broker.Admin', 'Broker.TokenReader']);
+    expect(values).toEqual(['Broker.Admin', 'Broker.TokenReader', 'Broker.MailboxSignIn']);
+    // Mailbox accounts sign in as users; the role only satisfies appRoleAssignmentRequired.
+    const mailbox = (roles as BicepNode[])[2] as Record<string, BicepNode>;
+    expect(mailbox.allowedMemberTypes).toEqual(['User']);
+    expect(varExpression(entraApp, 'brokerMailboxSignInRoleId')).toMatch(/^'[0-9a-f-]{36}'$/);
     for (const role of roles as BicepNode[]) {
       expect(isObject(role) && role.id instanceof Expression).toBe(true);
     }
     expect(varExpression(entraApp, 'brokerAdminRoleId')).toMatch(/^'[0-9a-f-]{36}'$/);
     expect(varExpression(entraApp, 'brokerTokenReaderRoleId')).toMatch(/^'[0-9a-f-]{36}'$/);
     expect(varExpression(entraApp, 'api')).toMatch(/requestedAccessTokenVersion: 2/);
+  });
+
+  it('a failed first provision can be retried: no Graph assignment or grant is a Bicep resource (msgraph-bicep-types 161)', () => {
+    const types = [...entraApp.matchAll(/^resource \w+ '([^']+)'/gm)].map((m) => m[1]);
+    expect(types.filter((t) => /appRoleAssignedTo|oauth2PermissionGrants/.test(t!))).toEqual([]);
+    // What the deployment wants is listed as outputs for scripts/assign-app-roles.ts (postprovision).
+    expect(entraApp).toMatch(
+      /^output appRoleAssignments array = concat\(wantedUserRoleAssignments, wantedApplicationPermissionAssignments\)$/m,
+    );
+    expect(entraApp).toMatch(/^output permissionGrants array = wantedPermissionGrants$/m);
+    const users = varExpression(entraApp, 'wantedUserRoleAssignments');
+    expect(users).toMatch(
+      /map\(brokerAdminPrincipalIds, principalId => \{ principalId: principalId, resourceId: servicePrincipal\.id, appRoleId: brokerAdminRoleId \}\)/,
+    );
+    expect(users).toMatch(
+      /map\(mailboxSignInPrincipalIds, principalId => \{ principalId: principalId, resourceId: servicePrincipal\.id, appRoleId: brokerMailboxSignInRoleId \}\)/,
+    );
+    // Application permissions and tenant-wide grants only with admin consent.
+    expect(varExpression(entraApp, 'wantedApplicationPermissionAssignments')).toMatch(
+      /^grantAdminConsent\n?\s*\?/,
+    );
+    expect(varExpression(entraApp, 'wantedPermissionGrants')).toMatch(/^grantAdminConsent\n?\s*\?/);
+    expect(varExpression(entraApp, 'wantedPermissionGrants')).toMatch(/scope: join\(graphScopeNames, ' '\)/);
+    const main = readBicep('main.bicep');
+    expect(main).toMatch(
+      /^output BROKER_APP_ROLE_ASSIGNMENTS array = entraApp\.outputs\.appRoleAssignments$/m,
+    );
+    expect(main).toMatch(/^output BROKER_PERMISSION_GRANTS array = entraApp\.outputs\.permissionGrants$/m);
+    expect(main).toMatch(
+      /^output ENTRA_SERVICE_PRINCIPAL_ID string = entraApp\.outputs\.servicePrincipalId$/m,
+    );
+    expect(main).not.toMatch(/assignAppRoles/);
   });
 });

@@ -16,6 +16,8 @@ describe('classifyEntraAnswer', () => {
     ['interaction_required', 70043, 400, 'definitive'],
     ['invalid_grant', 65001, 400, 'definitive'],
     ['invalid_grant', 50126, 400, 'definitive'],
+    // The broker's service principal requires assignment (appRoleAssignmentRequired).
+    ['invalid_grant', 50105, 400, 'definitive'],
     ['invalid_grant', undefined, 400, 'definitive'],
     ['invalid_client', 7000215, 401, 'configuration'],
     ['unauthorized_client', 700016, 400, 'configuration'],
@@ -97,4 +99,8 @@ describe('"Need admin approval" (AADSTS90094 / 90095) on the sign-in redirect', 
     expect(error.actionUrl).toBe('https://login.example/tenant/adminconsent?client_id=x');
     expect(error.remedy).toMatch(/Global Administrator/);
   });
+});
+
+it('names the app role to assign when an account is not assigned to the broker (AADSTS50105)', () => {
+  expect(classifyEntraAnswer('invalid_grant', 50105, 400).remedy).toContain('Broker.MailboxSignIn');
 });
