@@ -45,7 +45,6 @@ async function serverSideResultPage(
   const appOrigin = new URL(broker.config.publicBaseUrl).origin;
   try {
     const completed = await broker.authorization.authorizeServerSide(name, actor, request.correlationId);
-    broker.tokenReader.forget(name);
     return callbackPage(appOrigin, {
       ok: true,
       connection: name,
@@ -68,7 +67,6 @@ const serverSide: Handler = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   const completed = await broker.authorization.authorizeServerSide(name, caller.name, request.correlationId);
-  broker.tokenReader.forget(name);
   broker.logger.info('authorization.completed', { connection: name, correlationId: request.correlationId });
   return json(200, {
     signedInAs: completed.signedInAs,

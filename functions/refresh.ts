@@ -21,7 +21,6 @@ const handler: Handler = async (broker, request) => {
     );
   }
   const outcome = await broker.refresher.refresh(connection.name, { actor: caller.name, force: true });
-  broker.tokenReader.forget(connection.name);
   if (outcome.result === 'busy') {
     throw new BrokerError('refresh_in_progress', `A refresh of ${connection.name} is already running.`, {
       retryAfterSeconds: 5,

@@ -2,7 +2,7 @@ import { assertConnectionName } from '../shared/connections/connection';
 import { BrokerError } from '../shared/errors';
 import { identifyCaller, requireTokenReader } from '../shared/http/caller';
 import { jsonText } from '../shared/http/responses';
-import type { PublishedToken } from '../shared/oauth/token-service';
+import type { PublishedToken } from '../shared/oauth/token-reader';
 import type { BrokerRequest, Handler } from '../shared/http/types';
 import type { HttpFunctionDefinition } from './route';
 

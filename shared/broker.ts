@@ -11,7 +11,7 @@ import type { AuthSessionStore } from './oauth/auth-session';
 import { AuthorizationService } from './oauth/authorization';
 import { createMsalClientFactory, type MsalClientFactory } from './oauth/msal-client';
 import { TableAuthSessionStore } from './oauth/table-session-store';
-import { TokenService } from './oauth/token-service';
+import { ConnectionStateWriter } from './connections/state';
 import { RefreshService, type BrokerHealthState } from './oauth/refresh';
 import { TokenReader } from './oauth/token-reader';
 import { PasswordStore } from './oauth/passwords';
@@ -36,7 +36,7 @@ export interface Broker {
   audit: AuditLog;
   secrets: SecretStore;
   msal: MsalClientFactory;
-  tokens: TokenService;
+  state: ConnectionStateWriter;
   authorization: AuthorizationService;
   leases: LeaseStore;
   notifier: Notifier;
@@ -85,7 +85,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     logger,
     now,
   });
-  const tokens = new TokenService({
+  const state = new ConnectionStateWriter({
     registry,
     secrets,
     audit,
@@ -94,13 +94,17 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     notifier,
     leases,
     cacheWriteHours: config.refresh.cacheWriteHours,
+    // The reader is built below (it needs the refresher, which needs this writer); the hook runs later.
+    onChanged: (name) => {
+      tokenReader.forget(name);
+    },
   });
   const authorization = new AuthorizationService({
     config,
     registry,
     sessions,
     msal,
-    tokens,
+    state,
     secrets,
     logger,
     now,
@@ -112,8 +116,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     secrets,
     leases,
     msal,
-    tokens,
-    notifier,
+    state,
     logger,
     now,
     health,
@@ -129,18 +132,8 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
-  const passwords = new PasswordStore({ tokens });
-  const connections = new ConnectionLifecycle({
-    registry,
-    tokens,
-    leases,
-    notifier,
-    logger,
-    now,
-    forget: (name) => {
-      tokenReader.forget(name);
-    },
-  });
+  const passwords = new PasswordStore({ state });
+  const connections = new ConnectionLifecycle({ registry, state, leases });
   const healthService = new HealthService({ registry, secrets, msal, health, logger });
   return {
     config,
@@ -152,7 +145,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     audit,
     secrets,
     msal,
-    tokens,
+    state,
     authorization,
     leases,
     notifier,

@@ -1,15 +1,13 @@
 /**
  * An admin's changes to a connection — define, reset, disable, enable, delete — decided in one
- * place and written through the token service (the one writer), under the connection's lease where
+ * place and written through the state writer (the one writer), under the connection's lease where
  * the invariants need it.
  */
 import { BrokerError } from '../errors';
-import type { Logger } from '../logging';
-import type { Notifier } from '../notify/notifier';
-import type { TokenService } from '../oauth/token-service';
+import type { ConnectionStateWriter } from './state';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 import { GRANT_FIELDS, type Connection, type ConnectionDefinition } from './connection';
-import type { ConnectionRegistry, ConnectionState } from './registry';
+import { requireConnection, type ConnectionRegistry, type ConnectionState } from './registry';
 
 /** Which grant fields a new definition would change (pure). */
 export function retargetedFields(current: Connection, next: ConnectionDefinition): string[] {
@@ -39,13 +37,8 @@ const CLEARED: ConnectionState = {
 export interface ConnectionLifecycleOptions {
   registry: ConnectionRegistry;
   /** The one writer of secrets, state and audit events. */
-  tokens: TokenService;
+  state: ConnectionStateWriter;
   leases: LeaseStore;
-  notifier: Notifier;
-  logger: Logger;
-  now: () => Date;
-  /** Drops what the token route holds in memory for a connection. */
-  forget: (name: string) => void;
 }
 
 interface Change {
@@ -81,9 +74,9 @@ export class ConnectionLifecycle {
     // that is how an admin throws away a grant they no longer trust.
     if (existing && (changed.length > 0 || change.reset)) {
       const reset = await this.exclusively(name, async () => {
-        await this.options.tokens.deleteSecrets(name);
-        const { connection } = await this.options.registry.upsertDefinition(name, definition);
-        return this.options.tokens.changeState(connection, CLEARED, {
+        await this.options.state.deleteSecrets(name);
+        const { connection } = await this.options.state.define(name, definition);
+        return this.options.state.changeState(connection, CLEARED, {
           type: 'connection.reset',
           actor: change.actor,
           reason:
@@ -93,12 +86,9 @@ export class ConnectionLifecycle {
           correlationId: change.correlationId,
         });
       });
-      this.options.forget(name);
       return { connection: reset, created: false };
     }
-    const { connection, created } = await this.options.registry.upsertDefinition(name, definition);
-    // The token route keeps who may read in memory: a changed reader list applies at once.
-    this.options.forget(name);
+    const { connection, created } = await this.options.state.define(name, definition);
     await this.record(name, created ? 'connection.created' : 'connection.changed', change, connection.status);
     return { connection, created };
   }
@@ -109,22 +99,9 @@ export class ConnectionLifecycle {
    * the row still exists before they write (refresh, authorization, password).
    */
   async delete(name: string, change: Change): Promise<void> {
-    const connection = await this.existing(name);
     await this.exclusively(name, async () => {
-      // Secrets first: a registry row without secrets is harmless, secrets without a row are orphans.
-      await this.options.tokens.deleteSecrets(name);
-      await this.options.registry.delete(name);
-    });
-    this.options.forget(name);
-    await this.record(name, 'connection.deleted', change);
-    this.options.notifier.notify({
-      type: 'connection.deleted',
-      connection: name,
-      mailbox: connection.mailbox,
-      status: 'deleted',
-      previousStatus: connection.status,
-      reason: `Deleted by ${change.actor}.`,
-      at: this.options.now().toISOString(),
+      const connection = await this.existing(name);
+      await this.options.state.remove(connection, { type: 'connection.deleted', ...change });
     });
   }
 
@@ -138,10 +115,10 @@ export class ConnectionLifecycle {
    * re-reads the row under the same lease and finds it disabled.
    */
   async disable(name: string, change: Change): Promise<Connection> {
-    const updated = await this.exclusively(name, async () => {
+    return this.exclusively(name, async () => {
       const connection = await this.existing(name);
       if (connection.status === 'disabled') return connection;
-      return this.options.tokens.changeState(
+      return this.options.state.changeState(
         connection,
         { status: 'disabled' },
         {
@@ -150,33 +127,27 @@ export class ConnectionLifecycle {
         },
       );
     });
-    this.options.forget(name);
-    return updated;
   }
 
   /** Resumes a disabled connection: `authorized` if it ever was (the next refresh tells), else `new`. */
   async enable(name: string, change: Change): Promise<Connection> {
-    const updated = await this.exclusively(name, async () => {
+    return this.exclusively(name, async () => {
       const connection = await this.existing(name);
       if (connection.status !== 'disabled') return connection;
       const status = connection.authorizedAt === undefined ? 'new' : 'authorized';
-      return this.options.tokens.changeState(
+      return this.options.state.changeState(
         connection,
         { status, nextAttemptAt: undefined },
         { type: 'connection.enabled', ...change },
       );
     });
-    this.options.forget(name);
-    return updated;
   }
 
   private async existing(name: string): Promise<Connection> {
-    const connection = await this.options.registry.get(name);
-    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-    return connection;
+    return requireConnection(this.options.registry, name);
   }
 
   private record(name: string, type: string, change: Change, toStatus?: string): Promise<void> {
-    return this.options.tokens.recordEvent(name, { type, ...change, ...(toStatus ? { toStatus } : {}) });
+    return this.options.state.recordEvent(name, { type, ...change, ...(toStatus ? { toStatus } : {}) });
   }
 }

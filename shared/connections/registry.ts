@@ -50,6 +50,16 @@ export class ConcurrentUpdateError extends Error {
   }
 }
 
+/** The named connection, or `connection_not_found` (404): the one place that says there is none. */
+export async function requireConnection(
+  registry: Pick<ConnectionRegistry, 'get'>,
+  name: string,
+): Promise<Connection> {
+  const connection = await registry.get(name);
+  if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+  return connection;
+}
+
 /**
  * The connection as it is now, if it is still the one `seen` was (not deleted, not deleted and
  * defined again); otherwise `connection_not_found`. Writers call it under the connection's lease.

@@ -1,6 +1,6 @@
 import type { Broker } from '../broker';
 import { assertConnectionName, type Connection } from '../connections/connection';
-import { BrokerError } from '../errors';
+import { requireConnection } from '../connections/registry';
 import { secretNames } from '../secrets/secret-store';
 
 /** The connection as admins see it: no etag, no cache ids. */
@@ -36,7 +36,5 @@ export function connectionView(connection: Connection, secrets?: Broker['secrets
 /** The named connection from the registry: 400 for a bad name, 404 when there is none. */
 export async function existingConnection(broker: Broker, rawName: string | undefined): Promise<Connection> {
   const name = assertConnectionName(rawName);
-  const connection = await broker.registry.get(name);
-  if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
-  return connection;
+  return requireConnection(broker.registry, name);
 }

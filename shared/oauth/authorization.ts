@@ -3,14 +3,14 @@ import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
 import type { Connection } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
-import type { ConnectionRegistry } from '../connections/registry';
+import { requireConnection, type ConnectionRegistry } from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { AuthSession, AuthSessionStore } from './auth-session';
 import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
-import { refuseUnlessBound, type TokenService } from './token-service';
+import { refuseUnlessBound, type ConnectionStateWriter } from '../connections/state';
 import type { SecretStore } from '../secrets/secret-store';
 import { authorizationBinding, isServerSideGrant } from '../connections/connection';
 
@@ -19,7 +19,7 @@ export interface AuthorizationServiceOptions {
   registry: ConnectionRegistry;
   sessions: AuthSessionStore;
   msal: MsalClientFactory;
-  tokens: TokenService;
+  state: ConnectionStateWriter;
   secrets: SecretStore;
   logger: Logger;
   now: () => Date;
@@ -195,7 +195,7 @@ export class AuthorizationService {
       throw error;
     }
     const { connection, result, cache, signIn } = verified;
-    const updated = await this.options.tokens
+    const updated = await this.options.state
       .storeAuthorization(connection, session.binding, result, cache, { actor, ...signIn, correlationId })
       .catch((error: unknown) => this.recordIfRefused(connection.name, actor, correlationId, error));
     return { connection: updated, signedInAs: signIn.signedInAs };
@@ -211,7 +211,7 @@ export class AuthorizationService {
     actor: string,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
-    const { config, msal, tokens } = this.options;
+    const { config, msal, state } = this.options;
     const connection = await this.authorizable(name, 'server');
     const appOnly = connection.grant === 'client_credentials';
     let stored: { result: AuthenticationResult; cache: string | undefined; signIn: SignIn };
@@ -234,7 +234,7 @@ export class AuthorizationService {
       if (error instanceof BrokerError) return this.recordFailure(name, actor, correlationId, error);
       throw error;
     }
-    const updated = await tokens
+    const updated = await state
       .storeAuthorization(connection, authorizationBinding(connection), stored.result, stored.cache, {
         actor,
         ...stored.signIn,
@@ -246,8 +246,7 @@ export class AuthorizationService {
 
   /** The connection, if it exists, is enabled and is authorized the way asked (browser or server side). */
   private async authorizable(name: string, way: 'browser' | 'server'): Promise<Connection> {
-    const connection = await this.options.registry.get(name);
-    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    const connection = await requireConnection(this.options.registry, name);
     if (connection.status === 'disabled') {
       throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
     }
@@ -425,7 +424,7 @@ export class AuthorizationService {
     correlationId: string,
     error: BrokerError,
   ): Promise<never> {
-    await this.options.tokens.recordEvent(name, {
+    await this.options.state.recordEvent(name, {
       type: 'authorization.failed',
       actor,
       reason: `${error.code}: ${error.message}`,

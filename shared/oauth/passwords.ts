@@ -1,6 +1,6 @@
 import type { Connection } from '../connections/connection';
 import { BrokerError } from '../errors';
-import type { TokenService } from './token-service';
+import type { ConnectionStateWriter } from '../connections/state';
 
 /** Entra accepts passwords of up to 256 characters. */
 const MAX_PASSWORD_LENGTH = 256;
@@ -11,7 +11,7 @@ const MAX_PASSWORD_LENGTH = 256;
  * with the connection.
  */
 export class PasswordStore {
-  constructor(private readonly options: { tokens: TokenService }) {}
+  constructor(private readonly options: { state: ConnectionStateWriter }) {}
 
   async set(connection: Connection, body: unknown, actor: string, correlationId: string): Promise<void> {
     if (connection.grant !== 'password') {
@@ -21,7 +21,7 @@ export class PasswordStore {
       );
     }
     // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
-    await this.options.tokens.storePassword(connection, passwordOf(body), {
+    await this.options.state.storePassword(connection, passwordOf(body), {
       type: 'connection.password_set',
       actor,
       correlationId,

@@ -3,16 +3,15 @@ import type { AccountInfo, AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
 import type { Connection, ConnectionStatus } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
-import type { ConnectionRegistry, ConnectionState } from '../connections/registry';
+import { requireConnection, type ConnectionRegistry, type ConnectionState } from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
-import type { Notifier, StatusNotification } from '../notify/notifier';
 import { secretNames, type SecretStore, type StoredSecret } from '../secrets/secret-store';
 import type { Lease, LeaseStore } from '../storage/lease';
 import { classifyMsalError, type EntraFailure } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
-import type { TokenService } from './token-service';
+import type { ConnectionStateWriter } from '../connections/state';
 
 interface Renewed {
   result: AuthenticationResult;
@@ -198,8 +197,7 @@ export interface RefreshServiceOptions {
   secrets: SecretStore;
   leases: LeaseStore;
   msal: MsalClientFactory;
-  tokens: TokenService;
-  notifier: Notifier;
+  state: ConnectionStateWriter;
   logger: Logger;
   now: () => Date;
   health: BrokerHealthState;
@@ -258,8 +256,7 @@ export class RefreshService {
     try {
       // Re-read under the lease: whoever held it before may have refreshed already, and its
       // rotated refresh token is in the cache we are about to read.
-      const connection = await registry.get(name);
-      if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+      const connection = await requireConnection(registry, name);
       const settings = this.options.config.refresh;
       const marginMinutes = Math.max(settings.marginMinutes, (options.minimumRemainingMs ?? 0) / 60_000);
       const decision = shouldRefresh(
@@ -302,7 +299,7 @@ export class RefreshService {
     reason: string,
     lease: Lease,
   ): Promise<RefreshOutcome> {
-    const { tokens, logger, now, health } = this.options;
+    const { state, logger, now, health } = this.options;
     const renewed = await this.renew(connection, actor);
     if ('outcome' in renewed) return renewed.outcome;
     const { result, cache, previous, signedInAgain } = renewed;
@@ -319,10 +316,10 @@ export class RefreshService {
       };
     }
 
-    // The token service writes in the invariants' order (cache when due, token, status). A store
+    // The state writer writes in the invariants' order (cache when due, token, status). A store
     // failure at any step leaves the stored refresh token usable (rotation does not revoke it).
     const stored = await this.attempt(connection, actor, () =>
-      tokens.storeRefresh(
+      state.storeRefresh(
         connection,
         {
           result,
@@ -339,8 +336,6 @@ export class RefreshService {
     const updated = stored.value;
     const expiresOn = updated.tokenExpiresOn;
     logger.info('refresh.succeeded', { connection: connection.name, reason, expiresOn, actor });
-    if (connection.status === 'degraded')
-      this.notify(connection, updated.status, 'connection.recovered', 'Refresh succeeded again.');
     return { connection: connection.name, result: 'refreshed', reason, status: updated.status, expiresOn };
   }
 
@@ -430,7 +425,7 @@ export class RefreshService {
     actor: string,
     failure: EntraFailure,
   ): Promise<RefreshOutcome> {
-    const { tokens, logger, now, health, config } = this.options;
+    const { state, logger, now, health, config } = this.options;
     const at = now();
     const summary = {
       kind: failure.kind,
@@ -456,14 +451,17 @@ export class RefreshService {
         failure: summary,
       };
     }
-    const updated = await tokens.changeState(connection, effect.state, {
-      type: effect.eventType,
-      actor,
-      reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
-      aadsts: failure.aadsts,
-    });
-    if (effect.notify)
-      this.notify(connection, updated.status, effect.notify.type, effect.notify.reason, failure);
+    const updated = await state.changeState(
+      connection,
+      effect.state,
+      {
+        type: effect.eventType,
+        actor,
+        reason: `${failure.error}${failure.aadsts ? ` AADSTS${failure.aadsts}` : ''}: ${failure.message}`,
+        aadsts: failure.aadsts,
+      },
+      effect.notify && { ...effect.notify, aadsts: failure.aadsts, remedy: failure.remedy },
+    );
     return {
       connection: connection.name,
       result: 'failed',
@@ -471,26 +469,6 @@ export class RefreshService {
       status: updated.status,
       failure: summary,
     };
-  }
-
-  private notify(
-    connection: Connection,
-    status: ConnectionStatus,
-    type: StatusNotification['type'],
-    reason: string,
-    failure?: EntraFailure,
-  ): void {
-    this.options.notifier.notify({
-      type,
-      connection: connection.name,
-      mailbox: connection.mailbox,
-      status,
-      previousStatus: connection.status,
-      reason,
-      aadsts: failure?.aadsts,
-      remedy: failure?.remedy,
-      at: this.options.now().toISOString(),
-    });
   }
 
   /**

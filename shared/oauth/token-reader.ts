@@ -4,7 +4,22 @@ import { BrokerError } from '../errors';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import { singleFlight } from '../promises';
 import type { RefreshOutcome, RefreshService } from './refresh';
-import { xoauth2, type PublishedToken } from './token-service';
+
+/** What the token route hands to consumers (README "HTTP API"). */
+export interface PublishedToken {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_on: string;
+  expires_in: number;
+  scope: string;
+  mailbox: string;
+  /** base64 of `user={mailbox}^Aauth=Bearer {token}^A^A`, for IMAP/POP/SMTP AUTH XOAUTH2. */
+  xoauth2: string;
+}
+
+export function xoauth2(mailbox: string, accessToken: string): string {
+  return Buffer.from(`user=${mailbox}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
+}
 
 interface CachedToken {
   connection: Pick<Connection, 'name' | 'mailbox' | 'status' | 'readers'>;

@@ -8,12 +8,12 @@ import { performance } from 'node:perf_hooks';
 import type { BrokerConfig } from '../config';
 import type { Connection, Profile } from '../connections/connection';
 import { scopesFor } from '../connections/profiles';
-import type { ConnectionRegistry } from '../connections/registry';
-import { BrokerError, isBrokerError } from '../errors';
+import { requireConnection, type ConnectionRegistry } from '../connections/registry';
+import { isBrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { Outbound } from '../net/outbound';
 import type { TokenReader } from '../oauth/token-reader';
-import type { PublishedToken } from '../oauth/token-service';
+import type { PublishedToken } from '../oauth/token-reader';
 import { probeEws } from './ews';
 import { probeGraph } from './graph';
 import { probeImap, probePop, probeSmtp } from './mail';
@@ -57,8 +57,7 @@ export class ConnectionTester {
 
   /** Throws BrokerError only for what is wrong with the request (unknown, new or disabled connection). */
   async test(name: string, correlationId: string): Promise<ProbeResult> {
-    const connection = await this.options.registry.get(name);
-    if (!connection) throw new BrokerError('connection_not_found', `There is no connection named ${name}.`);
+    const connection = await requireConnection(this.options.registry, name);
     const started = performance.now();
     const probe = connection.profile === 'custom' ? undefined : PROBES[connection.profile];
     const protocol = probe?.protocol ?? null;

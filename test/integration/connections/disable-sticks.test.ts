@@ -119,7 +119,7 @@ it("regression: the ETag retry re-applied a refresh's state over a disable writt
   const seen = (await harness.broker.registry.get(name))!;
   // Someone disables the connection after the refresh read the row (its etag is now stale).
   await harness.broker.registry.updateState(name, { status: 'disabled' }, seen.etag, seen);
-  const after = await harness.broker.tokens.changeState(
+  const after = await harness.broker.state.changeState(
     seen,
     { status: 'authorized', consecutiveFailures: 0 },
     {

@@ -1,6 +1,6 @@
 import type { EntraFailure } from '../../../shared/oauth/entra-errors';
 import { backoffMs, nextStateAfterFailure, shouldRefresh } from '../../../shared/oauth/refresh';
-import { cacheWriteDue } from '../../../shared/oauth/token-service';
+import { cacheWriteDue } from '../../../shared/connections/state';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
 const settings = { marginMinutes: 15, keepaliveDays: 7 };

@@ -1,33 +1,22 @@
 import type { AuthenticationResult } from '@azure/msal-node';
-import { authorizationBinding, type AuthorizationBinding, type Connection } from '../connections/connection';
+import {
+  authorizationBinding,
+  type AuthorizationBinding,
+  type Connection,
+  type ConnectionDefinition,
+} from './connection';
 import {
   ConcurrentUpdateError,
   stillExisting,
   type ConnectionRegistry,
   type ConnectionState,
-} from '../connections/registry';
+} from './registry';
 import { BrokerError } from '../errors';
 import type { AuditLog } from '../audit/audit-log';
 import { secretNames, type SecretStore, type StoredSecret } from '../secrets/secret-store';
 import type { Logger } from '../logging';
 import type { Notifier, StatusNotification } from '../notify/notifier';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
-
-/** What the token route hands to consumers (README "HTTP API"). */
-export interface PublishedToken {
-  access_token: string;
-  token_type: 'Bearer';
-  expires_on: string;
-  expires_in: number;
-  scope: string;
-  mailbox: string;
-  /** base64 of `user={mailbox}^Aauth=Bearer {token}^A^A`, for IMAP/POP/SMTP AUTH XOAUTH2. */
-  xoauth2: string;
-}
-
-export function xoauth2(mailbox: string, accessToken: string): string {
-  return Buffer.from(`user=${mailbox}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
-}
 
 const MAX_TAG_VALUE = 256;
 const ROUTINE_EVENTS = new Set(['connection.refreshed', 'connection.refresh_failed']);
@@ -39,7 +28,7 @@ const ADMIN_CHANGES = new Set<StatusNotification['type']>([
   'connection.reset',
 ]);
 
-export interface TokenServiceOptions {
+export interface ConnectionStateWriterOptions {
   registry: ConnectionRegistry;
   secrets: SecretStore;
   audit: AuditLog;
@@ -49,6 +38,22 @@ export interface TokenServiceOptions {
   leases: LeaseStore;
   /** A refresh rewrites the stored token cache when that is at least this old (0: always). */
   cacheWriteHours: number;
+  /**
+   * Told after every write to a connection (state, secrets, definition, removal): the token
+   * reader drops what it holds in memory for it. The one place that does, so no caller forgets.
+   */
+  onChanged: (name: string) => void;
+}
+
+/** A webhook event to send with a state change (refresh outcomes; admin changes are derived). */
+export interface ChangeNotification {
+  type: Extract<
+    StatusNotification['type'],
+    'connection.reauthorization_required' | 'connection.degraded' | 'connection.recovered'
+  >;
+  reason: string;
+  aadsts?: number;
+  remedy?: string;
 }
 
 /** What a refresh got from Entra, and the stored cache its refresh token came from. */
@@ -131,14 +136,16 @@ export function cacheWriteDue(input: {
 }
 
 /**
- * The one writer of a connection's tokens, secrets, state and audit trail: authorization, refresh,
- * password, reset, disable, enable and delete all write through it. Order matters and is the same
+ * The one writer of a connection's state: its definition (registry row), secrets, status, audit
+ * trail and webhook notifications. Authorization, refresh, password, define, reset, disable, enable
+ * and delete all write through it, and it alone tells the token reader's memory to drop a
+ * connection (`onChanged`). Order matters and is the same
  * for every trigger: the token cache (which holds the refresh token) first, then the published
  * access token, then the registry row and its audit event. A failure part-way leaves a cache that
  * still works.
  */
-export class TokenService {
-  constructor(private readonly options: TokenServiceOptions) {}
+export class ConnectionStateWriter {
+  constructor(private readonly options: ConnectionStateWriterOptions) {}
 
   /**
    * Stores what a completed authorization produced and marks the connection authorized — under
@@ -236,6 +243,7 @@ export class TokenService {
         ...withNewToken(expiresOn, now()),
       },
       { type: wasDegraded ? 'connection.recovered' : 'connection.refreshed', ...event },
+      wasDegraded ? { type: 'connection.recovered', reason: 'Refresh succeeded again.' } : undefined,
     );
   }
 
@@ -256,6 +264,37 @@ export class TokenService {
     await secrets.delete(secretNames.token(name));
     await secrets.delete(secretNames.cache(name));
     await secrets.delete(secretNames.password(name));
+    this.options.onChanged(name);
+  }
+
+  /** Creates a connection (status `new`) or changes its definition, keeping its state. */
+  async define(
+    name: string,
+    definition: ConnectionDefinition,
+  ): Promise<{ connection: Connection; created: boolean }> {
+    const defined = await this.options.registry.upsertDefinition(name, definition);
+    this.options.onChanged(name);
+    return defined;
+  }
+
+  /**
+   * Removes a connection: its secrets first (a row without secrets is harmless, secrets without a
+   * row are orphans), then its row; then the audit event and the `connection.deleted` webhook.
+   */
+  async remove(connection: Connection, event: ConnectionEvent): Promise<void> {
+    await this.deleteSecrets(connection.name);
+    await this.options.registry.delete(connection.name);
+    this.options.onChanged(connection.name);
+    await this.recordEvent(connection.name, event);
+    this.options.notifier.notify({
+      type: 'connection.deleted',
+      connection: connection.name,
+      mailbox: connection.mailbox,
+      status: 'deleted',
+      previousStatus: connection.status,
+      reason: `Deleted by ${event.actor}.`,
+      at: this.options.now().toISOString(),
+    });
   }
 
   /** An audit event without a status change (definitions, deletions, failed sign-ins), and its log line. */
@@ -371,10 +410,22 @@ export class TokenService {
     connection: Connection,
     state: ConnectionState,
     event: ConnectionEvent,
+    notification?: ChangeNotification,
   ): Promise<Connection> {
     const { audit, logger, now } = this.options;
     const { current, updated, superseded } = await this.updateState(connection, state);
+    this.options.onChanged(current.name);
     if (superseded) return updated;
+    if (notification) {
+      this.options.notifier.notify({
+        ...notification,
+        connection: current.name,
+        mailbox: current.mailbox,
+        status: updated.status,
+        previousStatus: current.status,
+        at: now().toISOString(),
+      });
+    }
     const statusChanged = state.status !== undefined && state.status !== current.status;
     // A routine refresh is a log line, not an audit row: the audit trail holds status changes and
     // admin actions, and one row per refresh would double the storage writes of every sweep.
