@@ -5,7 +5,8 @@ import { connectionView, existingConnection } from '../shared/http/connection-vi
 import { callbackPage } from '../shared/http/pages';
 import { bindingCookie, refuseCrossSite } from '../shared/http/request';
 import { json, toBrokerError } from '../shared/http/responses';
-import type { BrokerRequest, BrokerResponse, Handler } from '../shared/http/types';
+import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /**
@@ -17,8 +18,8 @@ const inBrowser: Handler = async (broker, request) => {
   const name = assertConnectionName(request.params.name);
   // Starting a sign-in (or, for grants without a browser step, acquiring a token) changes state:
   // another site may not make the admin's browser start one (Sec-Fetch-Site: cross-site).
-  refuseCrossSite(broker, request);
-  const connection = await existingConnection(broker, name);
+  refuseCrossSite(broker.config, request);
+  const connection = await existingConnection(broker.registry, name);
   if (isServerSideGrant(connection.grant)) {
     return serverSideResultPage(broker, request, name, caller.name);
   }
@@ -31,7 +32,7 @@ const inBrowser: Handler = async (broker, request) => {
   return {
     status: 302,
     headers: { Location: started.redirectUrl, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
-    cookies: [bindingCookie(broker, started.state, started.browserBinding, started.ttlSeconds)],
+    cookies: [bindingCookie(broker.config, started.state, started.browserBinding, started.ttlSeconds)],
   };
 };
 

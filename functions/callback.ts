@@ -1,7 +1,7 @@
 import { adminConsentPage, callbackPage } from '../shared/http/pages';
 import { bindingCookie, readBindingCookie, readFormBody, singleValue } from '../shared/http/request';
 import { toBrokerError } from '../shared/http/responses';
-import type { Handler } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /**
@@ -20,7 +20,7 @@ const handler: Handler = async (broker, request) => {
     return adminConsentPage(take('admin_consent'), take('tenant'), take('error'), take('error_description'));
   }
   const appOrigin = new URL(broker.config.publicBaseUrl).origin;
-  const binding = readBindingCookie(broker, request, state ?? '');
+  const binding = readBindingCookie(broker.config, request, state ?? '');
   try {
     const completed = await broker.authorization.complete(
       { code: take('code'), state, error: take('error'), error_description: take('error_description') },
@@ -35,7 +35,7 @@ const handler: Handler = async (broker, request) => {
       status: completed.connection.status,
       signedInAs: completed.signedInAs,
     });
-    return { ...response, cookies: [bindingCookie(broker, state ?? '', '', 0)] };
+    return { ...response, cookies: [bindingCookie(broker.config, state ?? '', '', 0)] };
   } catch (thrown) {
     const error = toBrokerError(thrown, broker.logger, request.correlationId);
     return callbackPage(appOrigin, {

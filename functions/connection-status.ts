@@ -37,7 +37,7 @@ export const connectionEvents: HttpFunctionDefinition = {
   authLevel: 'anonymous',
   handler: async (broker, request) => {
     requireAdmin(identifyCaller(request, broker.config));
-    const connection = await existingConnection(broker, request.params.name);
+    const connection = await existingConnection(broker.registry, request.params.name);
     const limit = request.url.searchParams.get('limit') ?? '50';
     if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_EVENTS) {
       throw new BrokerError('invalid_request', `limit must be a whole number from 1 to ${MAX_EVENTS}.`);

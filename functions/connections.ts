@@ -5,7 +5,8 @@ import { identifyCaller, requireAdmin } from '../shared/http/caller';
 import { connectionView, existingConnection } from '../shared/http/connection-view';
 import { readJsonBody } from '../shared/http/request';
 import { json, noContent } from '../shared/http/responses';
-import type { BrokerRequest, BrokerResponse, Handler } from '../shared/http/types';
+import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /** `GET /api/connections` (admin): every connection. */
@@ -22,7 +23,7 @@ const item: Handler = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   if (request.method === 'GET') {
-    const connection = await existingConnection(broker, name);
+    const connection = await existingConnection(broker.registry, name);
     const recentEvents = await broker.audit.list(name, 20);
     return json(200, { ...connectionView(connection, broker.secrets), recentEvents });
   }

@@ -1,6 +1,6 @@
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
 import { consolePage } from '../shared/http/pages';
-import type { Handler } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /** `GET /api/console` (admin): the admin console page. */

@@ -1,6 +1,6 @@
 import { ADMIN_ROLE, identifyCaller } from '../shared/http/caller';
 import { json } from '../shared/http/responses';
-import type { Handler } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /** `GET /api/health`: 200 when the broker works, 503 when not; admins also see each check. */

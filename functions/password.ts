@@ -2,7 +2,7 @@ import { identifyCaller, requireAdmin } from '../shared/http/caller';
 import { existingConnection } from '../shared/http/connection-view';
 import { readJsonBody } from '../shared/http/request';
 import { noContent } from '../shared/http/responses';
-import type { Handler } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /**
@@ -11,7 +11,7 @@ import type { HttpFunctionDefinition } from './route';
  */
 const handler: Handler = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
-  const connection = await existingConnection(broker, request.params.name);
+  const connection = await existingConnection(broker.registry, request.params.name);
   const body = await readJsonBody(request);
   await broker.passwords.set(connection, body, caller.name, request.correlationId);
   return noContent();

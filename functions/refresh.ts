@@ -3,7 +3,7 @@ import { BrokerError } from '../shared/errors';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
 import { connectionView, existingConnection } from '../shared/http/connection-view';
 import { json } from '../shared/http/responses';
-import type { Handler } from '../shared/http/types';
+import type { Handler } from './route';
 import type { RefreshOutcome } from '../shared/oauth/refresh';
 import type { HttpFunctionDefinition } from './route';
 
@@ -13,7 +13,7 @@ import type { HttpFunctionDefinition } from './route';
  */
 const handler: Handler = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
-  const connection = await existingConnection(broker, request.params.name);
+  const connection = await existingConnection(broker.registry, request.params.name);
   if (connection.status === 'new') {
     throw new BrokerError(
       'connection_not_authorized',
@@ -27,7 +27,7 @@ const handler: Handler = async (broker, request) => {
     });
   }
   // Re-read: the refresh has just written the status and the last error.
-  const current = await existingConnection(broker, connection.name);
+  const current = await existingConnection(broker.registry, connection.name);
   if (outcome.result === 'failed') throw refreshFailure(outcome, current);
   return json(200, { result: outcome.result, reason: outcome.reason, connection: connectionView(current) });
 };

@@ -2,7 +2,11 @@ import { BrokerError } from '../shared/errors';
 import { errorPage } from '../shared/http/pages';
 import { refuseCrossSite, refuseMisaddressed } from '../shared/http/request';
 import { problem, toBrokerError } from '../shared/http/responses';
-import type { Handler } from '../shared/http/types';
+import type { Broker } from '../shared/broker';
+import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
+
+/** A route's handler: the request, and the composition root it takes its services from. */
+export type Handler = (broker: Broker, request: BrokerRequest) => Promise<BrokerResponse>;
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
 
@@ -43,10 +47,10 @@ export function serve(definition: HttpFunctionDefinition): Handler {
   return async (broker, request) => {
     const kind = kindOf(request.method);
     try {
-      refuseMisaddressed(broker, request);
+      refuseMisaddressed(broker.config, request);
       const served = (methods as string[]).includes(request.method);
       if (served && !SAFE_METHODS.has(request.method) && !definition.acceptsCrossSitePost)
-        refuseCrossSite(broker, request);
+        refuseCrossSite(broker.config, request);
       if (!served) {
         const error = new BrokerError('method_not_allowed', `${request.method} is not allowed here.`);
         const response =

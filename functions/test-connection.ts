@@ -1,7 +1,7 @@
 import { assertConnectionName } from '../shared/connections/connection';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
 import { json } from '../shared/http/responses';
-import type { Handler } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /**

@@ -3,7 +3,8 @@ import { BrokerError } from '../shared/errors';
 import { identifyCaller, requireTokenReader } from '../shared/http/caller';
 import { jsonText } from '../shared/http/responses';
 import type { PublishedToken } from '../shared/oauth/token-reader';
-import type { BrokerRequest, Handler } from '../shared/http/types';
+import type { BrokerRequest } from '../shared/http/types';
+import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /**

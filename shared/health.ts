@@ -1,4 +1,8 @@
-import type { Broker } from './broker';
+import type { ConnectionRegistry } from './connections/registry';
+import type { Logger } from './logging';
+import type { MsalClientFactory } from './oauth/msal-client';
+import type { BrokerHealthState } from './oauth/refresh';
+import type { SecretStore } from './secrets/secret-store';
 import { BrokerError } from './errors';
 
 /** How long the store and metadata checks are reused: /health is public, and may be polled hard. */
@@ -18,7 +22,15 @@ export interface HealthReport {
 export class HealthService {
   private probed: { at: number; checks: Promise<Record<string, string>> } | undefined;
 
-  constructor(private readonly broker: Pick<Broker, 'registry' | 'secrets' | 'msal' | 'health' | 'logger'>) {}
+  constructor(
+    private readonly broker: {
+      registry: Pick<ConnectionRegistry, 'check'>;
+      secrets: Pick<SecretStore, 'check'>;
+      msal: Pick<MsalClientFactory, 'resolvedTenantId'>;
+      health: BrokerHealthState;
+      logger: Logger;
+    },
+  ) {}
 
   async report(): Promise<HealthReport> {
     const now = Date.now();

@@ -1,10 +1,9 @@
-import type { Broker } from '../broker';
 import { assertConnectionName, type Connection } from '../connections/connection';
-import { requireConnection } from '../connections/registry';
-import { secretNames } from '../secrets/secret-store';
+import { requireConnection, type ConnectionRegistry } from '../connections/registry';
+import { secretNames, type SecretStore } from '../secrets/secret-store';
 
 /** The connection as admins see it: no etag, no cache ids. */
-export function connectionView(connection: Connection, secrets?: Broker['secrets']) {
+export function connectionView(connection: Connection, secrets?: Pick<SecretStore, 'uriOf'>) {
   return {
     name: connection.name,
     mailbox: connection.mailbox,
@@ -34,7 +33,10 @@ export function connectionView(connection: Connection, secrets?: Broker['secrets
 }
 
 /** The named connection from the registry: 400 for a bad name, 404 when there is none. */
-export async function existingConnection(broker: Broker, rawName: string | undefined): Promise<Connection> {
+export async function existingConnection(
+  registry: Pick<ConnectionRegistry, 'get'>,
+  rawName: string | undefined,
+): Promise<Connection> {
   const name = assertConnectionName(rawName);
-  return requireConnection(broker.registry, name);
+  return requireConnection(registry, name);
 }

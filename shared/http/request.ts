@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Broker } from '../broker';
+import type { BrokerConfig } from '../config';
 import { BrokerError } from '../errors';
 import type { BrokerRequest, ResponseCookie } from './types';
 import { isLoopbackHost, parseHostHeader } from '../net/loopback';
@@ -14,10 +14,10 @@ const MAX_QUERY_VALUE = 8192;
  * fetch from a page that rebinds DNS): browsers say so in Sec-Fetch-Site and Origin. Scripts and
  * consumers send neither and are judged by their identity alone.
  */
-export function refuseCrossSite(broker: Broker, request: BrokerRequest): void {
+export function refuseCrossSite(config: Pick<BrokerConfig, 'publicBaseUrl'>, request: BrokerRequest): void {
   const site = request.headers.get('sec-fetch-site');
   const origin = request.headers.get('origin');
-  const ownOrigin = new URL(broker.config.publicBaseUrl).origin;
+  const ownOrigin = new URL(config.publicBaseUrl).origin;
   if (
     (site !== null && site !== 'same-origin' && site !== 'none') ||
     (origin !== null && origin !== ownOrigin)
@@ -34,8 +34,8 @@ export function refuseCrossSite(broker: Broker, request: BrokerRequest): void {
  * host in Host, so only requests addressed to a loopback name are answered (421 otherwise) — in
  * `npm start`'s host and under `func start` alike, since both serve routes through `serve()`.
  */
-export function refuseMisaddressed(broker: Broker, request: BrokerRequest): void {
-  if (!broker.config.localAdmin) return;
+export function refuseMisaddressed(config: Pick<BrokerConfig, 'localAdmin'>, request: BrokerRequest): void {
+  if (!config.localAdmin) return;
   const host = parseHostHeader(request.headers.get('host') ?? request.url.host);
   if (!host || !isLoopbackHost(host.name)) {
     throw new BrokerError(
@@ -101,12 +101,12 @@ export async function readFormBody(request: BrokerRequest): Promise<URLSearchPar
  * An empty value with `maxAgeSeconds` 0 clears it.
  */
 export function bindingCookie(
-  broker: Broker,
+  config: Pick<BrokerConfig, 'publicBaseUrl'>,
   state: string,
   value: string,
   maxAgeSeconds: number,
 ): ResponseCookie {
-  const https = broker.config.publicBaseUrl.startsWith('https://');
+  const https = config.publicBaseUrl.startsWith('https://');
   return {
     name: bindingCookieName(state, https),
     value,
@@ -124,8 +124,12 @@ export function bindingCookie(
 }
 
 /** The binding cookie the browser sent back for the flow with this `state`, if any. */
-export function readBindingCookie(broker: Broker, request: BrokerRequest, state: string): string | undefined {
-  const name = bindingCookieName(state, broker.config.publicBaseUrl.startsWith('https://'));
+export function readBindingCookie(
+  config: Pick<BrokerConfig, 'publicBaseUrl'>,
+  request: BrokerRequest,
+  state: string,
+): string | undefined {
+  const name = bindingCookieName(state, config.publicBaseUrl.startsWith('https://'));
   const header = request.headers.get('cookie');
   if (!header || header.length > 8192) return undefined;
   for (const part of header.split(';')) {

@@ -1,5 +1,3 @@
-import type { Broker } from '../broker';
-
 /**
  * The broker's own view of an HTTP exchange, so that `shared/` never imports the Functions
  * programming model. `functions/` adapts HttpRequest/HttpResponseInit to these, and so does the
@@ -33,6 +31,3 @@ export interface ResponseCookie {
   httpOnly: true;
   sameSite: 'Lax' | 'Strict' | 'None';
 }
-
-/** A route's logic, independent of the Functions programming model. */
-export type Handler = (broker: Broker, request: BrokerRequest) => Promise<BrokerResponse>;
