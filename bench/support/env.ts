@@ -16,11 +16,11 @@ import { startLocalHost, type LocalHost } from '../../scripts/host';
 import { signIn } from '../../sandbox/entra/sign-in-driver';
 import { ensureTestPki } from '../../sandbox/tls';
 import { startAzurite, type AzuriteInstance } from '../../sandbox/azurite';
-import { api, Browser, freePort, USERS } from '../../test/support/harness';
-import { uniqueTablePrefix } from '../../test/support/storage';
+import { api, Browser, freePort, uniqueTablePrefix } from '../../sandbox/drive';
 import { startEmulatorProcess, type EmulatorInfo, type Emulators } from './rpc';
 
-export const BENCH_USER = USERS.support;
+/** The account the benchmarks sign in as (added to the Entra emulator with this password). */
+export const BENCH_USER = { username: 'support@contoso.test', password: 'Support-Pass-1' } as const;
 
 /** The parts of the built bundle the benchmarks use (functions/index.ts exports them for this). */
 type BuiltEntry = Pick<typeof FunctionsEntry, 'createBroker' | 'loadConfig' | 'adaptHttp' | 'httpFunctions'>;
@@ -137,8 +137,14 @@ export async function authorizeThroughSignIn(bench: BenchEnv, name: string): Pro
   if (put.status >= 300) throw new Error(`PUT connection ${name}: ${put.status} ${put.text}`);
   const browser = new Browser();
   const start = await browser.get(`${bench.baseUrl}/api/connections/${name}/authorize`);
-  const callbackUrl = await signIn(start.headers.get('location') ?? '', { ...BENCH_USER, consent: 'accept' });
-  const callback = await browser.get(callbackUrl);
+  const location = start.headers.get('location') ?? '';
+  const callbackUrl = await signIn(location, { ...BENCH_USER, consent: 'accept' });
+  // Entra's response_mode=form_post: the browser POSTs the fields it was handed.
+  const callback = await browser.postForm(
+    `${callbackUrl.origin}${callbackUrl.pathname}`,
+    callbackUrl.searchParams,
+    new URL(location).origin,
+  );
   await callback.text();
   const connection = await bench.broker.registry.get(name);
   if (connection?.status !== 'authorized') {

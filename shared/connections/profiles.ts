@@ -1,4 +1,4 @@
-import type { CloudEndpoints } from '../config';
+import type { CloudEndpoints } from '../clouds';
 import type { ConnectionDefinition, Profile } from './connection';
 
 type ScopeSource = Pick<ConnectionDefinition, 'profile' | 'scopes'> & {

@@ -7,7 +7,7 @@
  * Conditional Access, and is here only for products that can do nothing else.
  */
 import type { AuthenticationResult } from '@azure/msal-node';
-import type { CloudEndpoints } from '../config';
+import type { CloudEndpoints } from '../clouds';
 import type { Connection } from '../connections/connection';
 import { appOnlyScopes, delegatedScopes } from '../connections/profiles';
 import { BrokerError } from '../errors';

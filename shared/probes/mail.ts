@@ -8,7 +8,7 @@
  */
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import type { MailEndpoint } from '../config';
+import type { MailEndpoint } from '../clouds';
 import { classifyNetworkError } from './network';
 import type { ProbeTarget } from './probe';
 import { ProbeFailure, type ProbeDetails } from './result';

@@ -1,4 +1,4 @@
-import type { CloudEndpoints } from '../config';
+import type { CloudEndpoints } from '../clouds';
 import type { Connection } from '../connections/connection';
 import type { Outbound } from '../net/outbound';
 import type { ProbeDetails, ProbeProtocol } from './result';

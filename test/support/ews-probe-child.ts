@@ -3,7 +3,7 @@
  * prints one JSON line per answer: what the probe made of it. No unhandledRejection handler is set,
  * so a rejection the library leaves unhandled ends this process as it would end the Functions worker.
  */
-import { cloudFor } from '../../shared/config';
+import { cloudFor } from '../../shared/clouds';
 import { probeEws } from '../../shared/probes/ews';
 import { ProbeFailure } from '../../shared/probes/result';
 

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { secretNames } from '../../shared/secrets/secret-store';
@@ -16,20 +15,9 @@ import { DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME } from '../../sandbox/azurite';
 import { startMailServers, type MailServers } from './dovecot';
 import { testPki } from './pki';
 import { uniqueTablePrefix } from './storage';
+import { api, Browser, freePort } from '../../sandbox/drive';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
+export { api, Browser, freePort };
 
 export const USERS = {
   support: { username: 'support@contoso.test', password: 'Support-Pass-1' },
@@ -277,82 +265,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 /** A browser's cookie jar and redirect handling, for driving the browser routes over HTTP. */
-export class Browser {
-  private readonly cookies = new Map<string, string>();
-
-  get(url: string | URL): Promise<Response> {
-    return this.send(new URL(url), {});
-  }
-
-  /**
-   * What a browser does with Entra's response_mode=form_post page: POSTs its fields, from Entra's
-   * origin (a cross-site request), to the callback.
-   */
-  postForm(url: string | URL, fields: URLSearchParams, fromOrigin: string): Promise<Response> {
-    return this.send(new URL(url), {
-      method: 'POST',
-      body: fields.toString(),
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        origin: fromOrigin,
-        'sec-fetch-site': 'cross-site',
-      },
-    });
-  }
-
-  private async send(
-    target: URL,
-    init: { method?: string; body?: string; headers?: Record<string, string> },
-  ) {
-    const cookieHeader = [...this.cookies.entries()].map(([name, value]) => `${name}=${value}`).join('; ');
-    const response = await fetch(target, {
-      ...init,
-      redirect: 'manual',
-      headers: {
-        ...init.headers,
-        ...(cookieHeader && target.hostname === 'localhost' ? { cookie: cookieHeader } : {}),
-      },
-    });
-    for (const setCookie of response.headers.getSetCookie()) {
-      const [pair] = setCookie.split(';');
-      const index = pair?.indexOf('=') ?? -1;
-      if (pair && index > 0) {
-        const name = pair.slice(0, index);
-        const value = pair.slice(index + 1);
-        if (value === '' || /max-age=0/i.test(setCookie)) this.cookies.delete(name);
-        else this.cookies.set(name, value);
-      }
-    }
-    return response;
-  }
-
-  forget(): void {
-    this.cookies.clear();
-  }
-}
-
-/** JSON API calls as an admin would make them. */
-export async function api(
-  baseUrl: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; json: Record<string, unknown>; text: string }> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    json = {};
-  }
-  return { status: response.status, headers: response.headers, json, text };
-}
 
 /**
  * `POST /connections/{name}/test` as an admin; keeps the body for the secret scan, and adds the

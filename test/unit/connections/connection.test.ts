@@ -1,6 +1,6 @@
 import { assertConnectionName, parseConnectionDefinition } from '../../../shared/connections/connection';
 import { delegatedScopes, scopesFor } from '../../../shared/connections/profiles';
-import { cloudFor } from '../../../shared/config';
+import { cloudFor } from '../../../shared/clouds';
 import { BrokerError } from '../../../shared/errors';
 
 describe('connection names', () => {

@@ -3,7 +3,8 @@
  * loadConfig must accept exactly what the Bicep sets plus what the platform sets, and the redirect
  * URI the App Registration lists must be the one the app builds.
  */
-import { cloudFor, loadConfig } from '../../../shared/config';
+import { cloudFor } from '../../../shared/clouds';
+import { loadConfig } from '../../../shared/config';
 import {
   Expression,
   isObject,

@@ -2,7 +2,7 @@
  * The App Registration's permission table (infra/app/entra-app.bicep `permissionIds`) against
  * Microsoft's published permission ids, and against the scopes the broker actually requests.
  */
-import { cloudFor } from '../../../shared/config';
+import { cloudFor } from '../../../shared/clouds';
 import { appOnlyScopes, delegatedScopes } from '../../../shared/connections/profiles';
 
 /** Scopes MSAL adds to every user request; the App Registration must hold them too. */
