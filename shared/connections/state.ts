@@ -104,6 +104,12 @@ export function refuseUnlessBound(current: Connection, binding: AuthorizationBin
   }
 }
 
+/** The scope as the published token's `scope` tag holds it (a Key Vault tag value has at most 256 characters). */
+export function publishedScope(scopes: readonly string[]): string {
+  const scope = scopes.join(' ');
+  return scope.length > MAX_TAG_VALUE ? scope.slice(0, MAX_TAG_VALUE) : scope;
+}
+
 /** The state of a connection that just got a new access token: fresh, with no failure on record. */
 function withNewToken(expiresOn: Date, now: Date): ConnectionState {
   return {
@@ -355,13 +361,12 @@ export class ConnectionStateWriter {
     // MSAL dates the expiry by the wall clock; the broker keeps time by its own (injectable) clock.
     const lifetimeMs = result.expiresOn ? result.expiresOn.getTime() - Date.now() : 3600_000;
     const expiresOn = new Date(this.options.now().getTime() + Math.round(lifetimeMs / 1000) * 1000);
-    const scope = result.scopes.join(' ');
     await this.options.secrets.set(secretNames.token(connection.name), result.accessToken, {
       contentType: 'text/plain',
       expiresOn,
       tags: {
         mailbox: connection.mailbox,
-        scope: scope.length > MAX_TAG_VALUE ? scope.slice(0, MAX_TAG_VALUE) : scope,
+        scope: publishedScope(result.scopes),
         expiresOn: expiresOn.toISOString(),
       },
     });

@@ -11,7 +11,7 @@ import type { Lease, LeaseStore } from '../storage/lease';
 import { classifyMsalError, type EntraFailure } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
-import type { ConnectionStateWriter } from '../connections/state';
+import { publishedScope, type ConnectionStateWriter } from '../connections/state';
 
 interface Renewed {
   result: AuthenticationResult;
@@ -171,6 +171,55 @@ export interface RefreshOutcome {
   status?: ConnectionStatus;
   failure?: Pick<EntraFailure, 'kind' | 'error' | 'aadsts' | 'message' | 'retryAfterSeconds'>;
   expiresOn?: string;
+  /** The registry row as the refresh left it: callers need not read it again. */
+  row?: Connection;
+  /** What a successful refresh published: the token route serves it without reading the vault. */
+  published?: { accessToken: string; scope: string; expiresOnMs: number };
+}
+
+/**
+ * A refresh that did not produce a token, as the HTTP error its caller answers: an admin who asked
+ * for the refresh (POST …/refresh) or a consumer who asked for a token (GET …/token). The one place
+ * that turns an outcome into an error, so both say the same about the same failure.
+ */
+export function refreshOutcomeError(outcome: RefreshOutcome, forWhom: 'admin' | 'consumer'): BrokerError {
+  const name = outcome.connection;
+  const aadsts = outcome.failure?.aadsts;
+  if (outcome.status === 'reauthorization_required') {
+    return new BrokerError('reauthorization_required', `Connection ${name} must be authorized again.`, {
+      aadsts,
+      remedy: outcome.row?.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
+    });
+  }
+  if (outcome.result === 'busy') {
+    return forWhom === 'admin'
+      ? new BrokerError('refresh_in_progress', `A refresh of ${name} is already running.`, {
+          retryAfterSeconds: 5,
+        })
+      : new BrokerError(
+          'token_unavailable',
+          `No valid access token for ${name} right now. Another refresh of this connection is running.`,
+          { retryAfterSeconds: 2, remedy: 'Try again shortly.' },
+        );
+  }
+  if (forWhom === 'admin') {
+    return new BrokerError(
+      outcome.reason === 'configuration' ? 'configuration_error' : 'upstream_unavailable',
+      outcome.failure?.message ?? 'The refresh failed.',
+      { aadsts, remedy: outcome.row?.lastError?.remedy, retryAfterSeconds: 60 },
+    );
+  }
+  const why =
+    outcome.result === 'failed'
+      ? (outcome.failure?.message ?? 'The refresh failed.')
+      : outcome.reason === 'backoff'
+        ? 'The last refresh failed; the broker is waiting before it tries again.'
+        : 'No valid access token is available.';
+  return new BrokerError('token_unavailable', `No valid access token for ${name} right now. ${why}`, {
+    aadsts,
+    retryAfterSeconds: 30,
+    remedy: 'Try again shortly; GET /api/connections/{name} shows the last error.',
+  });
 }
 
 export interface SweepSummary {
@@ -266,7 +315,13 @@ export class RefreshService {
         options.force,
       );
       if (!decision.should) {
-        return { connection: name, result: 'skipped', reason: decision.reason, status: connection.status };
+        return {
+          connection: name,
+          result: 'skipped',
+          reason: decision.reason,
+          status: connection.status,
+          row: connection,
+        };
       }
       slot.redemption = this.redeem(connection, options.actor, decision.reason, lease);
       return await withTimeout(slot.redemption, this.slotTimeoutMs).catch(async (error: unknown) => {
@@ -336,7 +391,24 @@ export class RefreshService {
     const updated = stored.value;
     const expiresOn = updated.tokenExpiresOn;
     logger.info('refresh.succeeded', { connection: connection.name, reason, expiresOn, actor });
-    return { connection: connection.name, result: 'refreshed', reason, status: updated.status, expiresOn };
+    return {
+      connection: connection.name,
+      result: 'refreshed',
+      reason,
+      status: updated.status,
+      expiresOn,
+      row: updated,
+      // Only what this refresh wrote: a row another writer changed meanwhile says nothing of it.
+      ...(updated.status === 'authorized' && expiresOn
+        ? {
+            published: {
+              accessToken: result.accessToken,
+              scope: publishedScope(result.scopes),
+              expiresOnMs: Date.parse(expiresOn),
+            },
+          }
+        : {}),
+    };
   }
 
   /** A new access token by the connection's grant; a failure is recorded and returned as the outcome. */
@@ -468,6 +540,7 @@ export class RefreshService {
       reason: failure.error,
       status: updated.status,
       failure: summary,
+      row: updated,
     };
   }
 

@@ -1,9 +1,9 @@
 import type { Connection } from '../connections/connection';
-import type { ConnectionRegistry } from '../connections/registry';
+import { requireConnection, type ConnectionRegistry } from '../connections/registry';
 import { BrokerError } from '../errors';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import { singleFlight } from '../promises';
-import type { RefreshOutcome, RefreshService } from './refresh';
+import { refreshOutcomeError, type RefreshOutcome, type RefreshService } from './refresh';
 
 /** What the token route hands to consumers (README "HTTP API"). */
 export interface PublishedToken {
@@ -137,15 +137,39 @@ export class TokenReader {
     let entry = await this.loadOnce(row);
     if (this.refreshDue(row, entry.expiresOnMs - nowMs, neededMs, nowMs)) {
       const outcome = await this.refreshOnce(name, neededMs);
-      this.rows.delete(name);
-      const refreshed = await this.row(name, this.options.now().getTime());
+      // The refresh hands back its row and what it published: no second read of either.
+      const refreshed = outcome.row ?? (await requireConnection(this.options.registry, name));
+      this.rows.set(name, {
+        connection: refreshed,
+        freshUntilMs: this.options.now().getTime() + this.rowMemoryMs,
+      });
       authorize(viewOf(refreshed));
       servable(refreshed);
-      entry = await this.loadOnce(refreshed);
+      entry = outcome.published
+        ? this.remember(refreshed, outcome.published)
+        : await this.loadOnce(refreshed);
       const remaining = entry.expiresOnMs - this.options.now().getTime();
-      if (remaining < this.minimumLifetimeMs) throw this.unavailable(entry.connection, outcome);
+      if (remaining < this.minimumLifetimeMs) throw refreshOutcomeError(outcome, 'consumer');
     }
     return this.toPublished(entry, this.options.now().getTime());
+  }
+
+  /** A token just published by a refresh, kept as if it had been read from the store. */
+  private remember(connection: Connection, published: NonNullable<RefreshOutcome['published']>): CachedToken {
+    const nowMs = this.options.now().getTime();
+    const entry: CachedToken = {
+      connection: servable(connection),
+      etag: connection.etag,
+      accessToken: published.accessToken,
+      scope: published.scope,
+      expiresOnMs: published.expiresOnMs,
+      freshUntilMs: Math.min(
+        nowMs + this.memoryTtlMs,
+        published.expiresOnMs - this.options.marginMinutes * 60_000,
+      ),
+    };
+    if (entry.freshUntilMs > nowMs) this.memory.set(connection.name, entry);
+    return entry;
   }
 
   /**
@@ -210,36 +234,6 @@ export class TokenReader {
     if (secret && entry.freshUntilMs > nowMs) this.memory.set(name, entry);
     else this.memory.delete(name);
     return entry;
-  }
-
-  private unavailable(connection: CachedToken['connection'], outcome: RefreshOutcome): BrokerError {
-    if (outcome.status === 'reauthorization_required') {
-      return new BrokerError(
-        'reauthorization_required',
-        `Connection ${connection.name} must be authorized again.`,
-        {
-          aadsts: outcome.failure?.aadsts,
-          remedy: 'An admin opens the console and clicks Authorize.',
-        },
-      );
-    }
-    const why =
-      outcome.result === 'failed'
-        ? (outcome.failure?.message ?? 'The refresh failed.')
-        : outcome.result === 'busy'
-          ? 'Another refresh of this connection is running.'
-          : outcome.reason === 'backoff'
-            ? 'The last refresh failed; the broker is waiting before it tries again.'
-            : 'No valid access token is available.';
-    return new BrokerError(
-      'token_unavailable',
-      `No valid access token for ${connection.name} right now. ${why}`,
-      {
-        aadsts: outcome.failure?.aadsts,
-        retryAfterSeconds: outcome.result === 'busy' ? 2 : 30,
-        remedy: 'Try again shortly; GET /api/connections/{name} shows the last error.',
-      },
-    );
   }
 
   private toPublished(entry: CachedToken, nowMs: number): PublishedToken {

@@ -74,3 +74,23 @@ it.each([
   expect(String(json.detail)).toContain('min_valid_seconds');
   expect(refreshes()).toBe(before);
 });
+
+it('regression: a read that refreshes read the row three times and the token secret twice — now twice and once', async () => {
+  clock.advance(50 * 60 * 1000); // inside the refresh margin
+  const rowReads = jest.spyOn(harness.broker.registry, 'get');
+  const secretReads = jest.spyOn(harness.broker.secrets, 'get');
+  try {
+    harness.broker.tokenReader.forget('support-in');
+    const before = refreshes();
+    expect((await read()).status).toBe(200);
+    expect(refreshes()).toBe(before + 1);
+    const tokenReads = secretReads.mock.calls.filter(([name]) => name === 'conn-support-in-token').length;
+    // The serve's row read and the refresh's own under its lease; the refresh hands back both its
+    // row and what it published. The one token read is the serve's, before it knew a refresh was due.
+    expect(rowReads.mock.calls.filter(([name]) => name === 'support-in')).toHaveLength(2);
+    expect(tokenReads).toBe(1);
+  } finally {
+    rowReads.mockRestore();
+    secretReads.mockRestore();
+  }
+});
