@@ -4,6 +4,7 @@ import { readJsonBody } from '../shared/http/request';
 import { noContent } from '../shared/http/responses';
 import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
+import { setPassword } from '../shared/oauth/passwords';
 
 /**
  * `PUT /api/connections/{name}/password` (admin): `{ "password": "..." }` for a connection with
@@ -13,7 +14,10 @@ const handler: Handler = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const connection = await existingConnection(broker.registry, request.params.name);
   const body = await readJsonBody(request);
-  await broker.passwords.set(connection, body, caller.name, request.correlationId);
+  await setPassword(broker.state, connection, body, {
+    actor: caller.name,
+    correlationId: request.correlationId,
+  });
   return noContent();
 };
 

@@ -14,7 +14,6 @@ import { TableAuthSessionStore } from './oauth/table-session-store';
 import { ConnectionStateWriter } from './connections/state';
 import { RefreshService, type BrokerHealthState } from './oauth/refresh';
 import { TokenReader } from './oauth/token-reader';
-import { PasswordStore } from './oauth/passwords';
 import { ConnectionLifecycle } from './connections/lifecycle';
 import { HealthService } from './health';
 import { ConnectionTester } from './probes/tester';
@@ -40,11 +39,10 @@ export interface Broker {
   authorization: AuthorizationService;
   leases: LeaseStore;
   notifier: Notifier;
-  health: BrokerHealthState;
+  healthState: BrokerHealthState;
   refresher: RefreshService;
   tokenReader: TokenReader;
   tester: ConnectionTester;
-  passwords: PasswordStore;
   connections: ConnectionLifecycle;
   healthService: HealthService;
 }
@@ -109,7 +107,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     logger,
     now,
   });
-  const health: BrokerHealthState = { configurationProblem: undefined };
+  const healthState: BrokerHealthState = { configurationProblem: undefined };
   const refresher = new RefreshService({
     config,
     registry,
@@ -119,7 +117,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     state,
     logger,
     now,
-    health,
+    health: healthState,
     retryAfterFor: (correlationId) => outbound.retryAfterFor(correlationId),
     ...overrides.refresh,
   });
@@ -132,9 +130,8 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
-  const passwords = new PasswordStore({ state });
   const connections = new ConnectionLifecycle({ registry, state, leases });
-  const healthService = new HealthService({ registry, secrets, msal, health, logger });
+  const healthService = new HealthService({ registry, secrets, msal, health: healthState, logger });
   return {
     config,
     logger,
@@ -149,11 +146,10 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     authorization,
     leases,
     notifier,
-    health,
+    healthState,
     refresher,
     tokenReader,
     tester,
-    passwords,
     connections,
     healthService,
   };

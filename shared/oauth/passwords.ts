@@ -6,27 +6,23 @@ import type { ConnectionStateWriter } from '../connections/state';
 const MAX_PASSWORD_LENGTH = 256;
 
 /**
- * The account password of a `password`-grant connection: written through the admin API only,
- * kept only in the secret store (`conn-{name}-password`), never returned, never logged, deleted
- * with the connection.
+ * Sets the account password of a `password`-grant connection: validated here, written by the state
+ * writer only (`conn-{name}-password`), never returned, never logged, deleted with the connection.
  */
-export class PasswordStore {
-  constructor(private readonly options: { state: ConnectionStateWriter }) {}
-
-  async set(connection: Connection, body: unknown, actor: string, correlationId: string): Promise<void> {
-    if (connection.grant !== 'password') {
-      throw new BrokerError(
-        'invalid_request',
-        `Connection ${connection.name} uses the ${connection.grant} grant, which keeps no password.`,
-      );
-    }
-    // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
-    await this.options.state.storePassword(connection, passwordOf(body), {
-      type: 'connection.password_set',
-      actor,
-      correlationId,
-    });
+export async function setPassword(
+  state: Pick<ConnectionStateWriter, 'storePassword'>,
+  connection: Connection,
+  body: unknown,
+  change: { actor: string; correlationId: string },
+): Promise<void> {
+  if (connection.grant !== 'password') {
+    throw new BrokerError(
+      'invalid_request',
+      `Connection ${connection.name} uses the ${connection.grant} grant, which keeps no password.`,
+    );
   }
+  // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
+  await state.storePassword(connection, passwordOf(body), { type: 'connection.password_set', ...change });
 }
 
 function passwordOf(body: unknown): string {

@@ -323,12 +323,12 @@ export class RefreshService {
           row: connection,
         };
       }
-      slot.redemption = this.redeem(connection, options.actor, decision.reason, lease);
+      slot.redemption = this.renewAndStore(connection, options.actor, decision.reason, lease);
       return await withTimeout(slot.redemption, this.slotTimeoutMs).catch(async (error: unknown) => {
         if (!(error instanceof SlotTimeout)) throw error;
         slot.timedOut = true;
         // The redemption goes on; it keeps the lease until it really ends, and writes nothing
-        // once the lease has lapsed (see redeem), so no second refresh can overlap it.
+        // once the lease has lapsed (see renewAndStore), so no second refresh can overlap it.
         logger.warn('refresh.timed_out', { connection: name, timeoutMs: this.slotTimeoutMs });
         return this.recordFailure(connection, options.actor, {
           kind: 'transient',
@@ -348,7 +348,7 @@ export class RefreshService {
     }
   }
 
-  private async redeem(
+  private async renewAndStore(
     connection: Connection,
     actor: string,
     reason: string,

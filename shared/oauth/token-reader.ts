@@ -116,13 +116,13 @@ export class TokenReader {
     name: string,
     minValidSeconds = 60,
     /** Throws when the caller may not read this connection's token; runs before any refresh. */
-    authorize: (connection: CachedToken['connection']) => void = () => undefined,
+    mayRead: (connection: CachedToken['connection']) => void = () => undefined,
   ): Promise<PublishedToken> {
     const nowMs = this.options.now().getTime();
     const neededMs = Math.max(minValidSeconds * 1000, this.minimumLifetimeMs);
     const row = await this.row(name, nowMs);
     // Who may read first: a caller not listed learns nothing, not even the connection's status.
-    authorize(viewOf(row));
+    mayRead(viewOf(row));
     servable(row);
     const cached = this.memory.get(name);
     if (
@@ -143,7 +143,7 @@ export class TokenReader {
         connection: refreshed,
         freshUntilMs: this.options.now().getTime() + this.rowMemoryMs,
       });
-      authorize(viewOf(refreshed));
+      mayRead(viewOf(refreshed));
       servable(refreshed);
       entry = outcome.published
         ? this.remember(refreshed, outcome.published)

@@ -248,7 +248,7 @@ describe('refresh', () => {
     const after = await harness.broker.registry.get('config-a');
     expect(after?.status).toBe(before?.status);
     expect(after?.consecutiveFailures).toBe(before?.consecutiveFailures);
-    expect(misconfigured.health.configurationProblem).toMatchObject({ aadsts: 7000215 });
+    expect(misconfigured.healthState.configurationProblem).toMatchObject({ aadsts: 7000215 });
     const answer = await serve(health)(misconfigured, {
       method: 'GET',
       url: new URL('http://localhost/api/health'),
