@@ -20,7 +20,7 @@ import { ConnectionTester } from './probes/tester';
 import type { Notifier } from './notify/notifier';
 import { createNotifier } from './notify/webhook-notifier';
 import type { LeaseStore } from './storage/lease';
-import { TableLeaseStore } from './storage/table-lease';
+import { RowLeaseStore } from './connections/row-lease';
 import { createSecretStore, type KeyVaultTuning } from './secrets';
 import type { SecretStore } from './secrets/secret-store';
 
@@ -112,7 +112,6 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     config,
     registry,
     secrets,
-    leases,
     msal,
     state,
     logger,
@@ -167,10 +166,13 @@ function createTableStores(
     tablePrefix: config.tablePrefix,
     proxy: config.proxy,
   };
+  const registry = new TableConnectionRegistry(storage);
   return {
-    registry: new TableConnectionRegistry(storage),
+    registry,
     sessions: new TableAuthSessionStore(storage),
     audit: new TableAuditLog(storage),
-    leases: new TableLeaseStore({ ...storage, now }),
+    // A connection's lease lives in its registry row: the refresh claims and gives it back with the
+    // row writes it makes anyway (see RefreshService.refresh).
+    leases: new RowLeaseStore(registry, now),
   };
 }

@@ -97,7 +97,7 @@ resource appStorageQueueDataContributor 'Microsoft.Authorization/roleAssignments
   }
 }
 
-// The broker's tables: connection registry, authorization sessions, audit events, leases.
+// The broker's tables: connection registry (with each connection's lease), authorization sessions, audit events.
 resource appStorageTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, appPrincipalId, roleDefinitionIds['Storage Table Data Contributor'])
   scope: storage

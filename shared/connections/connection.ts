@@ -82,8 +82,26 @@ export interface Connection extends ConnectionDefinition {
   /** Earliest time the next automatic refresh may try (backoff after failures). */
   nextAttemptAt: string | undefined;
   lastError: LastError | undefined;
+  /**
+   * Who holds the connection's lease (a refresh, a sign-in being stored, an admin change) and until
+   * when: the claim lives in the row itself, taken and given back by the writes the holder makes anyway.
+   */
+  leaseOwner?: string | undefined;
+  leaseExpiresOn?: string | undefined;
   /** Optimistic-concurrency tag of the stored row. */
   etag: string;
+}
+
+/** Whether someone holds an unexpired lease on the connection at `nowMs`. */
+export function leaseHeld(
+  connection: Pick<Connection, 'leaseOwner' | 'leaseExpiresOn'>,
+  nowMs: number,
+): boolean {
+  return (
+    connection.leaseOwner !== undefined &&
+    connection.leaseOwner !== '' &&
+    Date.parse(connection.leaseExpiresOn ?? '') > nowMs
+  );
 }
 
 const GUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -16,6 +16,8 @@ export type ConnectionState = Partial<
     | 'degradedSince'
     | 'nextAttemptAt'
     | 'lastError'
+    | 'leaseOwner'
+    | 'leaseExpiresOn'
   >
 >;
 

@@ -1,6 +1,7 @@
 import type { AuthenticationResult } from '@azure/msal-node';
 import {
   authorizationBinding,
+  leaseHeld,
   type AuthorizationBinding,
   type Connection,
   type ConnectionDefinition,
@@ -225,6 +226,7 @@ export class ConnectionStateWriter {
     connection: Connection,
     refreshed: RefreshedTokens,
     event: { actor: string; reason: string },
+    holder?: string,
   ): Promise<Connection> {
     const { now, cacheWriteHours } = this.options;
     const wasDegraded = connection.status === 'degraded';
@@ -250,6 +252,7 @@ export class ConnectionStateWriter {
       },
       { type: wasDegraded ? 'connection.recovered' : 'connection.refreshed', ...event },
       wasDegraded ? { type: 'connection.recovered', reason: 'Refresh succeeded again.' } : undefined,
+      holder,
     );
   }
 
@@ -382,18 +385,26 @@ export class ConnectionStateWriter {
   private async updateState(
     connection: Connection,
     state: ConnectionState,
+    holder: string | undefined,
   ): Promise<{ current: Connection; updated: Connection; superseded: boolean }> {
-    const { registry } = this.options;
+    const { registry, now } = this.options;
+    // The holder of the row's lease gives it back in this same write.
+    const write: ConnectionState = holder
+      ? { ...state, leaseOwner: undefined, leaseExpiresOn: undefined }
+      : state;
     let current = connection;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const updated = await registry.updateState(current.name, state, current.etag, current);
+        const updated = await registry.updateState(current.name, write, current.etag, current);
         return { current, updated, superseded: false };
       } catch (error) {
         if (!(error instanceof ConcurrentUpdateError)) throw error;
         const fresh = await registry.get(current.name);
         if (!fresh) throw new BrokerError('connection_not_found', `Connection ${current.name} was removed.`);
-        if (fresh.status !== current.status || fresh.createdAt !== current.createdAt) {
+        // Still the lease holder: nobody else may have decided anything meanwhile; write on top.
+        const stillHolding =
+          holder !== undefined && fresh.leaseOwner === holder && leaseHeld(fresh, now().getTime());
+        if (!stillHolding && (fresh.status !== current.status || fresh.createdAt !== current.createdAt)) {
           this.options.logger.info('connection.change_superseded', {
             connection: current.name,
             decidedOn: current.status,
@@ -416,9 +427,11 @@ export class ConnectionStateWriter {
     state: ConnectionState,
     event: ConnectionEvent,
     notification?: ChangeNotification,
+    /** The owner of the row's lease (a refresh): the write gives the lease back. */
+    holder?: string,
   ): Promise<Connection> {
     const { audit, logger, now } = this.options;
-    const { current, updated, superseded } = await this.updateState(connection, state);
+    const { current, updated, superseded } = await this.updateState(connection, state, holder);
     this.options.onChanged(current.name);
     if (superseded) return updated;
     if (notification) {

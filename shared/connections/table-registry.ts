@@ -104,6 +104,8 @@ function toConnection(columns: Columns, etag: string): Connection {
     degradedSince: stringColumn(columns, 'degradedSince'),
     nextAttemptAt: stringColumn(columns, 'nextAttemptAt'),
     lastError: parseLastError(columns.lastError),
+    leaseOwner: stringColumn(columns, 'leaseOwner'),
+    leaseExpiresOn: stringColumn(columns, 'leaseExpiresOn'),
     etag,
   };
 }

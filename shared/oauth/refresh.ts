@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { AccountInfo, AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
-import type { Connection, ConnectionStatus } from '../connections/connection';
+import { leaseHeld, type Connection, type ConnectionStatus } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
-import { requireConnection, type ConnectionRegistry, type ConnectionState } from '../connections/registry';
+import {
+  ConcurrentUpdateError,
+  requireConnection,
+  type ConnectionRegistry,
+  type ConnectionState,
+} from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import { secretNames, type SecretStore, type StoredSecret } from '../secrets/secret-store';
-import type { Lease, LeaseStore } from '../storage/lease';
 import { classifyMsalError, type EntraFailure } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
@@ -244,7 +248,6 @@ export interface RefreshServiceOptions {
   config: BrokerConfig;
   registry: ConnectionRegistry;
   secrets: SecretStore;
-  leases: LeaseStore;
   msal: MsalClientFactory;
   state: ConnectionStateWriter;
   logger: Logger;
@@ -286,7 +289,12 @@ export class RefreshService {
     this.leaseMs = options.leaseMs ?? 2 * this.slotTimeoutMs;
   }
 
-  /** Refreshes one connection if it needs it (or always, with `force`); never throws for Entra's answers. */
+  /**
+   * Refreshes one connection if it needs it (or always, with `force`); never throws for Entra's
+   * answers. The lease lives in the connection's row: it is claimed with a write guarded by the ETag
+   * of the row the decision was made on (the sweep's page, or one read here), and given back by the
+   * write that records the outcome. So a refresh is 1 Entra + 2 Key Vault + 2 Table round trips.
+   */
   async refresh(
     name: string,
     options: {
@@ -294,65 +302,105 @@ export class RefreshService {
       force?: boolean;
       /** Refresh when the published token has less life than this (ms), if more than the margin. */
       minimumRemainingMs?: number;
+      /** The row as the caller just read it (the sweep's page): saves a read. */
+      row?: Connection;
     },
   ): Promise<RefreshOutcome> {
-    const { leases, registry, logger } = this.options;
-    const lease = await leases.acquire(name, this.owner, this.leaseMs);
-    if (!lease)
+    const { registry, logger, now } = this.options;
+    const seen = options.row ?? (await requireConnection(registry, name));
+    if (leaseHeld(seen, now().getTime()))
       return { connection: name, result: 'busy', reason: 'another refresh of this connection is running' };
-    // Set inside callbacks, read in `finally`: an object, so the compiler does not assume it unchanged.
-    const slot: { redemption?: Promise<RefreshOutcome>; timedOut: boolean } = { timedOut: false };
+    const settings = this.options.config.refresh;
+    const marginMinutes = Math.max(settings.marginMinutes, (options.minimumRemainingMs ?? 0) / 60_000);
+    const decision = shouldRefresh(seen, now(), { ...settings, marginMinutes }, options.force);
+    if (!decision.should) {
+      return { connection: name, result: 'skipped', reason: decision.reason, status: seen.status, row: seen };
+    }
+    // Claimed on the row the decision was made on: a write since (another refresh, an admin change)
+    // fails the claim, and the row's newer state is left for the next run to judge.
+    const expiresOnMs = now().getTime() + this.leaseMs;
+    let connection: Connection;
     try {
-      // Re-read under the lease: whoever held it before may have refreshed already, and its
-      // rotated refresh token is in the cache we are about to read.
-      const connection = await requireConnection(registry, name);
-      const settings = this.options.config.refresh;
-      const marginMinutes = Math.max(settings.marginMinutes, (options.minimumRemainingMs ?? 0) / 60_000);
-      const decision = shouldRefresh(
-        connection,
-        this.options.now(),
-        { ...settings, marginMinutes },
-        options.force,
+      connection = await registry.updateState(
+        name,
+        { leaseOwner: this.owner, leaseExpiresOn: new Date(expiresOnMs).toISOString() },
+        seen.etag,
+        seen,
       );
-      if (!decision.should) {
-        return {
-          connection: name,
-          result: 'skipped',
-          reason: decision.reason,
-          status: connection.status,
-          row: connection,
-        };
-      }
-      slot.redemption = this.renewAndStore(connection, options.actor, decision.reason, lease);
+    } catch (error) {
+      if (!(error instanceof ConcurrentUpdateError)) throw error;
+      return {
+        connection: name,
+        result: 'busy',
+        reason: 'the connection changed while the refresh was starting',
+      };
+    }
+    const lease = { expiresOnMs };
+    // Set inside callbacks, read in `finally`: an object, so the compiler does not assume it unchanged.
+    const slot: { redemption?: Promise<RefreshOutcome>; timedOut: boolean; outcome?: RefreshOutcome } = {
+      timedOut: false,
+    };
+    try {
+      slot.redemption = this.renewAndStore(connection, options.actor, decision.reason, lease).then(
+        (outcome) => {
+          slot.outcome = outcome;
+          return outcome;
+        },
+      );
       return await withTimeout(slot.redemption, this.slotTimeoutMs).catch(async (error: unknown) => {
         if (!(error instanceof SlotTimeout)) throw error;
         slot.timedOut = true;
         // The redemption goes on; it keeps the lease until it really ends, and writes nothing
         // once the lease has lapsed (see renewAndStore), so no second refresh can overlap it.
         logger.warn('refresh.timed_out', { connection: name, timeoutMs: this.slotTimeoutMs });
-        return this.recordFailure(connection, options.actor, {
-          kind: 'transient',
-          error: 'timeout',
-          aadsts: undefined,
-          message: 'Entra ID or the secret store did not answer in time.',
-          remedy: 'Nothing to do: the broker retries with backoff.',
-        });
+        return this.recordFailure(
+          connection,
+          options.actor,
+          {
+            kind: 'transient',
+            error: 'timeout',
+            aadsts: undefined,
+            message: 'Entra ID or the secret store did not answer in time.',
+            remedy: 'Nothing to do: the broker retries with backoff.',
+          },
+          false,
+        );
       });
     } finally {
+      // The outcome's own write gave the lease back; this covers a redemption that threw, and one
+      // whose lease lapsed before it could write.
       const release = () =>
-        lease.release().catch((error: unknown) => {
-          logger.warn('refresh.lease_release_failed', { connection: name, error });
-        });
+        this.givenBack(slot.outcome)
+          ? Promise.resolve()
+          : this.releaseLease(name).catch((error: unknown) => {
+              logger.warn('refresh.lease_release_failed', { connection: name, error });
+            });
       if (slot.timedOut && slot.redemption) void slot.redemption.catch(() => undefined).finally(release);
       else await release();
     }
+  }
+
+  /** Whether the outcome's own write gave the lease back (its row no longer names this service). */
+  private givenBack(outcome: RefreshOutcome | undefined): boolean {
+    return outcome?.row !== undefined && outcome.row.leaseOwner !== this.owner;
+  }
+
+  /** Gives the row's lease back if this service still holds it (one read, and a write only if so). */
+  private async releaseLease(name: string): Promise<void> {
+    const row = await this.options.registry.get(name);
+    if (!row || row.leaseOwner !== this.owner) return;
+    await this.options.registry
+      .updateState(name, { leaseOwner: undefined, leaseExpiresOn: undefined }, row.etag, row)
+      .catch((error: unknown) => {
+        if (!(error instanceof ConcurrentUpdateError)) throw error;
+      });
   }
 
   private async renewAndStore(
     connection: Connection,
     actor: string,
     reason: string,
-    lease: Lease,
+    lease: { expiresOnMs: number },
   ): Promise<RefreshOutcome> {
     const { state, logger, now, health } = this.options;
     const renewed = await this.renew(connection, actor);
@@ -385,6 +433,7 @@ export class RefreshService {
           signedInAgain,
         },
         { actor, reason: `refreshed (${reason})` },
+        this.owner,
       ),
     );
     if (!('value' in stored)) return stored.outcome;
@@ -496,6 +545,8 @@ export class RefreshService {
     connection: Connection,
     actor: string,
     failure: EntraFailure,
+    /** False while the redemption still runs (a timeout): it keeps the lease until it ends. */
+    givesLeaseBack = true,
   ): Promise<RefreshOutcome> {
     const { state, logger, now, health, config } = this.options;
     const at = now();
@@ -533,6 +584,7 @@ export class RefreshService {
         aadsts: failure.aadsts,
       },
       effect.notify && { ...effect.notify, aadsts: failure.aadsts, remedy: failure.remedy },
+      givesLeaseBack ? this.owner : undefined,
     );
     return {
       connection: connection.name,
@@ -545,21 +597,21 @@ export class RefreshService {
   }
 
   /**
-   * The names due for a refresh, soonest expiry first: when the budget runs out, what is left is
+   * The rows due for a refresh, soonest expiry first: when the budget runs out, what is left is
    * what can wait longest, so an overrun never starves the same names run after run. The registry
-   * is read a page at a time and only due names are kept (a refresh re-reads its row under the
-   * lease anyway), so a sweep's memory grows with what is due, not with the registry.
+   * is read a page at a time and only due rows are kept (each refresh claims its row with the ETag
+   * read here), so a sweep's memory grows with what is due, not with the registry.
    */
   private async dueConnections(
     at: Date,
-  ): Promise<{ considered: number; due: { name: string; expiry: number }[] }> {
+  ): Promise<{ considered: number; due: { name: string; expiry: number; row: Connection }[] }> {
     let considered = 0;
-    const due: { name: string; expiry: number }[] = [];
+    const due: { name: string; expiry: number; row: Connection }[] = [];
     for await (const page of this.options.registry.pages()) {
       considered += page.length;
       for (const connection of page) {
         if (shouldRefresh(connection, at, this.options.config.refresh).should)
-          due.push({ name: connection.name, expiry: expiryOf(connection) });
+          due.push({ name: connection.name, expiry: expiryOf(connection), row: connection });
       }
     }
     due.sort((a, b) => a.expiry - b.expiry);
@@ -607,7 +659,8 @@ export class RefreshService {
         const connection = due[next++];
         if (!connection) return;
         try {
-          const outcome = await this.refresh(connection.name, { actor: options.actor });
+          // The page's row (and its ETag) is what the refresh claims: no second read.
+          const outcome = await this.refresh(connection.name, { actor: options.actor, row: connection.row });
           summary[outcome.result] += 1;
           if (outcome.reason === 'configuration') summary.stoppedForConfiguration = true;
           const retryAfter = outcome.failure?.retryAfterSeconds;
