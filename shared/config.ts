@@ -412,7 +412,8 @@ function onAzurePlatform(raw: RawSettings): boolean {
 
 /**
  * Reads and validates the settings. Throws ConfigError listing every problem, each naming the
- * setting and what is expected; the caller prints it as one line and stops.
+ * setting and what is expected; the caller prints it as one line and stops. Most of its length is
+ * the one object literal of the typed configuration, field by field.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
   const parsed = schema.safeParse(env);

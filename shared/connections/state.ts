@@ -434,17 +434,8 @@ export class ConnectionStateWriter {
     const { current, updated, superseded } = await this.updateState(connection, state, holder);
     this.options.onChanged(current.name);
     if (superseded) return updated;
-    if (notification) {
-      this.options.notifier.notify({
-        ...notification,
-        connection: current.name,
-        mailbox: current.mailbox,
-        status: updated.status,
-        previousStatus: current.status,
-        at: now().toISOString(),
-      });
-    }
     const statusChanged = state.status !== undefined && state.status !== current.status;
+    this.announce(current, updated, event, statusChanged, notification);
     // A routine refresh is a log line, not an audit row: the audit trail holds status changes and
     // admin actions, and one row per refresh would double the storage writes of every sweep.
     if (statusChanged || !ROUTINE_EVENTS.has(event.type)) {
@@ -460,21 +451,6 @@ export class ConnectionStateWriter {
         at: now().toISOString(),
       });
     }
-    // An authorization that ends a failure is announced as connection.recovered by storeAuthorization.
-    const recovery =
-      event.type === 'connection.authorized' &&
-      (current.status === 'reauthorization_required' || current.status === 'degraded');
-    if (statusChanged && !recovery && ADMIN_CHANGES.has(event.type as StatusNotification['type'])) {
-      this.options.notifier.notify({
-        type: event.type as StatusNotification['type'],
-        connection: current.name,
-        mailbox: current.mailbox,
-        status: updated.status,
-        previousStatus: current.status,
-        ...(event.reason ? { reason: event.reason } : {}),
-        at: now().toISOString(),
-      });
-    }
     // A routine refresh is already one log line (refresh.succeeded / refresh.failed): no second.
     if (!statusChanged && ROUTINE_EVENTS.has(event.type)) return updated;
     logger.info(statusChanged ? 'connection.status_changed' : event.type, {
@@ -486,5 +462,37 @@ export class ConnectionStateWriter {
       correlationId: event.correlationId,
     });
     return updated;
+  }
+
+  /**
+   * The webhook events of a state change: the one the caller names (refresh outcomes), and the
+   * status changes admins make. An authorization that ends a failure is announced as
+   * connection.recovered by storeAuthorization, not as connection.authorized here.
+   */
+  private announce(
+    current: Connection,
+    updated: Connection,
+    event: ConnectionEvent,
+    statusChanged: boolean,
+    notification: ChangeNotification | undefined,
+  ): void {
+    const base = {
+      connection: current.name,
+      mailbox: current.mailbox,
+      status: updated.status,
+      previousStatus: current.status,
+      at: this.options.now().toISOString(),
+    };
+    if (notification) this.options.notifier.notify({ ...notification, ...base });
+    const recovery =
+      event.type === 'connection.authorized' &&
+      (current.status === 'reauthorization_required' || current.status === 'degraded');
+    if (statusChanged && !recovery && ADMIN_CHANGES.has(event.type as StatusNotification['type'])) {
+      this.options.notifier.notify({
+        type: event.type as StatusNotification['type'],
+        ...base,
+        ...(event.reason ? { reason: event.reason } : {}),
+      });
+    }
   }
 }

@@ -164,7 +164,11 @@ export function aadstsOf(text: string | undefined): number | undefined {
   return match?.[1] ? Number(match[1]) : undefined;
 }
 
-/** Classifies a raw Entra `error` + AADSTS number (+ HTTP status when known). */
+/**
+ * Classifies a raw Entra `error` + AADSTS number (+ HTTP status when known). One decision table,
+ * read top to bottom (transient answers first, so nothing transient can become definitive); split,
+ * its order would be harder to see.
+ */
 export function classifyEntraAnswer(
   error: string,
   aadsts: number | undefined,

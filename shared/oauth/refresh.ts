@@ -181,6 +181,29 @@ export interface RefreshOutcome {
   published?: { accessToken: string; scope: string; expiresOnMs: number };
 }
 
+/** A successful refresh's outcome: the row it wrote and, when it still stands, what it published. */
+function refreshedOutcome(updated: Connection, reason: string, result: AuthenticationResult): RefreshOutcome {
+  const expiresOn = updated.tokenExpiresOn;
+  return {
+    connection: updated.name,
+    result: 'refreshed',
+    reason,
+    status: updated.status,
+    expiresOn,
+    row: updated,
+    // Only what this refresh wrote: a row another writer changed meanwhile says nothing of it.
+    ...(updated.status === 'authorized' && expiresOn
+      ? {
+          published: {
+            accessToken: result.accessToken,
+            scope: publishedScope(result.scopes),
+            expiresOnMs: Date.parse(expiresOn),
+          },
+        }
+      : {}),
+  };
+}
+
 /**
  * A refresh that did not produce a token, as the HTTP error its caller answers: an admin who asked
  * for the refresh (POST …/refresh) or a consumer who asked for a token (GET …/token). The one place
@@ -294,6 +317,8 @@ export class RefreshService {
    * answers. The lease lives in the connection's row: it is claimed with a write guarded by the ETag
    * of the row the decision was made on (the sweep's page, or one read here), and given back by the
    * write that records the outcome. So a refresh is 1 Entra + 2 Key Vault + 2 Table round trips.
+   * Longer than most on purpose: the time limit, the lease's lifetime and its release are one
+   * hazard (two redemptions of one refresh token must never overlap) and are read together.
    */
   async refresh(
     name: string,
@@ -316,26 +341,15 @@ export class RefreshService {
     if (!decision.should) {
       return { connection: name, result: 'skipped', reason: decision.reason, status: seen.status, row: seen };
     }
-    // Claimed on the row the decision was made on: a write since (another refresh, an admin change)
-    // fails the claim, and the row's newer state is left for the next run to judge.
-    const expiresOnMs = now().getTime() + this.leaseMs;
-    let connection: Connection;
-    try {
-      connection = await registry.updateState(
-        name,
-        { leaseOwner: this.owner, leaseExpiresOn: new Date(expiresOnMs).toISOString() },
-        seen.etag,
-        seen,
-      );
-    } catch (error) {
-      if (!(error instanceof ConcurrentUpdateError)) throw error;
+    const claimed = await this.claim(seen);
+    if (!claimed) {
       return {
         connection: name,
         result: 'busy',
         reason: 'the connection changed while the refresh was starting',
       };
     }
-    const lease = { expiresOnMs };
+    const { connection, lease } = claimed;
     // Set inside callbacks, read in `finally`: an object, so the compiler does not assume it unchanged.
     const slot: { redemption?: Promise<RefreshOutcome>; timedOut: boolean; outcome?: RefreshOutcome } = {
       timedOut: false,
@@ -377,6 +391,28 @@ export class RefreshService {
             });
       if (slot.timedOut && slot.redemption) void slot.redemption.catch(() => undefined).finally(release);
       else await release();
+    }
+  }
+
+  /**
+   * Claims the lease on the row the decision was made on: a write since (another refresh, an admin
+   * change) fails the claim, and the row's newer state is left for the next run to judge.
+   */
+  private async claim(
+    seen: Connection,
+  ): Promise<{ connection: Connection; lease: { expiresOnMs: number } } | undefined> {
+    const expiresOnMs = this.options.now().getTime() + this.leaseMs;
+    try {
+      const connection = await this.options.registry.updateState(
+        seen.name,
+        { leaseOwner: this.owner, leaseExpiresOn: new Date(expiresOnMs).toISOString() },
+        seen.etag,
+        seen,
+      );
+      return { connection, lease: { expiresOnMs } };
+    } catch (error) {
+      if (error instanceof ConcurrentUpdateError) return undefined;
+      throw error;
     }
   }
 
@@ -438,26 +474,13 @@ export class RefreshService {
     );
     if (!('value' in stored)) return stored.outcome;
     const updated = stored.value;
-    const expiresOn = updated.tokenExpiresOn;
-    logger.info('refresh.succeeded', { connection: connection.name, reason, expiresOn, actor });
-    return {
+    logger.info('refresh.succeeded', {
       connection: connection.name,
-      result: 'refreshed',
       reason,
-      status: updated.status,
-      expiresOn,
-      row: updated,
-      // Only what this refresh wrote: a row another writer changed meanwhile says nothing of it.
-      ...(updated.status === 'authorized' && expiresOn
-        ? {
-            published: {
-              accessToken: result.accessToken,
-              scope: publishedScope(result.scopes),
-              expiresOnMs: Date.parse(expiresOn),
-            },
-          }
-        : {}),
-    };
+      expiresOn: updated.tokenExpiresOn,
+      actor,
+    });
+    return refreshedOutcome(updated, reason, result);
   }
 
   /** A new access token by the connection's grant; a failure is recorded and returned as the outcome. */
