@@ -230,7 +230,7 @@ benchMain(__filename, async (): Promise<BenchResult> => {
     const run = await sweep(bench, child, 'sweep');
 
     // Every seeded connection must have been refreshed for real: authorized with a new expiry.
-    const margin = broker.config.refresh.marginMinutes * 60_000;
+    const margin = broker.config.refresh.marginMs;
     const rows = (await broker.registry.list()).filter((row) => row.name.startsWith('conn-'));
     const good = rows.filter(
       (row) =>

@@ -138,7 +138,7 @@ benchMain(__filename, async (): Promise<BenchResult> => {
     const rows = (await broker.registry.list()).filter((row) => row.name.startsWith('drive-'));
     const statuses: Record<string, number> = {};
     for (const row of rows) statuses[row.status] = (statuses[row.status] ?? 0) + 1;
-    const margin = broker.config.refresh.marginMinutes * 60_000;
+    const margin = broker.config.refresh.marginMs;
     const allAuthorized = rows.every(
       (row) =>
         row.status === 'authorized' &&

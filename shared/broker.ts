@@ -124,7 +124,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     registry,
     secrets,
     refresher,
-    marginMinutes: config.refresh.marginMinutes,
+    marginMs: config.refresh.marginMs,
     now,
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });

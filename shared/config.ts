@@ -50,15 +50,17 @@ export interface BrokerConfig {
   authSessionTtlSeconds: number;
   refresh: {
     schedule: string;
-    marginMinutes: number;
-    keepaliveDays: number;
+    /** REFRESH_MARGIN_MINUTES, in ms (every duration is ms inside the broker). */
+    marginMs: number;
+    /** REFRESH_KEEPALIVE_DAYS, in ms. */
+    keepaliveMs: number;
     concurrency: number;
     /** How long one timer run may keep starting refreshes; the rest wait for the next run. */
     budgetSeconds: number;
     /** A refresh rewrites the stored token cache when it is at least this old (0: always). */
     cacheWriteHours: number;
   };
-  notify: { webhookUrl: string | undefined; webhookSecret: string | undefined; degradedAfterMinutes: number };
+  notify: { webhookUrl: string | undefined; webhookSecret: string | undefined; degradedAfterMs: number };
   /** How long Test connection may wait for a mailbox server before it answers `timeout`. */
   probeTimeoutSeconds: number;
   localAdmin: boolean;
@@ -460,8 +462,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     authSessionTtlSeconds: raw.AUTH_SESSION_TTL_SECONDS,
     refresh: {
       schedule: raw.REFRESH_SCHEDULE,
-      marginMinutes: raw.REFRESH_MARGIN_MINUTES,
-      keepaliveDays: raw.REFRESH_KEEPALIVE_DAYS,
+      marginMs: raw.REFRESH_MARGIN_MINUTES * 60_000,
+      keepaliveMs: raw.REFRESH_KEEPALIVE_DAYS * 86_400_000,
       concurrency: raw.REFRESH_CONCURRENCY,
       budgetSeconds: raw.REFRESH_BUDGET_SECONDS,
       cacheWriteHours: raw.REFRESH_CACHE_WRITE_HOURS,
@@ -469,7 +471,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     notify: {
       webhookUrl: raw.NOTIFY_WEBHOOK_URL,
       webhookSecret: raw.NOTIFY_WEBHOOK_SECRET,
-      degradedAfterMinutes: raw.NOTIFY_DEGRADED_AFTER_MINUTES,
+      degradedAfterMs: raw.NOTIFY_DEGRADED_AFTER_MINUTES * 60_000,
     },
     probeTimeoutSeconds: raw.PROBE_TIMEOUT_SECONDS,
     localAdmin: raw.BROKER_LOCAL_ADMIN,

@@ -37,8 +37,8 @@ function definitive(error: string, message: string): EntraFailure {
 }
 
 export interface RefreshSettings {
-  marginMinutes: number;
-  keepaliveDays: number;
+  marginMs: number;
+  keepaliveMs: number;
 }
 
 export type RefreshDecision =
@@ -67,11 +67,11 @@ export function shouldRefresh(
     return { should: false, reason: 'backoff' };
   }
   if (!connection.tokenExpiresOn) return { should: true, reason: 'missing-token' };
-  if (Date.parse(connection.tokenExpiresOn) - now.getTime() <= settings.marginMinutes * 60_000) {
+  if (Date.parse(connection.tokenExpiresOn) - now.getTime() <= settings.marginMs) {
     return { should: true, reason: 'expiring' };
   }
   const lastUse = connection.lastRefreshAt ?? connection.authorizedAt;
-  if (!lastUse || now.getTime() - Date.parse(lastUse) >= settings.keepaliveDays * 86_400_000) {
+  if (!lastUse || now.getTime() - Date.parse(lastUse) >= settings.keepaliveMs) {
     return { should: true, reason: 'keepalive' };
   }
   return { should: false, reason: 'fresh' };
@@ -109,13 +109,13 @@ export type FailureEffect =
  * - configuration (the app's credential, not the connection): nothing changes;
  * - definitive (the grant is gone): `reauthorization_required`, announced;
  * - transient: `degraded` with a backoff, however often it repeats; announced once, when the
- *   connection has been failing for `degradedAfterMinutes`.
+ *   connection has been failing for `degradedAfterMs`.
  */
 export function nextStateAfterFailure(
   connection: Pick<Connection, 'status' | 'consecutiveFailures' | 'degradedSince' | 'lastError'>,
   failure: EntraFailure,
   at: Date,
-  degradedAfterMinutes: number,
+  degradedAfterMs: number,
   random = Math.random,
 ): FailureEffect {
   if (failure.kind === 'configuration') return { kind: 'configuration' };
@@ -144,7 +144,7 @@ export function nextStateAfterFailure(
   const nextAttemptAt = new Date(
     at.getTime() + backoffMs(failures, failure.retryAfterSeconds, random),
   ).toISOString();
-  const threshold = degradedAfterMinutes * 60_000;
+  const threshold = degradedAfterMs;
   const since = Date.parse(degradedSince);
   const previousFailureAt = connection.lastError ? Date.parse(connection.lastError.at) : since;
   // Announced by the failure that crosses the threshold, not by every one after it.
@@ -336,8 +336,8 @@ export class RefreshService {
     if (leaseHeld(seen, now().getTime()))
       return { connection: name, result: 'busy', reason: 'another refresh of this connection is running' };
     const settings = this.options.config.refresh;
-    const marginMinutes = Math.max(settings.marginMinutes, (options.minimumRemainingMs ?? 0) / 60_000);
-    const decision = shouldRefresh(seen, now(), { ...settings, marginMinutes }, options.force);
+    const marginMs = Math.max(settings.marginMs, options.minimumRemainingMs ?? 0);
+    const decision = shouldRefresh(seen, now(), { ...settings, marginMs }, options.force);
     if (!decision.should) {
       return { connection: name, result: 'skipped', reason: decision.reason, status: seen.status, row: seen };
     }
@@ -580,7 +580,7 @@ export class RefreshService {
       message: failure.message,
     };
     logger.warn('refresh.failed', { connection: connection.name, actor, ...summary });
-    const effect = nextStateAfterFailure(connection, failure, at, config.notify.degradedAfterMinutes);
+    const effect = nextStateAfterFailure(connection, failure, at, config.notify.degradedAfterMs);
     if (effect.kind === 'configuration') {
       // The app, not this connection, is at fault: say so on /health and leave connections as they are.
       health.configurationProblem = {
@@ -627,17 +627,17 @@ export class RefreshService {
    */
   private async dueConnections(
     at: Date,
-  ): Promise<{ considered: number; due: { name: string; expiry: number; row: Connection }[] }> {
+  ): Promise<{ considered: number; due: { name: string; expiresOnMs: number; row: Connection }[] }> {
     let considered = 0;
-    const due: { name: string; expiry: number; row: Connection }[] = [];
+    const due: { name: string; expiresOnMs: number; row: Connection }[] = [];
     for await (const page of this.options.registry.pages()) {
       considered += page.length;
       for (const connection of page) {
         if (shouldRefresh(connection, at, this.options.config.refresh).should)
-          due.push({ name: connection.name, expiry: expiryOf(connection), row: connection });
+          due.push({ name: connection.name, expiresOnMs: expiresOnMsOf(connection), row: connection });
       }
     }
-    due.sort((a, b) => a.expiry - b.expiry);
+    due.sort((a, b) => a.expiresOnMs - b.expiresOnMs);
     return { considered, due };
   }
 
@@ -704,9 +704,9 @@ export class RefreshService {
 }
 
 /** A connection's published-token expiry for ordering (none yet: first). */
-function expiryOf(connection: Connection): number {
-  const expiry = connection.tokenExpiresOn ? Date.parse(connection.tokenExpiresOn) : Number.NaN;
-  return Number.isNaN(expiry) ? 0 : expiry;
+function expiresOnMsOf(connection: Connection): number {
+  const expiresOnMs = connection.tokenExpiresOn ? Date.parse(connection.tokenExpiresOn) : Number.NaN;
+  return Number.isNaN(expiresOnMs) ? 0 : expiresOnMs;
 }
 
 function failureOfBrokerError(error: BrokerError): EntraFailure {

@@ -41,7 +41,7 @@ export interface TokenReaderOptions {
   registry: ConnectionRegistry;
   secrets: SecretStore;
   refresher: Pick<RefreshService, 'refresh'>;
-  marginMinutes: number;
+  marginMs: number;
   now: () => Date;
   /** How long a token read from the store is served from memory; default 30 s. */
   memoryTtlMs?: number;
@@ -163,10 +163,7 @@ export class TokenReader {
       accessToken: published.accessToken,
       scope: published.scope,
       expiresOnMs: published.expiresOnMs,
-      freshUntilMs: Math.min(
-        nowMs + this.memoryTtlMs,
-        published.expiresOnMs - this.options.marginMinutes * 60_000,
-      ),
+      freshUntilMs: Math.min(nowMs + this.memoryTtlMs, published.expiresOnMs - this.options.marginMs),
     };
     if (entry.freshUntilMs > nowMs) this.memory.set(connection.name, entry);
     return entry;
@@ -180,7 +177,7 @@ export class TokenReader {
    * freshest there is, and is served with its true expires_in.
    */
   private refreshDue(row: Connection, remainingMs: number, neededMs: number, nowMs: number): boolean {
-    if (remainingMs <= Math.max(this.options.marginMinutes * 60_000, this.minimumLifetimeMs)) return true;
+    if (remainingMs <= Math.max(this.options.marginMs, this.minimumLifetimeMs)) return true;
     if (remainingMs > neededMs) return false;
     const lastRefreshMs = Date.parse(row.lastRefreshAt ?? row.authorizedAt ?? '');
     return !(nowMs - lastRefreshMs < FORCED_REFRESH_INTERVAL_MS);
@@ -223,7 +220,7 @@ export class TokenReader {
       accessToken: secret?.value ?? '',
       scope: secret?.tags?.scope ?? '',
       expiresOnMs,
-      freshUntilMs: Math.min(nowMs + this.memoryTtlMs, expiresOnMs - this.options.marginMinutes * 60_000),
+      freshUntilMs: Math.min(nowMs + this.memoryTtlMs, expiresOnMs - this.options.marginMs),
     };
     if (connection.status === 'reauthorization_required' && expiresOnMs - nowMs < this.minimumLifetimeMs) {
       throw new BrokerError('reauthorization_required', `Connection ${name} must be authorized again.`, {

@@ -34,8 +34,8 @@ describe('loadConfig', () => {
     expect(config.authSessionTtlSeconds).toBe(600);
     expect(config.refresh).toEqual({
       schedule: '0 */10 * * * *',
-      marginMinutes: 15,
-      keepaliveDays: 7,
+      marginMs: 15 * 60_000,
+      keepaliveMs: 7 * 86_400_000,
       concurrency: 8,
       budgetSeconds: 540,
       cacheWriteHours: 24,

@@ -218,7 +218,9 @@ describe('Key Vault emulator', () => {
   });
 
   it('soft-deletes with eventual consistency, lists, recovers and purges like the service', async () => {
-    const { client, emulator, raw } = await setup({ deleteDelayMs: 80, recoverDelayMs: 80 });
+    // The deletion completes after deleteDelayMs: long enough that the read below comes first even on
+    // a loaded 2-core machine (80 ms was not, under the full suite).
+    const { client, emulator, raw } = await setup({ deleteDelayMs: 1000, recoverDelayMs: 80 });
     await client.setSecret('soft', 'v1');
 
     const poller = await client.beginDeleteSecret('soft', { intervalInMs: 10 });

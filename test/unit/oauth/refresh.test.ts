@@ -3,7 +3,7 @@ import { backoffMs, nextStateAfterFailure, shouldRefresh } from '../../../shared
 import { cacheWriteDue } from '../../../shared/connections/state';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
-const settings = { marginMinutes: 15, keepaliveDays: 7 };
+const settings = { marginMs: 15 * 60_000, keepaliveMs: 7 * 86_400_000 };
 const minutes = (n: number) => new Date(NOW.getTime() + n * 60_000).toISOString();
 const days = (n: number) => new Date(NOW.getTime() + n * 86_400_000).toISOString();
 
@@ -194,7 +194,7 @@ describe('nextStateAfterFailure', () => {
       { status: 'degraded', nextAttemptAt: minutes(10) },
     ],
   ])('%s', (_label, before, thrown, expected) => {
-    const effect = nextStateAfterFailure(before, thrown, NOW, 30, half);
+    const effect = nextStateAfterFailure(before, thrown, NOW, 30 * 60_000, half);
     if (expected === 'configuration') {
       expect(effect).toEqual({ kind: 'configuration' });
       return;
