@@ -16,6 +16,7 @@ import { startMailServers, type MailServers } from './dovecot';
 import { testPki } from './pki';
 import { uniqueTablePrefix } from './storage';
 import { api, Browser, freePort } from '../../sandbox/drive';
+import { BrokerError } from '../../shared/errors';
 
 export { api, Browser, freePort };
 
@@ -322,6 +323,16 @@ export async function authorizeConnection(
   );
   await callback.text();
   return callback.status;
+}
+
+/** 'served' when the promise resolves, else the broker error code it rejects with. */
+export async function servedOr(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'served';
+  } catch (error) {
+    return error instanceof BrokerError ? error.code : String(error);
+  }
 }
 
 /** The refresh token inside a connection's stored cache. */

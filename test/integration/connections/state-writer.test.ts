@@ -1,5 +1,4 @@
-import { BrokerError } from '../../../shared/errors';
-import { authorizeConnection, startHarness, type Harness } from '../../support/harness';
+import { authorizeConnection, servedOr, startHarness, type Harness } from '../../support/harness';
 
 /**
  * One writer of a connection's state (shared/connections/state.ts), and it alone tells the token
@@ -15,15 +14,6 @@ afterAll(() => harness.close());
 
 const read = (name: string) => harness.broker.tokenReader.read(name);
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'served';
-  } catch (error) {
-    return error instanceof BrokerError ? error.code : String(error);
-  }
-}
-
 it('regression: after a new sign-in the callback left the old token in memory â€” the next read serves the new one', async () => {
   expect(await authorizeConnection(harness, 'reauthorized')).toBe(200);
   const before = (await read('reauthorized')).access_token;
@@ -36,20 +26,20 @@ it('regression: after a new sign-in the callback left the old token in memory â€
 
 it('a state change written through the writer applies to the very next read, without waiting for any memory', async () => {
   expect(await authorizeConnection(harness, 'written')).toBe(200);
-  expect(await codeOf(read('written'))).toBe('served');
+  expect(await servedOr(read('written'))).toBe('served');
   const row = (await harness.broker.registry.get('written'))!;
   await harness.broker.state.changeState(
     row,
     { status: 'disabled' },
     { type: 'connection.disabled', actor: 'test' },
   );
-  expect(await codeOf(read('written'))).toBe('connection_disabled');
+  expect(await servedOr(read('written'))).toBe('connection_disabled');
 });
 
 it('a definition change and a removal apply at once too', async () => {
   expect(await authorizeConnection(harness, 'removed')).toBe(200);
-  expect(await codeOf(read('removed'))).toBe('served');
+  expect(await servedOr(read('removed'))).toBe('served');
   const row = (await harness.broker.registry.get('removed'))!;
   await harness.broker.state.remove(row, { type: 'connection.deleted', actor: 'test' });
-  expect(await codeOf(read('removed'))).toBe('connection_not_found');
+  expect(await servedOr(read('removed'))).toBe('connection_not_found');
 });

@@ -1,10 +1,10 @@
 import type { Broker } from '../../../shared/broker';
-import { BrokerError } from '../../../shared/errors';
 import { requireTokenReader, type Caller } from '../../../shared/http/caller';
 import { startLocalHost, type LocalHost } from '../../../scripts/host';
 import {
   authorizeConnection,
   freePort,
+  servedOr,
   startHarness,
   testConnection,
   USERS,
@@ -44,26 +44,17 @@ function readOnA(name: string) {
   );
 }
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'served';
-  } catch (error) {
-    return error instanceof BrokerError ? error.code : String(error);
-  }
-}
-
 async function defineAndAuthorize(name: string, extra: Record<string, unknown> = {}) {
   const definition = { mailbox: USERS.support.username, profile: 'ews', readers: [READER.appId], ...extra };
   expect(await authorizeConnection(harness, name, USERS.support, definition)).toBe(200);
-  expect(await codeOf(readOnA(name))).toBe('served');
+  expect(await servedOr(readOnA(name))).toBe('served');
 }
 
 it('regression: a disable on another instance was not seen for 30 s — now within a second', async () => {
   await defineAndAuthorize('disabled-elsewhere');
   await other.connections.disable('disabled-elsewhere', change);
   await pause(1100);
-  expect(await codeOf(readOnA('disabled-elsewhere'))).toBe('connection_disabled');
+  expect(await servedOr(readOnA('disabled-elsewhere'))).toBe('connection_disabled');
 });
 
 it('regression: a reader removed on another instance kept reading — now refused within a second', async () => {
@@ -84,7 +75,7 @@ it('regression: a reader removed on another instance kept reading — now refuse
     { ...change, reset: false },
   );
   await pause(1100);
-  expect(await codeOf(readOnA('reader-removed'))).toBe('forbidden');
+  expect(await servedOr(readOnA('reader-removed'))).toBe('forbidden');
 });
 
 it('regression: Test connection sent an Exchange Online token to the host a reset pointed ewsUrl at', async () => {
