@@ -13,7 +13,7 @@ import type { HttpFunctionDefinition } from './route';
  * `GET /api/connections/{name}/authorize` (admin, in the console's popup): a 302 to Entra's
  * sign-in, bound to this browser by a cookie; for grants without a browser step, the result page.
  */
-const inBrowser: Handler = async (broker, request) => {
+const inBrowser: Handler<'authorization' | 'config' | 'logger' | 'registry'> = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   // Starting a sign-in (or, for grants without a browser step, acquiring a token) changes state:
@@ -38,7 +38,7 @@ const inBrowser: Handler = async (broker, request) => {
 
 /** A server-side grant acquired now, its outcome (also a failure) as the popup's result page. */
 async function serverSideResultPage(
-  broker: Broker,
+  broker: Pick<Broker, 'authorization' | 'config' | 'logger'>,
   request: BrokerRequest,
   name: string,
   actor: string,
@@ -64,7 +64,7 @@ async function serverSideResultPage(
 }
 
 /** `POST /api/connections/{name}/authorize` (admin): for grants without a browser step, acquire and publish now. */
-const serverSide: Handler = async (broker, request) => {
+const serverSide: Handler<'authorization' | 'config' | 'logger' | 'secrets'> = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   const completed = await broker.authorization.authorizeServerSide(name, caller.name, request.correlationId);

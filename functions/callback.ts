@@ -11,7 +11,7 @@ import type { HttpFunctionDefinition } from './route';
  * return (and a query-mode answer). Answers the popup's result page, success or failure; clears
  * the binding cookie on success.
  */
-const handler: Handler = async (broker, request) => {
+const handler: Handler<'authorization' | 'config' | 'logger'> = async (broker, request) => {
   const params = request.method === 'POST' ? await readFormBody(request) : request.url.searchParams;
   const take = (key: string) => singleValue(params, key);
   const state = take('state');

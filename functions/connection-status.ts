@@ -3,7 +3,7 @@ import { BrokerError } from '../shared/errors';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
 import { connectionView, existingConnection } from '../shared/http/connection-view';
 import { json } from '../shared/http/responses';
-import type { HttpFunctionDefinition } from './route';
+import type { Handler, HttpFunctionDefinition } from './route';
 
 /** `POST /api/connections/{name}/{disable|enable}` (admin): stop or resume refreshing and serving. */
 function statusChange(action: 'disable' | 'enable'): HttpFunctionDefinition {
@@ -13,13 +13,13 @@ function statusChange(action: 'disable' | 'enable'): HttpFunctionDefinition {
     methods: ['POST'],
     kind: 'api',
     authLevel: 'anonymous',
-    handler: async (broker, request) => {
+    handler: (async (broker, request) => {
       const caller = requireAdmin(identifyCaller(request, broker.config));
       const name = assertConnectionName(request.params.name);
       const change = { actor: caller.name, correlationId: request.correlationId };
       const connection = await broker.connections[action](name, change);
       return json(200, connectionView(connection, broker.secrets));
-    },
+    }) satisfies Handler<'config' | 'connections' | 'secrets'>,
   };
 }
 
@@ -35,7 +35,7 @@ export const connectionEvents: HttpFunctionDefinition = {
   methods: ['GET'],
   kind: 'api',
   authLevel: 'anonymous',
-  handler: async (broker, request) => {
+  handler: (async (broker, request) => {
     requireAdmin(identifyCaller(request, broker.config));
     const connection = await existingConnection(broker.registry, request.params.name);
     const limit = request.url.searchParams.get('limit') ?? '50';
@@ -46,5 +46,5 @@ export const connectionEvents: HttpFunctionDefinition = {
       connection: connection.name,
       events: await broker.audit.list(connection.name, Number(limit)),
     });
-  },
+  }) satisfies Handler<'audit' | 'config' | 'registry'>,
 };

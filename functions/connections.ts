@@ -10,7 +10,7 @@ import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /** `GET /api/connections` (admin): every connection. */
-const list: Handler = async (broker, request) => {
+const list: Handler<'config' | 'registry' | 'secrets'> = async (broker, request) => {
   requireAdmin(identifyCaller(request, broker.config));
   const connections = await broker.registry.list();
   return json(200, {
@@ -19,7 +19,10 @@ const list: Handler = async (broker, request) => {
 };
 
 /** `GET|PUT|DELETE /api/connections/{name}` (admin): one connection with its recent events; define; delete. */
-const item: Handler = async (broker, request) => {
+const item: Handler<'audit' | 'config' | 'connections' | 'registry' | 'secrets'> = async (
+  broker,
+  request,
+) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   if (request.method === 'GET') {
@@ -35,7 +38,7 @@ const item: Handler = async (broker, request) => {
 
 /** `PUT ?reset=true|false` with the definition as JSON: 201 with Location when new, else 200. */
 async function define(
-  broker: Broker,
+  broker: Pick<Broker, 'config' | 'connections'>,
   request: BrokerRequest,
   name: string,
   change: { actor: string; correlationId: string },

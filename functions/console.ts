@@ -4,7 +4,7 @@ import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /** `GET /api/console` (admin): the admin console page. */
-const handler: Handler = (broker, request) => {
+const handler: Handler<'config' | 'secrets'> = (broker, request) => {
   const caller = identifyCaller(request, broker.config);
   if (caller.via === 'none' && broker.config.platformAuthEnabled) {
     // Signed out in Azure: App Service Authentication signs the admin in and sends them back here.

@@ -4,7 +4,7 @@ import type { Handler } from './route';
 import type { HttpFunctionDefinition } from './route';
 
 /** `GET /api/health`: 200 when the broker works, 503 when not; admins also see each check. */
-const handler: Handler = async (broker, request) => {
+const handler: Handler<'config' | 'healthService' | 'secrets'> = async (broker, request) => {
   const report = await broker.healthService.report();
   const status = report.ok ? 200 : 503;
   // The public learns only whether the broker works; which store or credential fails is for admins.

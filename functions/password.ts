@@ -10,7 +10,7 @@ import { setPassword } from '../shared/oauth/passwords';
  * `PUT /api/connections/{name}/password` (admin): `{ "password": "..." }` for a connection with
  * the legacy `password` grant. Kept only in the secret store, never returned or logged; 204.
  */
-const handler: Handler = async (broker, request) => {
+const handler: Handler<'config' | 'registry' | 'state'> = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const connection = await existingConnection(broker.registry, request.params.name);
   const body = await readJsonBody(request);

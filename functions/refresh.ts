@@ -10,7 +10,7 @@ import type { HttpFunctionDefinition } from './route';
  * `POST /api/connections/{name}/refresh` (admin): refresh now, whether due or not. 200 with the
  * outcome and the connection; 409 while another refresh runs; a failed refresh as its error.
  */
-const handler: Handler = async (broker, request) => {
+const handler: Handler<'config' | 'refresher' | 'registry'> = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const connection = await existingConnection(broker.registry, request.params.name);
   if (connection.status === 'new') {

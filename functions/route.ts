@@ -5,8 +5,15 @@ import { problem, toBrokerError } from '../shared/http/responses';
 import type { Broker } from '../shared/broker';
 import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
 
-/** A route's handler: the request, and the composition root it takes its services from. */
-export type Handler = (broker: Broker, request: BrokerRequest) => Promise<BrokerResponse>;
+/**
+ * A route's handler: the request, and the services it names (`Handler<'config' | 'tokenReader'>`).
+ * The body sees those and nothing else of the composition root, so what a route reaches is written
+ * at its head; any handler is still a `Handler` for serve() and the adapters.
+ */
+export type Handler<Uses extends keyof Broker = keyof Broker> = (
+  services: Pick<Broker, Uses>,
+  request: BrokerRequest,
+) => Promise<BrokerResponse>;
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
 

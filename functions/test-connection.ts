@@ -9,7 +9,7 @@ import type { HttpFunctionDefinition } from './route';
  * 200 with `{ ok, protocol, mailbox, durationMs, details, code?, detail?, remedy? }` whatever the
  * mailbox server said; 4xx problem+json only for a bad request (unknown, new or disabled connection).
  */
-const handler: Handler = async (broker, request) => {
+const handler: Handler<'config' | 'tester'> = async (broker, request) => {
   requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   return json(200, await broker.tester.test(name, request.correlationId));

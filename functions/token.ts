@@ -49,7 +49,7 @@ function minValidSeconds(request: BrokerRequest): number {
  * `GET /api/connections/{name}/token` (token reader listed on the connection): the published
  * access token. The role is checked before the connection is read, the reader list once it is.
  */
-const handler: Handler = async (broker, request) => {
+const handler: Handler<'config' | 'tokenReader'> = async (broker, request) => {
   const caller = identifyCaller(request, broker.config);
   const name = assertConnectionName(request.params.name);
   requireTokenReader(caller, undefined, name);

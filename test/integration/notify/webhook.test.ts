@@ -80,7 +80,7 @@ function notifierFor(url: string, options: Partial<WebhookNotifierOptions> = {})
 }
 
 describe('webhook delivery over real HTTP', () => {
-  it('retries 503 twice, then delivers on attempt 3 with the same id, body and signature', async () => {
+  it('retries 503 twice, then delivers on attempt 3 with the same id and body, each attempt signed when sent', async () => {
     await withServer(
       (_req, res, index) => {
         res.writeHead(index < 2 ? 503 : 200).end();
@@ -99,7 +99,8 @@ describe('webhook delivery over real HTTP', () => {
           expect(request.headers['user-agent']).toBe(USER_AGENT);
           expect(request.headers['x-broker-event']).toBe('connection.degraded');
           expect(request.headers['x-broker-event-id']).toBe(id);
-          expect(request.headers['x-broker-signature']).toBe(first.headers['x-broker-signature']);
+          // Signed per attempt (t=…): a retry an hour later must still carry a fresh timestamp.
+          expect(request.headers['x-broker-signature']).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
           expect(request.body.equals(first.body)).toBe(true);
           const signature = request.headers['x-broker-signature'];
           expect(
