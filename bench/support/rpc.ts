@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { EntraStats } from '../../sandbox/entra';
-import type { KeyVaultOperation } from '../../sandbox/keyvault';
+import type { KeyVaultStats } from '../../sandbox/keyvault';
 
 export interface InitParams {
   pkiDir: string;
@@ -21,17 +21,8 @@ export interface EmulatorInfo {
   identity: { endpoint: string; header: string; clientId: string };
 }
 
-export interface KeyVaultStatsView {
-  requests: number;
-  byOperation: Record<KeyVaultOperation, number>;
-  byStatus: Record<number, number>;
-  reads: number;
-  writes: number;
-  throttled: number;
-  unauthorized: number;
-  /** The last 1,000 requests, oldest first. */
-  log: { operation: KeyVaultOperation | 'unknown'; status: number; authenticated: boolean }[];
-}
+/** The vault's counters as they cross the process boundary (JSON: no `reset`). */
+export type KeyVaultStatsView = Omit<KeyVaultStats, 'reset'>;
 
 interface Calls {
   init: { params: InitParams; result: EmulatorInfo };
