@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenOnLoopback } from '../listen';
 import { badParameter, HttpError } from './errors';
-import { route, SecretOperations, type VaultBehaviour } from './operations';
+import { route, SecretOperations, type Route, type VaultBehaviour } from './operations';
 import { recordRequest, newStats } from './stats';
 import { latest, SecretStore, type StoredSecret, type StoredVersion } from './store';
 import { faultError, FaultQueue, Throttle } from './traffic';
@@ -63,6 +63,114 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
+interface Answer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** The service's error body: `{"error":{"code","message","innererror"?}}`. */
+const errorAnswer = (error: HttpError): Answer => ({
+  status: error.status,
+  body: {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.innerCode ? { innererror: { code: error.innerCode } } : {}),
+    },
+  },
+  headers: error.headers,
+});
+
+/** Path segments, percent-decoded where they decode. */
+function pathSegments(requestUrl: URL): string[] {
+  return requestUrl.pathname
+    .split('/')
+    .filter((s) => s !== '')
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
+}
+
+/** The headers every answer of the real service carries. */
+function responseHeaders(req: IncomingMessage, region: string): Record<string, string> {
+  const headers: Record<string, string> = {
+    'Cache-Control': 'no-cache',
+    Pragma: 'no-cache',
+    Expires: '-1',
+    'x-ms-keyvault-region': region,
+    'x-ms-request-id': randomUUID(),
+    'x-ms-keyvault-service-version': SERVICE_VERSION,
+    'x-ms-keyvault-network-info': `conn_type=Ipv4;addr=${req.socket.remoteAddress ?? '127.0.0.1'};act_addr_fam=InterNetwork;`,
+    'Strict-Transport-Security': 'max-age=31536000;includeSubDomains',
+    'X-Content-Type-Options': 'nosniff',
+  };
+  const clientRequestId = req.headers['x-ms-client-request-id'];
+  if (typeof clientRequestId === 'string' && req.headers['x-ms-return-client-request-id'] === 'true') {
+    headers['x-ms-client-request-id'] = clientRequestId;
+  }
+  return headers;
+}
+
+/** The 401 with the bearer challenge for a request without an acceptable token; undefined when it has one. */
+async function authenticate(
+  req: IncomingMessage,
+  options: KeyVaultEmulatorOptions,
+): Promise<HttpError | undefined> {
+  const challenge = {
+    'WWW-Authenticate': `Bearer authorization="${options.authority}", resource="${RESOURCE}"`,
+  };
+  const authorization = req.headers.authorization;
+  const match = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+  if (!match?.[1])
+    return new HttpError(
+      401,
+      'Unauthorized',
+      'AKV10000: Request is missing a Bearer or PoP token.',
+      undefined,
+      challenge,
+    );
+  let valid = false;
+  try {
+    valid = await options.verifyToken(match[1]);
+  } catch {
+    valid = false;
+  }
+  if (valid) return undefined;
+  return new HttpError(
+    401,
+    'Unauthorized',
+    `AKV10022: Invalid audience. Expected ${RESOURCE}, found: (token rejected by the emulator).`,
+    undefined,
+    challenge,
+  );
+}
+
+/**
+ * An authenticated request the service will act on, or what it answers one it cannot: body too
+ * large, api-version missing or unknown, no such route.
+ */
+function routed(
+  body: string | undefined,
+  apiVersion: string | null,
+  r: Route | undefined,
+): { route: Route; body: string; apiVersion: string } | HttpError {
+  if (body === undefined)
+    return new HttpError(413, 'RequestEntityTooLarge', 'The request body is too large.');
+  if (!apiVersion)
+    return badParameter('The api-version query parameter (?api-version=) is required for all requests.');
+  if (!API_VERSIONS.has(apiVersion))
+    return badParameter(
+      `The specified version (${apiVersion.slice(0, 30)}) is not recognized. Consider using the latest supported version (2025-07-01).`,
+    );
+  if (!r) return new HttpError(404, 'NotFound', 'The requested resource was not found.');
+  return { route: r, body, apiVersion };
+}
+
 export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): Promise<KeyVaultEmulator> {
   const now = options.now ?? Date.now;
   const region = options.region ?? 'emulator';
@@ -89,21 +197,45 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
   };
   const operations = new SecretOperations(store, vault);
 
+  /** What the vault answers an authenticated-or-not request, or `reset` for an injected connection reset. */
+  async function answer(
+    req: IncomingMessage,
+    requestUrl: URL,
+    r: Route | undefined,
+    body: string | undefined,
+    entry: RequestRecord,
+  ): Promise<Answer | 'reset'> {
+    // Authentication first: the SDK's challenge policy sends its first request without a token
+    // (and without a body) and expects 401 with the challenge, whatever the request.
+    const unauthenticated = await authenticate(req, options);
+    if (unauthenticated) return errorAnswer(unauthenticated);
+    entry.authenticated = true;
+    const request = routed(body, entry.apiVersion, r);
+    if (request instanceof HttpError) return errorAnswer(request);
+
+    const fault = faultQueue.take(request.route.operation, request.route.name);
+    if (fault) {
+      stats.faultsInjected += 1;
+      return fault.kind === 'reset' ? 'reset' : errorAnswer(faultError(fault));
+    }
+    const throttled = throttle.check(request.route.operation);
+    if (throttled) return errorAnswer(throttled);
+
+    try {
+      return operations.handle(request.route, requestUrl.searchParams, request.body, request.apiVersion);
+    } catch (error) {
+      return errorAnswer(
+        error instanceof HttpError
+          ? error
+          : new HttpError(500, 'InternalServerError', 'An internal server error occurred.'),
+      );
+    }
+  }
+
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestUrl = new URL(req.url ?? '/', url);
     const method = (req.method ?? 'GET').toUpperCase();
-    const segments = requestUrl.pathname
-      .split('/')
-      .filter((s) => s !== '')
-      .map((s) => {
-        try {
-          return decodeURIComponent(s);
-        } catch {
-          return s;
-        }
-      });
-    const r = route(method, segments);
-    const apiVersion = requestUrl.searchParams.get('api-version');
+    const r = route(method, pathSegments(requestUrl));
     const entry: RequestRecord = {
       method,
       path: requestUrl.pathname,
@@ -111,135 +243,27 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions): P
       name: r?.name,
       status: 0,
       authenticated: false,
-      apiVersion,
+      apiVersion: requestUrl.searchParams.get('api-version'),
     };
-
-    const headers: Record<string, string> = {
-      'Cache-Control': 'no-cache',
-      Pragma: 'no-cache',
-      Expires: '-1',
-      'x-ms-keyvault-region': region,
-      'x-ms-request-id': randomUUID(),
-      'x-ms-keyvault-service-version': SERVICE_VERSION,
-      'x-ms-keyvault-network-info': `conn_type=Ipv4;addr=${req.socket.remoteAddress ?? '127.0.0.1'};act_addr_fam=InterNetwork;`,
-      'Strict-Transport-Security': 'max-age=31536000;includeSubDomains',
-      'X-Content-Type-Options': 'nosniff',
-    };
-    const clientRequestId = req.headers['x-ms-client-request-id'];
-    if (typeof clientRequestId === 'string' && req.headers['x-ms-return-client-request-id'] === 'true') {
-      headers['x-ms-client-request-id'] = clientRequestId;
-    }
-
-    const send = async (status: number, body?: unknown, extra: Record<string, string> = {}) => {
-      if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
-      entry.status = status;
-      recordRequest(stats, entry);
-      const payload = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, {
-        ...headers,
-        ...extra,
-        ...(payload ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
-        'Content-Length': String(Buffer.byteLength(payload)),
-      });
-      res.end(payload);
-    };
-    const sendError = (error: HttpError) =>
-      send(
-        error.status,
-        {
-          error: {
-            code: error.code,
-            message: error.message,
-            ...(error.innerCode ? { innererror: { code: error.innerCode } } : {}),
-          },
-        },
-        error.headers,
-      );
-
     const body = await readBody(req);
-
-    // Authentication first: the SDK's challenge policy sends its first request without a token
-    // (and without a body) and expects 401 with the challenge, whatever the request.
-    const challenge = `Bearer authorization="${options.authority}", resource="${RESOURCE}"`;
-    const authorization = req.headers.authorization;
-    const match = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
-    if (!match?.[1]) {
-      await sendError(
-        new HttpError(401, 'Unauthorized', 'AKV10000: Request is missing a Bearer or PoP token.', undefined, {
-          'WWW-Authenticate': challenge,
-        }),
-      );
+    const result = await answer(req, requestUrl, r, body, entry);
+    if (result === 'reset') {
+      entry.status = -1;
+      recordRequest(stats, entry);
+      req.socket.destroy();
       return;
     }
-    let valid = false;
-    try {
-      valid = await options.verifyToken(match[1]);
-    } catch {
-      valid = false;
-    }
-    if (!valid) {
-      await sendError(
-        new HttpError(
-          401,
-          'Unauthorized',
-          `AKV10022: Invalid audience. Expected ${RESOURCE}, found: (token rejected by the emulator).`,
-          undefined,
-          { 'WWW-Authenticate': challenge },
-        ),
-      );
-      return;
-    }
-    entry.authenticated = true;
-
-    if (body === undefined) {
-      await sendError(new HttpError(413, 'RequestEntityTooLarge', 'The request body is too large.'));
-      return;
-    }
-    if (!apiVersion) {
-      await sendError(
-        badParameter('The api-version query parameter (?api-version=) is required for all requests.'),
-      );
-      return;
-    }
-    if (!API_VERSIONS.has(apiVersion)) {
-      await sendError(
-        badParameter(
-          `The specified version (${apiVersion.slice(0, 30)}) is not recognized. Consider using the latest supported version (2025-07-01).`,
-        ),
-      );
-      return;
-    }
-    if (!r) {
-      await sendError(new HttpError(404, 'NotFound', 'The requested resource was not found.'));
-      return;
-    }
-
-    const fault = faultQueue.take(r.operation, r.name);
-    if (fault) {
-      stats.faultsInjected += 1;
-      if (fault.kind === 'reset') {
-        entry.status = -1;
-        recordRequest(stats, entry);
-        req.socket.destroy();
-        return;
-      }
-      await sendError(faultError(fault));
-      return;
-    }
-
-    const throttled = throttle.check(r.operation);
-    if (throttled) {
-      await sendError(throttled);
-      return;
-    }
-
-    try {
-      const result = operations.handle(r, requestUrl.searchParams, body, apiVersion);
-      await send(result.status, result.body);
-    } catch (error) {
-      if (error instanceof HttpError) await sendError(error);
-      else await sendError(new HttpError(500, 'InternalServerError', 'An internal server error occurred.'));
-    }
+    if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
+    entry.status = result.status;
+    recordRequest(stats, entry);
+    const payload = result.body === undefined ? '' : JSON.stringify(result.body);
+    res.writeHead(result.status, {
+      ...responseHeaders(req, region),
+      ...result.headers,
+      ...(payload ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
+      'Content-Length': String(Buffer.byteLength(payload)),
+    });
+    res.end(payload);
   }
 
   const server: Server = createServer(
