@@ -6,15 +6,28 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 
+/**
+ * A loopback port free now, for a server that must know its address before it listens (the
+ * redirect URI is registered first). Chosen below Linux's ephemeral range (32768–60999): a port
+ * from `listen(0)` is in that range, and between our check and the real listen any outgoing
+ * connection on the machine may be given it as its source port (EADDRINUSE in CI).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
+    server.once('error', () => {
+      resolve(false);
+    });
+    server.listen(port, '127.0.0.1', () => {
       server.close(() => {
-        resolve(port);
+        resolve(true);
       });
     });
   });
