@@ -1,7 +1,8 @@
 import type { Broker } from '../shared/broker';
-import { assertConnectionName, isServerSideGrant } from '../shared/connections/connection';
+import { assertConnectionName } from '../shared/connections/connection';
+import type { CompletedAuthorization } from '../shared/oauth/authorization';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
-import { connectionView, existingConnection } from '../shared/http/connection-view';
+import { connectionView } from '../shared/http/connection-view';
 import { callbackPage } from '../shared/http/pages';
 import { bindingCookie, refuseCrossSite } from '../shared/http/request';
 import { json, toBrokerError } from '../shared/http/responses';
@@ -13,22 +14,20 @@ import type { HttpFunctionDefinition } from './route';
  * `GET /api/connections/{name}/authorize` (admin, in the console's popup): a 302 to Entra's
  * sign-in, bound to this browser by a cookie; for grants without a browser step, the result page.
  */
-const inBrowser: Handler<'authorization' | 'config' | 'logger' | 'registry'> = async (broker, request) => {
+const inBrowser: Handler<'authorization' | 'config' | 'logger'> = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
   const name = assertConnectionName(request.params.name);
   // Starting a sign-in (or, for grants without a browser step, acquiring a token) changes state:
   // another site may not make the admin's browser start one (Sec-Fetch-Site: cross-site).
   refuseCrossSite(broker.config, request);
-  const connection = await existingConnection(broker.registry, name);
-  if (isServerSideGrant(connection.grant)) {
-    return serverSideResultPage(broker, request, name, caller.name);
-  }
-  const started = await broker.authorization.start(name, caller.name);
+  const begun = await broker.authorization.begin(name, caller.name, request.correlationId);
+  if (begun.way === 'server') return serverSideResultPage(broker, request, name, begun);
   broker.logger.info('authorization.started', {
     connection: name,
     actor: caller.name,
     correlationId: request.correlationId,
   });
+  const started = begun.started;
   return {
     status: 302,
     headers: { Location: started.redirectUrl, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
@@ -36,31 +35,28 @@ const inBrowser: Handler<'authorization' | 'config' | 'logger' | 'registry'> = a
   };
 };
 
-/** A server-side grant acquired now, its outcome (also a failure) as the popup's result page. */
-async function serverSideResultPage(
-  broker: Pick<Broker, 'authorization' | 'config' | 'logger'>,
+/** A server-side grant's outcome (also a failure) as the popup's result page. */
+function serverSideResultPage(
+  broker: Pick<Broker, 'config' | 'logger'>,
   request: BrokerRequest,
   name: string,
-  actor: string,
-): Promise<BrokerResponse> {
+  outcome: { completed: CompletedAuthorization } | { failure: unknown },
+): BrokerResponse {
   const appOrigin = new URL(broker.config.publicBaseUrl).origin;
-  try {
-    const completed = await broker.authorization.authorizeServerSide(name, actor, request.correlationId);
+  if ('completed' in outcome)
     return callbackPage(appOrigin, {
       ok: true,
       connection: name,
-      status: completed.connection.status,
-      signedInAs: completed.signedInAs,
+      status: outcome.completed.connection.status,
+      signedInAs: outcome.completed.signedInAs,
     });
-  } catch (thrown) {
-    const error = toBrokerError(thrown, broker.logger, request.correlationId);
-    return callbackPage(appOrigin, {
-      ok: false,
-      connection: name,
-      error,
-      correlationId: request.correlationId,
-    });
-  }
+  const error = toBrokerError(outcome.failure, broker.logger, request.correlationId);
+  return callbackPage(appOrigin, {
+    ok: false,
+    connection: name,
+    error,
+    correlationId: request.correlationId,
+  });
 }
 
 /** `POST /api/connections/{name}/authorize` (admin): for grants without a browser step, acquire and publish now. */

@@ -121,9 +121,38 @@ export class AuthorizationService {
     return url.toString();
   }
 
-  async start(name: string, actor: string): Promise<StartedAuthorization> {
+  /**
+   * The popup's Authorize, with one read of the connection: the sign-in to start for a grant that
+   * needs a browser; for the others the token is acquired now, and the outcome (a refusal too)
+   * comes back for the popup's result page.
+   */
+  async begin(
+    name: string,
+    actor: string,
+    correlationId: string,
+  ): Promise<
+    | { way: 'browser'; started: StartedAuthorization }
+    | { way: 'server'; completed: CompletedAuthorization }
+    | { way: 'server'; failure: unknown }
+  > {
+    const connection = await requireConnection(this.options.registry, name);
+    if (!isServerSideGrant(connection.grant))
+      return { way: 'browser', started: await this.start(authorizable(connection, 'browser'), actor) };
+    try {
+      const completed = await this.authorizeServerSideFor(
+        authorizable(connection, 'server'),
+        actor,
+        correlationId,
+      );
+      return { way: 'server', completed };
+    } catch (failure) {
+      return { way: 'server', failure };
+    }
+  }
+
+  private async start(connection: Connection, actor: string): Promise<StartedAuthorization> {
     const { config, sessions, msal, now } = this.options;
-    const connection = await this.authorizable(name, 'browser');
+    const name = connection.name;
     const { verifier, challenge } = await this.crypto.generatePkceCodes();
     const state = randomToken();
     const nonce = randomToken();
@@ -211,8 +240,17 @@ export class AuthorizationService {
     actor: string,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
+    const connection = authorizable(await requireConnection(this.options.registry, name), 'server');
+    return this.authorizeServerSideFor(connection, actor, correlationId);
+  }
+
+  private async authorizeServerSideFor(
+    connection: Connection,
+    actor: string,
+    correlationId: string,
+  ): Promise<CompletedAuthorization> {
     const { config, msal, state } = this.options;
-    const connection = await this.authorizable(name, 'server');
+    const name = connection.name;
     const appOnly = connection.grant === 'client_credentials';
     let stored: { result: AuthenticationResult; cache: string | undefined; signIn: SignIn };
     try {
@@ -242,31 +280,6 @@ export class AuthorizationService {
       })
       .catch((error: unknown) => this.recordIfRefused(name, actor, correlationId, error));
     return { connection: updated, signedInAs: stored.signIn.signedInAs };
-  }
-
-  /** The connection, if it exists, is enabled and is authorized the way asked (browser or server side). */
-  private async authorizable(name: string, way: 'browser' | 'server'): Promise<Connection> {
-    const connection = await requireConnection(this.options.registry, name);
-    if (connection.status === 'disabled') {
-      throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
-    }
-    if (way === 'browser' && isServerSideGrant(connection.grant)) {
-      throw new BrokerError(
-        'invalid_request',
-        `Connection ${name} uses the ${connection.grant} grant: it is authorized without a browser.`,
-        { remedy: `POST /api/connections/${name}/authorize (the console's Authorize button does this).` },
-      );
-    }
-    if (way === 'server' && !isServerSideGrant(connection.grant)) {
-      throw new BrokerError(
-        'invalid_request',
-        `Connection ${name} is authorized by signing in in a browser.`,
-        {
-          remedy: `Open GET /api/connections/${name}/authorize in a browser (the console's Authorize button).`,
-        },
-      );
-    }
-    return connection;
   }
 
   /** The session of `state`, consumed: only in the browser that started it, once, within its TTL. */
@@ -433,4 +446,25 @@ export class AuthorizationService {
     });
     throw error;
   }
+}
+
+/** The connection, if it is enabled and is authorized the way asked (browser or server side). */
+function authorizable(connection: Connection, way: 'browser' | 'server'): Connection {
+  const name = connection.name;
+  if (connection.status === 'disabled') {
+    throw new BrokerError('connection_disabled', `Connection ${name} is disabled.`);
+  }
+  if (way === 'browser' && isServerSideGrant(connection.grant)) {
+    throw new BrokerError(
+      'invalid_request',
+      `Connection ${name} uses the ${connection.grant} grant: it is authorized without a browser.`,
+      { remedy: `POST /api/connections/${name}/authorize (the console's Authorize button does this).` },
+    );
+  }
+  if (way === 'server' && !isServerSideGrant(connection.grant)) {
+    throw new BrokerError('invalid_request', `Connection ${name} is authorized by signing in in a browser.`, {
+      remedy: `Open GET /api/connections/${name}/authorize in a browser (the console's Authorize button).`,
+    });
+  }
+  return connection;
 }
