@@ -64,11 +64,6 @@ export async function readJsonBody(request: BrokerRequest): Promise<unknown> {
   }
 }
 
-/** A query parameter given at most once and at most 8192 characters long (400 otherwise). */
-export function singleQueryValue(request: BrokerRequest, key: string): string | undefined {
-  return singleValue(request.url.searchParams, key);
-}
-
 /** One parameter of a query or form: 400 when it appears twice or is too long. */
 export function singleValue(params: URLSearchParams, key: string): string | undefined {
   const values = params.getAll(key);
