@@ -1,7 +1,6 @@
 import { assertConnectionName } from '../shared/connections/connection';
-import { BrokerError } from '../shared/errors';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
-import { connectionView, existingConnection } from '../shared/http/connection-view';
+import { connectionEvents as eventsOf, connectionView } from '../shared/http/connection-view';
 import { json } from '../shared/http/responses';
 import type { Handler, HttpFunctionDefinition } from './route';
 
@@ -26,8 +25,6 @@ function statusChange(action: 'disable' | 'enable'): HttpFunctionDefinition {
 export const disableConnection = statusChange('disable');
 export const enableConnection = statusChange('enable');
 
-const MAX_EVENTS = 200;
-
 /** `GET /api/connections/{name}/events?limit=N` (admin): the audit trail, newest first. */
 export const connectionEvents: HttpFunctionDefinition = {
   name: 'connectionEvents',
@@ -37,14 +34,6 @@ export const connectionEvents: HttpFunctionDefinition = {
   authLevel: 'anonymous',
   handler: (async (broker, request) => {
     requireAdmin(identifyCaller(request, broker.config));
-    const connection = await existingConnection(broker.registry, request.params.name);
-    const limit = request.url.searchParams.get('limit') ?? '50';
-    if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_EVENTS) {
-      throw new BrokerError('invalid_request', `limit must be a whole number from 1 to ${MAX_EVENTS}.`);
-    }
-    return json(200, {
-      connection: connection.name,
-      events: await broker.audit.list(connection.name, Number(limit)),
-    });
+    return json(200, await eventsOf(broker, request.params.name, request.url.searchParams.get('limit')));
   }) satisfies Handler<'audit' | 'config' | 'registry'>,
 };

@@ -2,7 +2,7 @@ import type { Broker } from '../shared/broker';
 import { assertConnectionName, parseConnectionDefinition } from '../shared/connections/connection';
 import { BrokerError } from '../shared/errors';
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
-import { connectionView, existingConnection } from '../shared/http/connection-view';
+import { connectionDetail, connectionView } from '../shared/http/connection-view';
 import { readJsonBody } from '../shared/http/request';
 import { json, noContent } from '../shared/http/responses';
 import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
@@ -24,12 +24,8 @@ const item: Handler<'audit' | 'config' | 'connections' | 'registry' | 'secrets'>
   request,
 ) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
+  if (request.method === 'GET') return json(200, await connectionDetail(broker, request.params.name));
   const name = assertConnectionName(request.params.name);
-  if (request.method === 'GET') {
-    const connection = await existingConnection(broker.registry, name);
-    const recentEvents = await broker.audit.list(name, 20);
-    return json(200, { ...connectionView(connection, broker.secrets), recentEvents });
-  }
   const change = { actor: caller.name, correlationId: request.correlationId };
   if (request.method === 'PUT') return define(broker, request, name, change);
   await broker.connections.delete(name, change);

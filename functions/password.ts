@@ -1,5 +1,4 @@
 import { identifyCaller, requireAdmin } from '../shared/http/caller';
-import { existingConnection } from '../shared/http/connection-view';
 import { readJsonBody } from '../shared/http/request';
 import { noContent } from '../shared/http/responses';
 import type { Handler } from './route';
@@ -12,9 +11,7 @@ import { setPassword } from '../shared/oauth/passwords';
  */
 const handler: Handler<'config' | 'registry' | 'state'> = async (broker, request) => {
   const caller = requireAdmin(identifyCaller(request, broker.config));
-  const connection = await existingConnection(broker.registry, request.params.name);
-  const body = await readJsonBody(request);
-  await setPassword(broker.state, connection, body, {
+  await setPassword(broker, request.params.name, () => readJsonBody(request), {
     actor: caller.name,
     correlationId: request.correlationId,
   });

@@ -1,5 +1,7 @@
 import { assertConnectionName, type Connection } from '../connections/connection';
 import { requireConnection, type ConnectionRegistry } from '../connections/registry';
+import type { AuditEvent, AuditLog } from '../audit/audit-log';
+import { BrokerError } from '../errors';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 
 /** The connection as admins see it: no etag, no cache ids. */
@@ -39,4 +41,35 @@ export async function existingConnection(
 ): Promise<Connection> {
   const name = assertConnectionName(rawName);
   return requireConnection(registry, name);
+}
+
+const RECENT_EVENTS = 20;
+const MAX_EVENTS = 200;
+
+/** `GET /api/connections/{name}`: the connection as admins see it, with its most recent events. */
+export async function connectionDetail(
+  services: {
+    registry: Pick<ConnectionRegistry, 'get'>;
+    audit: Pick<AuditLog, 'list'>;
+    secrets: Pick<SecretStore, 'uriOf'>;
+  },
+  rawName: string | undefined,
+) {
+  const connection = await existingConnection(services.registry, rawName);
+  const recentEvents = await services.audit.list(connection.name, RECENT_EVENTS);
+  return { ...connectionView(connection, services.secrets), recentEvents };
+}
+
+/** `GET /api/connections/{name}/events?limit=N`: its audit trail, newest first (`limit` 1–200, default 50). */
+export async function connectionEvents(
+  services: { registry: Pick<ConnectionRegistry, 'get'>; audit: Pick<AuditLog, 'list'> },
+  rawName: string | undefined,
+  rawLimit: string | null,
+): Promise<{ connection: string; events: AuditEvent[] }> {
+  const connection = await existingConnection(services.registry, rawName);
+  const limit = rawLimit ?? '50';
+  if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_EVENTS) {
+    throw new BrokerError('invalid_request', `limit must be a whole number from 1 to ${MAX_EVENTS}.`);
+  }
+  return { connection: connection.name, events: await services.audit.list(connection.name, Number(limit)) };
 }

@@ -1,4 +1,5 @@
-import type { Connection } from '../connections/connection';
+import { assertConnectionName } from '../connections/connection';
+import { requireConnection, type ConnectionRegistry } from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { ConnectionStateWriter } from '../connections/state';
 
@@ -10,11 +11,16 @@ const MAX_PASSWORD_LENGTH = 256;
  * writer only (`conn-{name}-password`), never returned, never logged, deleted with the connection.
  */
 export async function setPassword(
-  state: Pick<ConnectionStateWriter, 'storePassword'>,
-  connection: Connection,
-  body: unknown,
+  services: {
+    registry: Pick<ConnectionRegistry, 'get'>;
+    state: Pick<ConnectionStateWriter, 'storePassword'>;
+  },
+  rawName: string | undefined,
+  /** Read after the name is known to exist: an unknown connection is 404 whatever the body. */
+  readBody: () => Promise<unknown>,
   change: { actor: string; correlationId: string },
 ): Promise<void> {
+  const connection = await requireConnection(services.registry, assertConnectionName(rawName));
   if (connection.grant !== 'password') {
     throw new BrokerError(
       'invalid_request',
@@ -22,7 +28,10 @@ export async function setPassword(
     );
   }
   // Under the connection's lease, and only while it exists: a delete racing this leaves no orphan.
-  await state.storePassword(connection, passwordOf(body), { type: 'connection.password_set', ...change });
+  await services.state.storePassword(connection, passwordOf(await readBody()), {
+    type: 'connection.password_set',
+    ...change,
+  });
 }
 
 function passwordOf(body: unknown): string {

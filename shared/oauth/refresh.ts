@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { AccountInfo, AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
-import { leaseHeld, type Connection, type ConnectionStatus } from '../connections/connection';
+import {
+  assertConnectionName,
+  leaseHeld,
+  type Connection,
+  type ConnectionStatus,
+} from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
 import {
   ConcurrentUpdateError,
@@ -310,6 +315,30 @@ export class RefreshService {
   constructor(private readonly options: RefreshServiceOptions) {
     this.slotTimeoutMs = options.slotTimeoutMs ?? 60_000;
     this.leaseMs = options.leaseMs ?? 2 * this.slotTimeoutMs;
+  }
+
+  /**
+   * An admin's "refresh now" (`POST …/refresh`): the connection must exist and have been
+   * authorized; a refresh that produced no token is thrown as the admin's error. Hands back the
+   * outcome and the row as the refresh left it.
+   */
+  async refreshNow(
+    rawName: string | undefined,
+    actor: string,
+  ): Promise<RefreshOutcome & { row: Connection }> {
+    const connection = await requireConnection(this.options.registry, assertConnectionName(rawName));
+    if (connection.status === 'new') {
+      throw new BrokerError(
+        'connection_not_authorized',
+        `Connection ${connection.name} has not been authorized yet.`,
+      );
+    }
+    const outcome = await this.refresh(connection.name, { actor, force: true, row: connection });
+    if (outcome.result === 'busy' || outcome.result === 'failed') throw refreshOutcomeError(outcome, 'admin');
+    return {
+      ...outcome,
+      row: outcome.row ?? (await requireConnection(this.options.registry, connection.name)),
+    };
   }
 
   /**
