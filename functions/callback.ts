@@ -34,6 +34,7 @@ const handler: Handler<'authorization' | 'config' | 'logger'> = async (broker, r
       connection,
       status: completed.connection.status,
       signedInAs: completed.signedInAs,
+      ...(completed.viaInvitation ? { invitation: { mailbox: completed.connection.mailbox } } : {}),
     });
     return { ...response, cookies: [bindingCookie(broker.config, state ?? '', '', 0)] };
   } catch (thrown) {

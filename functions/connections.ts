@@ -28,7 +28,11 @@ const item: Handler<'audit' | 'config' | 'connections' | 'registry' | 'secrets'>
   const name = assertConnectionName(request.params.name);
   const change = { actor: caller.name, correlationId: request.correlationId };
   if (request.method === 'PUT') return define(broker, request, name, change);
-  await broker.connections.delete(name, change);
+  const withDependants = request.url.searchParams.get('withDependants');
+  if (withDependants !== null && withDependants !== 'true' && withDependants !== 'false') {
+    throw new BrokerError('invalid_request', 'withDependants must be true or false.');
+  }
+  await broker.connections.delete(name, { ...change, withDependants: withDependants === 'true' });
   return noContent();
 };
 

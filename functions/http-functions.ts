@@ -3,6 +3,8 @@ import { callback } from './callback';
 import { connectionsItem, connectionsList } from './connections';
 import { adminConsole } from './console';
 import { health } from './health';
+import { invitationLink } from './invitation-link';
+import { invitations } from './invitations';
 import { connectionEvents, disableConnection, enableConnection } from './connection-status';
 import { password } from './password';
 import { refresh } from './refresh';
@@ -22,6 +24,8 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   enableConnection,
   connectionEvents,
   password,
+  invitations,
+  invitationLink,
   testConnection,
   token,
   adminConsole,

@@ -38,6 +38,8 @@ export interface HttpFunctionDefinition {
   handler: Handler;
   /** Only the callback: a form another site (Entra) POSTs; everything else refuses cross-site writes. */
   acceptsCrossSitePost?: true;
+  /** The path carries a secret (an invitation link): logs name the route, never the path. */
+  pathHoldsSecret?: true;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -72,7 +74,7 @@ export function serve(definition: HttpFunctionDefinition): Handler {
         broker.logger.error('request.failed', {
           code: error.code,
           correlationId: request.correlationId,
-          path: request.url.pathname,
+          path: definition.pathHoldsSecret ? definition.route : request.url.pathname,
         });
       }
       return kind === 'api'

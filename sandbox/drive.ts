@@ -66,6 +66,20 @@ export class Browser {
     });
   }
 
+  /** What a browser sends for a form on one of the broker's own pages: a same-origin POST. */
+  submitForm(url: string | URL, fields: URLSearchParams = new URLSearchParams()): Promise<Response> {
+    const target = new URL(url);
+    return this.send(target, {
+      method: 'POST',
+      body: fields.toString(),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: target.origin,
+        'sec-fetch-site': 'same-origin',
+      },
+    });
+  }
+
   private async send(
     target: URL,
     init: { method?: string; body?: string; headers?: Record<string, string> },

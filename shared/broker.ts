@@ -8,7 +8,10 @@ import { TableConnectionRegistry } from './connections/table-registry';
 import { createLogger, type Logger } from './logging';
 import { createOutbound, type Outbound } from './net/outbound';
 import type { AuthSessionStore } from './oauth/auth-session';
-import { AuthorizationService } from './oauth/authorization';
+import { AuthorizationService, type StartedAuthorization } from './oauth/authorization';
+import { InvitationService } from './invitations/invitations';
+import type { InvitationStore } from './invitations/invitation';
+import { TableInvitationStore } from './invitations/table-invitation-store';
 import { createMsalClientFactory, type MsalClientFactory } from './oauth/msal-client';
 import { TableAuthSessionStore } from './oauth/table-session-store';
 import { ConnectionStateWriter } from './connections/state';
@@ -37,6 +40,7 @@ export interface Broker {
   msal: MsalClientFactory;
   state: ConnectionStateWriter;
   authorization: AuthorizationService;
+  invitations: InvitationService<StartedAuthorization>;
   leases: LeaseStore;
   notifier: Notifier;
   healthState: BrokerHealthState;
@@ -68,7 +72,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
   const now = overrides.now ?? (() => new Date());
   const credential = overrides.credential ?? createAzureCredential(config);
   const outbound = createOutbound(config);
-  const { registry, sessions, audit, leases } = createTableStores(config, credential, now);
+  const { registry, sessions, audit, leases, invitationStore } = createTableStores(config, credential, now);
   const secrets = createSecretStore(config, credential, { logger, keyVault: overrides.keyVault });
   const msal = createMsalClientFactory(
     config,
@@ -92,12 +96,25 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     notifier,
     leases,
     cacheWriteHours: config.refresh.cacheWriteHours,
+    publicBaseUrl: config.publicBaseUrl,
     // The reader is built below (it needs the refresher, which needs this writer); the hook runs later.
     onChanged: (name) => {
       tokenReader.forget(name);
     },
   });
+  const invitations: InvitationService<StartedAuthorization> = new InvitationService<StartedAuthorization>({
+    config,
+    registry,
+    store: invitationStore,
+    state,
+    leases,
+    now,
+    // The authorization service is built next (it marks invitations used); the hook runs later.
+    signIn: (connection, invitation, actor): Promise<StartedAuthorization> =>
+      authorization.startForInvitation(connection, invitation, actor),
+  });
   const authorization = new AuthorizationService({
+    invitations,
     config,
     registry,
     sessions,
@@ -106,6 +123,11 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     secrets,
     logger,
     now,
+    // Closures: the refresh service is built next, and is only called once requests arrive.
+    dependants: {
+      signInThroughSource: (dependant, actor) => refresher.signInThroughSource(dependant, actor),
+      reviveDependants: (source, actor) => refresher.reviveDependants(source, actor),
+    },
   });
   const healthState: BrokerHealthState = { configurationProblem: undefined };
   const refresher = new RefreshService({
@@ -129,7 +151,14 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
   const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
-  const connections = new ConnectionLifecycle({ registry, state, leases });
+  const connections = new ConnectionLifecycle({
+    registry,
+    state,
+    leases,
+    invitations,
+    signInThroughSource: async (dependant, actor) =>
+      (await refresher.signInThroughSource(dependant, actor)).row,
+  });
   const healthService = new HealthService({ registry, secrets, msal, health: healthState, logger });
   return {
     config,
@@ -143,6 +172,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     msal,
     state,
     authorization,
+    invitations,
     leases,
     notifier,
     healthState,
@@ -154,12 +184,18 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
   };
 }
 
-/** The stores kept in Table storage: one account, credential, table prefix and proxy for all four. */
+/** The stores kept in Table storage: one account, credential, table prefix and proxy for all five. */
 function createTableStores(
   config: BrokerConfig,
   credential: TokenCredential,
   now: () => Date,
-): { registry: ConnectionRegistry; sessions: AuthSessionStore; audit: AuditLog; leases: LeaseStore } {
+): {
+  registry: ConnectionRegistry;
+  sessions: AuthSessionStore;
+  audit: AuditLog;
+  leases: LeaseStore;
+  invitationStore: InvitationStore;
+} {
   const storage = {
     settings: config.storage,
     credential,
@@ -170,6 +206,7 @@ function createTableStores(
   return {
     registry,
     sessions: new TableAuthSessionStore(storage),
+    invitationStore: new TableInvitationStore(storage),
     audit: new TableAuditLog(storage),
     // A connection's lease lives in its registry row: the refresh claims and gives it back with the
     // row writes it makes anyway (see RefreshService.refresh).

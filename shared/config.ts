@@ -48,6 +48,8 @@ export interface BrokerConfig {
   /** Prefix of the broker's table names, so several brokers (or test runs) can share an account. */
   tablePrefix: string;
   authSessionTtlSeconds: number;
+  /** INVITATION_TTL_HOURS, in ms: how long an invitation link for a mailbox owner stays valid. */
+  invitationTtlMs: number;
   refresh: {
     schedule: string;
     /** REFRESH_MARGIN_MINUTES, in ms (every duration is ms inside the broker). */
@@ -262,6 +264,7 @@ const schema = z.object({
       .default(''),
   ),
   AUTH_SESSION_TTL_SECONDS: integer(600, 60, 3600),
+  INVITATION_TTL_HOURS: integer(72, 1, 720),
   REFRESH_SCHEDULE: z.preprocess(
     emptyToUndefined,
     z
@@ -460,6 +463,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
     storage,
     tablePrefix: raw.BROKER_TABLE_PREFIX,
     authSessionTtlSeconds: raw.AUTH_SESSION_TTL_SECONDS,
+    invitationTtlMs: raw.INVITATION_TTL_HOURS * 3_600_000,
     refresh: {
       schedule: raw.REFRESH_SCHEDULE,
       marginMs: raw.REFRESH_MARGIN_MINUTES * 60_000,

@@ -14,6 +14,7 @@ export type BrokerErrorCode =
   | 'connection_changed'
   | 'password_required'
   | 'connection_authorized'
+  | 'connection_in_use'
   | 'method_not_allowed'
   | 'misdirected_request'
   | 'unsupported_media_type'
@@ -31,6 +32,7 @@ export type BrokerErrorCode =
   | 'tenant_not_allowed'
   | 'reauthorization_required'
   | 'refresh_in_progress'
+  | 'invitation_invalid'
   | 'token_unavailable'
   | 'upstream_unavailable'
   | 'configuration_error'
@@ -46,6 +48,7 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   connection_changed: 409,
   password_required: 409,
   connection_authorized: 409,
+  connection_in_use: 409,
   method_not_allowed: 405,
   misdirected_request: 421,
   unsupported_media_type: 415,
@@ -63,6 +66,8 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   tenant_not_allowed: 403,
   reauthorization_required: 409,
   refresh_in_progress: 409,
+  // One status for a forged, used, expired, revoked or voided link: the answer tells a guesser nothing.
+  invitation_invalid: 410,
   token_unavailable: 503,
   upstream_unavailable: 503,
   configuration_error: 500,

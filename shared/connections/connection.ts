@@ -51,6 +51,12 @@ export interface ConnectionDefinition {
   /** Who may read the token through the API: Entra object ids or app ids of consumers (admins always may). */
   readers: string[];
   description: string;
+  /**
+   * Another connection for the same account whose sign-in this one uses: it has no sign-in of its
+   * own, its tokens are redeemed from that connection's refresh token for this profile's scopes
+   * (README "One sign-in, several connections").
+   */
+  signInFrom?: string | undefined;
 }
 
 export interface LastError {
@@ -134,6 +140,7 @@ const definitionSchema = z
       .max(50, 'at most 50 readers')
       .default([]),
     description: z.string().max(500, 'at most 500 characters').default(''),
+    signInFrom: z.string().regex(CONNECTION_NAME, 'expected the name of another connection').optional(),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -159,6 +166,13 @@ const definitionSchema = z
         code: 'custom',
         path: ['grant'],
         message: `profile ${value.profile} has no app-only permission (a shared-mailbox Graph grant is delegated only; app-only reaches any mailbox through graph-mail); use authorization_code`,
+      });
+    }
+    if (value.signInFrom !== undefined && value.grant === 'client_credentials') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['signInFrom'],
+        message: 'an app-only connection has no sign-in to share; signInFrom needs a delegated grant',
       });
     }
     if (
@@ -262,11 +276,20 @@ export function parseConnectionDefinition(
     ewsUrl: value.ewsUrl === undefined ? undefined : new URL(value.ewsUrl).href,
     readers: [...new Set(value.readers.map((reader) => reader.toLowerCase()))],
     description: value.description,
+    ...(value.signInFrom !== undefined ? { signInFrom: value.signInFrom } : {}),
   };
 }
 
 /** The fields that say whose grant a connection holds: changing one would re-target its tokens. */
-export const GRANT_FIELDS = ['mailbox', 'account', 'profile', 'grant', 'scopes', 'ewsUrl'] as const;
+export const GRANT_FIELDS = [
+  'mailbox',
+  'account',
+  'profile',
+  'grant',
+  'scopes',
+  'ewsUrl',
+  'signInFrom',
+] as const;
 
 /**
  * What an authorization was started for: the connection as it was (same row, same grant fields,
@@ -284,7 +307,11 @@ export interface AuthorizationBinding {
 export function authorizationBinding(
   connection: Pick<Connection, 'createdAt' | 'authorizedAt' | (typeof GRANT_FIELDS)[number]>,
 ): AuthorizationBinding {
-  const grant = JSON.stringify(GRANT_FIELDS.map((field) => connection[field] ?? null));
+  // Without signInFrom the fingerprint is what it was before the field existed: sign-ins begun
+  // before an upgrade still complete.
+  const fields =
+    connection.signInFrom === undefined ? GRANT_FIELDS.filter((f) => f !== 'signInFrom') : GRANT_FIELDS;
+  const grant = JSON.stringify(fields.map((field) => connection[field] ?? null));
   return {
     createdAt: connection.createdAt,
     grantFingerprint: createHash('sha256').update(grant, 'utf8').digest('base64url'),

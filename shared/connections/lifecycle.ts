@@ -7,7 +7,13 @@ import { BrokerError } from '../errors';
 import type { ConnectionStateWriter } from './state';
 import { ADMIN_LEASE, withLease, type LeaseStore } from '../storage/lease';
 import { GRANT_FIELDS, type Connection, type ConnectionDefinition } from './connection';
-import { requireConnection, type ConnectionRegistry, type ConnectionState } from './registry';
+import {
+  canLendSignIn,
+  dependantsOf,
+  requireConnection,
+  type ConnectionRegistry,
+  type ConnectionState,
+} from './registry';
 
 /** Which grant fields a new definition would change (pure). */
 export function retargetedFields(current: Connection, next: ConnectionDefinition): string[] {
@@ -39,6 +45,16 @@ export interface ConnectionLifecycleOptions {
   /** The one writer of secrets, state and audit events. */
   state: ConnectionStateWriter;
   leases: LeaseStore;
+  /**
+   * Redeems a dependant's first token from its source's sign-in (the refresh service, injected so
+   * that connections/ does not depend on oauth/). Hands back the row as it left it.
+   */
+  signInThroughSource?: (dependant: Connection, actor: string) => Promise<Connection>;
+  /**
+   * The connection's invitations for its mailbox owner: a reset, a retarget or a delete voids them
+   * (the invitation service, injected so that connections/ does not depend on invitations/).
+   */
+  invitations?: { voidAll(name: string): Promise<void> };
 }
 
 interface Change {
@@ -60,6 +76,7 @@ export class ConnectionLifecycle {
     change: Change & { reset: boolean },
   ): Promise<{ connection: Connection; created: boolean }> {
     const existing = await this.options.registry.get(name);
+    await this.checkSignInSharing(name, definition, existing);
     const changed = existing && holdsGrant(existing) ? retargetedFields(existing, definition) : [];
     if (changed.length > 0 && !change.reset) {
       throw new BrokerError(
@@ -74,6 +91,8 @@ export class ConnectionLifecycle {
     // that is how an admin throws away a grant they no longer trust.
     if (existing && (changed.length > 0 || change.reset)) {
       const reset = await this.exclusively(name, async () => {
+        // First: a reset that fails part-way has voided them anyway (fail closed).
+        await this.options.invitations?.voidAll(name);
         await this.options.state.deleteSecrets(name);
         const { connection } = await this.options.state.define(name, definition);
         return this.options.state.changeState(connection, CLEARED, {
@@ -86,11 +105,71 @@ export class ConnectionLifecycle {
           correlationId: change.correlationId,
         });
       });
-      return { connection: reset, created: false };
+      return { connection: await this.signInThroughSource(reset, change), created: false };
     }
     const { connection, created } = await this.options.state.define(name, definition);
     await this.record(name, created ? 'connection.created' : 'connection.changed', change, connection.status);
-    return { connection, created };
+    return { connection: await this.signInThroughSource(connection, change), created };
+  }
+
+  /**
+   * A dependant defined while its source holds a sign-in is usable at once: its first token is
+   * redeemed now, with no click and no popup. A refusal (consent missing for its scopes) is its
+   * status, never the definition's failure.
+   */
+  private async signInThroughSource(connection: Connection, change: Change): Promise<Connection> {
+    const redeem = this.options.signInThroughSource;
+    if (!redeem || connection.signInFrom === undefined || connection.status !== 'new') return connection;
+    const source = await this.options.registry.get(connection.signInFrom);
+    if (!source || !canLendSignIn(source)) return connection;
+    return redeem(connection, change.actor);
+  }
+
+  /**
+   * The rules of `signInFrom` (README "One sign-in, several connections"): the source exists, signs
+   * in as a user (delegated or password grant) for the same account, and is not itself a
+   * dependant; a source keeps its dependants' account and a delegated grant.
+   */
+  private async checkSignInSharing(
+    name: string,
+    definition: ConnectionDefinition,
+    existing: Connection | undefined,
+  ): Promise<void> {
+    const refuse = (message: string) => {
+      throw new BrokerError(
+        'invalid_connection',
+        `The connection definition is not valid: signInFrom: ${message}`,
+      );
+    };
+    const dependants = existing ? await dependantsOf(this.options.registry, name) : [];
+    const names = dependants.map((dependant) => dependant.name).join(', ');
+    if (definition.signInFrom !== undefined) {
+      if (definition.signInFrom === name) refuse('a connection cannot sign in through itself');
+      if (dependants.length > 0)
+        refuse(`${name} is the source of ${names}; a source signs in itself (no chains)`);
+      const source = await this.options.registry.get(definition.signInFrom);
+      if (!source) refuse(`there is no connection named ${definition.signInFrom}`);
+      else if (source.signInFrom !== undefined)
+        refuse(
+          `${source.name} signs in through ${source.signInFrom} itself; name ${source.signInFrom} instead (no chains)`,
+        );
+      else if (source.grant === 'client_credentials')
+        refuse(`${source.name} is app-only: it has no user sign-in to share`);
+      else if (source.account !== definition.account)
+        refuse(
+          `${source.name} signs in as ${source.account}, this connection is for ${definition.account}; the account must match`,
+        );
+    }
+    if (
+      dependants.length > 0 &&
+      (definition.account !== existing?.account || definition.grant === 'client_credentials')
+    ) {
+      throw new BrokerError(
+        'connection_in_use',
+        `${names} sign in through ${name}: its account and user sign-in must stay as they are.`,
+        { remedy: `Delete or redefine ${names} first, or define a new connection.` },
+      );
+    }
   }
 
   /**
@@ -98,9 +177,23 @@ export class ConnectionLifecycle {
    * writes) first, and no writer starts until the row is gone; writers that hold the lease check
    * the row still exists before they write (refresh, authorization, password).
    */
-  async delete(name: string, change: Change): Promise<void> {
+  async delete(name: string, change: Change & { withDependants?: boolean }): Promise<void> {
+    const dependants = await dependantsOf(this.options.registry, name);
+    if (dependants.length > 0 && !change.withDependants) {
+      const names = dependants.map((dependant) => dependant.name).join(', ');
+      throw new BrokerError(
+        'connection_in_use',
+        `${names} sign in through ${name}; deleting it would leave them without a sign-in.`,
+        {
+          remedy: `Delete ${names} first, or delete all of them at once with DELETE /api/connections/${name}?withDependants=true.`,
+        },
+      );
+    }
+    for (const dependant of dependants)
+      await this.delete(dependant.name, { ...change, withDependants: false });
     await this.exclusively(name, async () => {
       const connection = await this.existing(name);
+      await this.options.invitations?.voidAll(name);
       await this.options.state.remove(connection, { type: 'connection.deleted', ...change });
     });
   }

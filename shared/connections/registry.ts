@@ -76,3 +76,25 @@ export async function stillExisting(
   }
   return current;
 }
+
+/** The connections that sign in through `source` (`signInFrom`), by name. */
+export async function dependantsOf(
+  registry: Pick<ConnectionRegistry, 'list'>,
+  source: string,
+): Promise<Connection[]> {
+  return (await registry.list())
+    .filter((connection) => connection.signInFrom === source)
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Whether a connection holds a sign-in its dependants can redeem: authorized once, not reset, its
+ * refresh token not refused for good.
+ */
+export function canLendSignIn(source: Pick<Connection, 'status' | 'authorizedAt'>): boolean {
+  return (
+    source.authorizedAt !== undefined &&
+    source.status !== 'new' &&
+    source.status !== 'reauthorization_required'
+  );
+}

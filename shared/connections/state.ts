@@ -7,7 +7,9 @@ import {
   type ConnectionDefinition,
 } from './connection';
 import {
+  canLendSignIn,
   ConcurrentUpdateError,
+  dependantsOf,
   stillExisting,
   type ConnectionRegistry,
   type ConnectionState,
@@ -44,6 +46,11 @@ export interface ConnectionStateWriterOptions {
    * reader drops what it holds in memory for it. The one place that does, so no caller forgets.
    */
   onChanged: (name: string) => void;
+  /**
+   * The broker's public base URL: a delegated connection's `reauthorization_required` webhook
+   * event names where to make a fresh invitation for its owner (`invitationsUrl`).
+   */
+  publicBaseUrl?: string;
 }
 
 /** A webhook event to send with a state change (refresh outcomes; admin changes are derived). */
@@ -66,6 +73,11 @@ export interface RefreshedTokens {
   basedOn: Pick<StoredSecret, 'version' | 'tags' | 'updatedOn'> | undefined;
   /** The account signed in again (password grant) instead of redeeming the stored refresh token. */
   signedInAgain: boolean;
+  /**
+   * A dependant's first token (or its first since its source signed in again), redeemed from this
+   * source's sign-in: the dependant is authorized as the source was.
+   */
+  signedInThrough?: Pick<Connection, 'name' | 'authorizedBy' | 'tenantId' | 'homeAccountId'>;
 }
 
 /** One audit event: who did what to which connection, and why. */
@@ -244,6 +256,26 @@ export class ConnectionStateWriter {
       await this.writeCache(connection, refreshed.changedCache, refreshed.basedOn);
     }
     const expiresOn = await this.publish(connection, refreshed.result);
+    const through = refreshed.signedInThrough;
+    if (through) {
+      const reason = `Signed in through ${through.name} (${through.authorizedBy ?? 'its account'})`;
+      return this.changeState(
+        connection,
+        {
+          status: 'authorized',
+          authorizedAt: now().toISOString(),
+          authorizedBy: through.authorizedBy,
+          tenantId: through.tenantId,
+          homeAccountId: through.homeAccountId,
+          ...withNewToken(expiresOn, now()),
+        },
+        { type: 'connection.authorized', actor: event.actor, reason },
+        connection.status === 'reauthorization_required'
+          ? { type: 'connection.recovered', reason }
+          : undefined,
+        holder,
+      );
+    }
     return this.changeState(
       connection,
       {
@@ -302,6 +334,27 @@ export class ConnectionStateWriter {
       status: 'deleted',
       previousStatus: connection.status,
       reason: `Deleted by ${event.actor}.`,
+      at: this.options.now().toISOString(),
+    });
+  }
+
+  /**
+   * An invitation's audit event (created, used, revoked) and its webhook event of the same type;
+   * the connection's status does not change.
+   */
+  async recordInvitationEvent(
+    connection: Pick<Connection, 'name' | 'mailbox' | 'status'>,
+    event: ConnectionEvent & { type: 'invitation.created' | 'invitation.used' | 'invitation.revoked' },
+  ): Promise<void> {
+    await this.recordEvent(connection.name, event);
+    this.options.notifier.notify({
+      type: event.type,
+      connection: connection.name,
+      mailbox: connection.mailbox,
+      status: connection.status,
+      previousStatus: connection.status,
+      actor: event.actor,
+      ...(event.reason ? { reason: event.reason } : {}),
       at: this.options.now().toISOString(),
     });
   }
@@ -436,6 +489,9 @@ export class ConnectionStateWriter {
     if (superseded) return updated;
     const statusChanged = state.status !== undefined && state.status !== current.status;
     this.announce(current, updated, event, statusChanged, notification);
+    if (statusChanged && !canLendSignIn(updated) && current.signInFrom === undefined) {
+      await this.withdrawFromDependants(updated, event);
+    }
     // A routine refresh is a log line, not an audit row: the audit trail holds status changes and
     // admin actions, and one row per refresh would double the storage writes of every sweep.
     if (statusChanged || !ROUTINE_EVENTS.has(event.type)) {
@@ -465,6 +521,76 @@ export class ConnectionStateWriter {
   }
 
   /**
+   * A source that lost its sign-in (reset, or its refresh token refused for good) takes its
+   * dependants with it: they turn `reauthorization_required`, saying which connection to authorize
+   * (after a reset without their published tokens; after a refusal those stay served until they expire, as any).
+   */
+  private async withdrawFromDependants(source: Connection, event: ConnectionEvent): Promise<void> {
+    for (const dependant of await dependantsOf(this.options.registry, source.name)) {
+      // A reset throws the source's grant away: what was redeemed from it is not served either.
+      if (source.status === 'new') await this.deleteSecrets(dependant.name);
+      if (dependant.status === 'reauthorization_required' || dependant.status === 'new') continue;
+      const message = `The connection it signs in through, ${source.name}, must be authorized again.`;
+      await this.changeState(
+        dependant,
+        {
+          status: 'reauthorization_required',
+          nextAttemptAt: undefined,
+          lastError: {
+            code: 'reauthorization_required',
+            message,
+            aadsts: undefined,
+            remedy: `Authorize ${source.name} again: one sign-in brings back every connection that signs in through it.`,
+            at: this.options.now().toISOString(),
+          },
+        },
+        {
+          type: 'connection.reauthorization_required',
+          actor: event.actor,
+          reason: message,
+          correlationId: event.correlationId,
+        },
+        { type: 'connection.reauthorization_required', reason: message },
+      );
+    }
+  }
+
+  /**
+   * A source's token cache after a dependant redeemed its refresh token: written when
+   * `cacheWriteDue` says so (the same rule as the source's own refreshes), under the source's lease
+   * the dependant holds. The newest refresh token is kept once, in the source's cache.
+   */
+  async storeSharedCache(
+    source: Connection,
+    changedCache: string,
+    basedOn: Pick<StoredSecret, 'version' | 'tags' | 'updatedOn'> | undefined,
+  ): Promise<void> {
+    const due = cacheWriteDue({
+      changed: true,
+      signedInAgain: false,
+      statusChanges: false,
+      storedAt: basedOn?.updatedOn,
+      now: this.options.now(),
+      intervalHours: this.options.cacheWriteHours,
+    });
+    if (due) await this.writeCache(source, changedCache, basedOn);
+  }
+
+  /**
+   * What a delegated connection's `reauthorization_required` event carries so the admin can send
+   * the owner a fresh invitation in one step: the absolute `POST` target that makes one.
+   */
+  private inviteAgain(
+    connection: Pick<Connection, 'name' | 'grant'>,
+    notification: ChangeNotification,
+  ): { invitationsUrl?: string } {
+    const base = this.options.publicBaseUrl;
+    if (notification.type !== 'connection.reauthorization_required' || !base) return {};
+    if (connection.grant !== 'authorization_code') return {};
+    return { invitationsUrl: `${base}/api/connections/${connection.name}/invitations` };
+  }
+
+  /**
    * The webhook events of a state change: the one the caller names (refresh outcomes), and the
    * status changes admins make. An authorization that ends a failure is announced as
    * connection.recovered by storeAuthorization, not as connection.authorized here.
@@ -483,7 +609,8 @@ export class ConnectionStateWriter {
       previousStatus: current.status,
       at: this.options.now().toISOString(),
     };
-    if (notification) this.options.notifier.notify({ ...notification, ...base });
+    if (notification)
+      this.options.notifier.notify({ ...notification, ...base, ...this.inviteAgain(current, notification) });
     const recovery =
       event.type === 'connection.authorized' &&
       (current.status === 'reauthorization_required' || current.status === 'degraded');

@@ -89,6 +89,7 @@ function toConnection(columns: Columns, etag: string): Connection {
     grant: oneOf<Grant>(GRANTS, columns.grant, 'authorization_code'),
     scopes: parseScopes(columns.scopes),
     ewsUrl: stringColumn(columns, 'ewsUrl'),
+    signInFrom: stringColumn(columns, 'signInFrom'),
     readers: parseScopes(columns.readers) ?? [],
     description: stringColumn(columns, 'description') ?? '',
     status: oneOf<ConnectionStatus>(STATUSES, columns.status, 'new'),
@@ -123,6 +124,8 @@ function applyDefinition(columns: Columns, definition: ConnectionDefinition): vo
   else columns.ewsUrl = definition.ewsUrl;
   if (definition.readers.length === 0) delete columns.readers;
   else columns.readers = JSON.stringify(definition.readers);
+  if (definition.signInFrom === undefined) delete columns.signInFrom;
+  else columns.signInFrom = definition.signInFrom;
 }
 
 /**

@@ -14,6 +14,7 @@ export function connectionView(connection: Connection, secrets?: Pick<SecretStor
     grant: connection.grant,
     ...(connection.scopes ? { scopes: connection.scopes } : {}),
     ...(connection.ewsUrl ? { ewsUrl: connection.ewsUrl } : {}),
+    ...(connection.signInFrom ? { signInFrom: connection.signInFrom } : {}),
     readers: connection.readers,
     description: connection.description,
     status: connection.status,

@@ -55,7 +55,14 @@ function page(title: string, nonce: string, body: string, script = ''): string {
 export function callbackPage(
   appOrigin: string,
   outcome:
-    | { ok: true; connection: string; status: string; signedInAs: string }
+    | {
+        ok: true;
+        connection: string;
+        status: string;
+        signedInAs: string;
+        /** Started from an invitation link: the owner's window has no console behind it. */
+        invitation?: { mailbox: string };
+      }
     | { ok: false; connection: string | null; error: BrokerError; correlationId: string },
 ): BrokerResponse {
   const message: AuthorizationMessage = outcome.ok
@@ -77,7 +84,11 @@ export function callbackPage(
         ...(outcome.error.actionUrl ? { actionUrl: outcome.error.actionUrl } : {}),
       };
   const body = outcome.ok
-    ? `<h1 class="ok">Authorized</h1>
+    ? outcome.invitation
+      ? `<h1 class="ok">Done</h1>
+       <div class="box"><p>Done — <strong>${escapeHtml(outcome.invitation.mailbox)}</strong> is connected. You can close this window.</p>
+       <p class="muted">You signed in as ${escapeHtml(outcome.signedInAs)}. The link you used is spent; nothing else is needed from you.</p></div>`
+      : `<h1 class="ok">Authorized</h1>
        <div class="box"><p>Connection <strong>${escapeHtml(outcome.connection)}</strong> is authorized as
        <strong>${escapeHtml(outcome.signedInAs)}</strong>. Its tokens are stored and will be kept fresh.</p></div>
        <p class="muted" id="closing">You can close this window.</p>`
@@ -151,6 +162,8 @@ function headlineFor(error: BrokerError): string {
     case 'unauthenticated':
     case 'forbidden':
       return 'Not allowed';
+    case 'invitation_invalid':
+      return 'This invitation link cannot be used';
     default:
       return 'Authorization failed';
   }
@@ -159,6 +172,44 @@ function headlineFor(error: BrokerError): string {
 /** A readable error page for browser routes (README "HTTP API"). */
 export function errorPage(error: BrokerError, correlationId: string): BrokerResponse {
   return html(error.status, (nonce) => page('Error', nonce, errorBody(error, correlationId)));
+}
+
+/**
+ * The page an invitation link opens (`GET`): who must sign in, to which app, for what. It changes
+ * nothing (mail scanners open every link); its button POSTs a form to the same link, which answers
+ * with the redirect to Entra — so `signInOrigin` joins the page's form-action.
+ */
+export function invitationPage(
+  view: {
+    mailbox: string;
+    account: string;
+    clientId: string;
+    capability: string;
+    expiresOn: string;
+    /** The broker's public origin: the application's home. */
+    appOrigin: string;
+  },
+  signInOrigin: string,
+): BrokerResponse {
+  const account = escapeHtml(view.account);
+  const body = `<h1>Connect ${escapeHtml(view.mailbox)}</h1>
+  <div class="box">
+    <p>An administrator asks you to let the mail connector <strong>ews-oauth-broker</strong>
+    (<span class="mono">${escapeHtml(view.appOrigin)}</span>, application id <span class="mono">${escapeHtml(view.clientId)}</span>)
+    use the mailbox <strong>${escapeHtml(view.mailbox)}</strong>.</p>
+    <p><strong>It will be able to:</strong> <span id="capability">${escapeHtml(view.capability)}</span></p>
+    <p><strong>Sign in as:</strong> <span class="mono" id="account">${account}</span>. Another account is refused and changes nothing.</p>
+    <p class="muted">Microsoft shows the same permissions when you sign in and asks you to accept them. The link works once, until ${escapeHtml(view.expiresOn)} (UTC).</p>
+  </div>
+  <form method="post"><button type="submit" id="sign-in">Sign in with Microsoft</button></form>`;
+  // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with the form's
+  // POST, which the cross-site check refuses. The Referer (the link) goes only to the broker itself.
+  return html(
+    200,
+    (nonce) => page(`Connect ${view.mailbox}`, nonce, body),
+    { 'Referrer-Policy': 'same-origin' },
+    [signInOrigin],
+  );
 }
 
 /**
@@ -205,6 +256,24 @@ const CONSOLE_SCRIPT = `(function () {
       var what = document.createElement('div'); what.className = 'test-detail-text fail'; what.textContent = testSummary(result); cell.appendChild(what);
       if (result.remedy) { var remedy = document.createElement('div'); remedy.className = 'test-remedy'; remedy.textContent = 'What to do: ' + result.remedy; cell.appendChild(remedy); }
     }
+    // An invitation for the mailbox owner: the link (with Copy), when it expires, and Revoke.
+    function showInvitation(c, invitation) {
+      show('Invitation for ' + c.account + ' to authorize ' + c.name + ': single use, valid until ' + new Date(invitation.expiresOn).toLocaleString() + '. Send them this link:', true);
+      var line = document.createElement('p');
+      var link = document.createElement('input'); link.readOnly = true; link.value = invitation.url; link.className = 'mono invitation-url';
+      line.appendChild(link); notice.appendChild(line);
+      var tools = document.createElement('p');
+      tools.appendChild(button('Copy', async function (event) {
+        try { await navigator.clipboard.writeText(invitation.url); event.target.textContent = 'Copied'; }
+        catch (e) { link.select(); event.target.textContent = 'Press Ctrl+C to copy'; }
+      }));
+      tools.appendChild(button('Revoke', async function () {
+        var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/invitations', { method: 'DELETE' });
+        if (response.ok) { show('Open invitations for ' + c.name + ' are revoked: their links no longer work.', true); return; }
+        var problem = await response.json(); show(problem.detail || 'Could not revoke', false);
+      }));
+      notice.appendChild(tools);
+    }
     function button(label, handler) { var b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.addEventListener('click', handler); return b; }
     async function load() {
       var response = await fetch('/api/connections', { headers: { Accept: 'application/json' } });
@@ -240,6 +309,14 @@ const CONSOLE_SCRIPT = `(function () {
           show(response.ok ? c.name + ' is authorized (' + body.signedInAs + ').' : (body.detail || 'Authorization failed') + (body.remedy ? ' ' + body.remedy : ''), response.ok);
           load();
         }));
+        if (c.grant === 'authorization_code' && !c.signInFrom) {
+          actions.appendChild(button('Invite', async function () {
+            var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/invitations', { method: 'POST' });
+            var body = await response.json();
+            if (!response.ok) { show((body.detail || 'Could not make the invitation') + (body.remedy ? ' ' + body.remedy : ''), false); return; }
+            showInvitation(c, body);
+          }));
+        }
         actions.appendChild(button('Refresh', async function () {
           var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/refresh', { method: 'POST' });
           var body = await response.json();

@@ -46,6 +46,11 @@ export function html(
   status: number,
   render: (nonce: string) => string,
   extraHeaders: Record<string, string> = {},
+  /**
+   * Origins a form on the page may lead to besides the broker's own: a form POST answered with a
+   * redirect to Entra (an invitation's Sign in) is checked against form-action at every hop.
+   */
+  formTargets: string[] = [],
 ) {
   const nonce = randomBytes(16).toString('base64');
   const response: BrokerResponse = {
@@ -59,7 +64,7 @@ export function html(
         `style-src 'nonce-${nonce}'`,
         "connect-src 'self'",
         "img-src 'self' data:",
-        "form-action 'self'",
+        ["form-action 'self'", ...formTargets].join(' '),
         "base-uri 'none'",
         "frame-ancestors 'none'",
       ].join('; '),

@@ -22,6 +22,10 @@ export interface WebhookPayload {
   reason: string | null;
   aadsts: number | null;
   remedy: string | null;
+  /** Invitation events: who made, used or revoked it. */
+  actor?: string;
+  /** A delegated connection's `reauthorization_required`: where to `POST` for a fresh invitation. */
+  invitationsUrl?: string;
   /** ISO 8601 UTC time of the status change. */
   at: string;
   /** ISO 8601 UTC time the broker queued the delivery; identical on every retry. */
@@ -93,6 +97,8 @@ export function toPayload(event: StatusNotification, id: string, sentAt: string)
     reason: event.reason ?? null,
     aadsts: typeof event.aadsts === 'number' && Number.isFinite(event.aadsts) ? event.aadsts : null,
     remedy: event.remedy ?? null,
+    ...(event.actor ? { actor: event.actor } : {}),
+    ...(event.invitationsUrl ? { invitationsUrl: event.invitationsUrl } : {}),
     at: event.at,
     sentAt,
   };

@@ -9,7 +9,10 @@ export interface StatusNotification {
     | 'connection.disabled'
     | 'connection.enabled'
     | 'connection.reset'
-    | 'connection.deleted';
+    | 'connection.deleted'
+    | 'invitation.created'
+    | 'invitation.used'
+    | 'invitation.revoked';
   connection: string;
   mailbox: string;
   status: string;
@@ -18,6 +21,13 @@ export interface StatusNotification {
   reason?: string;
   aadsts?: number;
   remedy?: string;
+  /** Who did it (invitation events: the admin; for `invitation.used`, the account that signed in). */
+  actor?: string;
+  /**
+   * `connection.reauthorization_required` of a delegated connection: where an admin `POST`s to make
+   * a fresh invitation for the mailbox owner.
+   */
+  invitationsUrl?: string;
   /** ISO 8601 UTC time of the change. */
   at: string;
 }

@@ -17,6 +17,11 @@ export interface AuthSession {
   startedBy: string;
   /** The connection as it was when the sign-in began; completion requires it unchanged. */
   binding: AuthorizationBinding;
+  /**
+   * The id (SHA-256 of the link's secret) of the invitation this sign-in was started from, if any:
+   * the callback marks it used once the sign-in is verified.
+   */
+  invitation?: string;
   createdAt: string;
   expiresOn: string;
 }

@@ -3,12 +3,18 @@ import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node';
 import type { BrokerConfig } from '../config';
 import type { Connection } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
-import { requireConnection, type ConnectionRegistry } from '../connections/registry';
+import {
+  canLendSignIn,
+  dependantsOf,
+  requireConnection,
+  type ConnectionRegistry,
+} from '../connections/registry';
 import { BrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { AuthSession, AuthSessionStore } from './auth-session';
 import { brokerErrorForInteractive, classifyEntraAnswer, classifyMsalError, aadstsOf } from './entra-errors';
 import { OperationCache, type MsalClientFactory } from './msal-client';
+import { refreshOutcomeError, type RefreshOutcome } from './refresh';
 import { acquireAppOnly, acquireWithPassword, forPasswordGrant, storedPassword } from './server-grants';
 import { refuseUnlessBound, type ConnectionStateWriter } from '../connections/state';
 import type { SecretStore } from '../secrets/secret-store';
@@ -23,6 +29,24 @@ export interface AuthorizationServiceOptions {
   secrets: SecretStore;
   logger: Logger;
   now: () => Date;
+  /** Marks an invitation used once the sign-in it started is verified (README "Invitations for mailbox owners"). */
+  invitations?: InvitationRedeemer;
+  /** Connections that sign in through another (`signInFrom`): the refresh service redeems their tokens. */
+  dependants?: {
+    signInThroughSource(dependant: Connection, actor: string): Promise<RefreshOutcome & { row: Connection }>;
+    reviveDependants(source: string, actor: string): Promise<void>;
+  };
+}
+
+/** The invitations' side of a sign-in started from an invitation link. */
+export interface InvitationRedeemer {
+  /** Refuses (`invitation_invalid`) unless the invitation is still usable for `connection`; marks it used. */
+  redeem(
+    invitation: string,
+    connection: Connection,
+    signedInAs: string,
+    correlationId: string,
+  ): Promise<void>;
 }
 
 export interface StartedAuthorization {
@@ -44,6 +68,8 @@ interface SignIn {
 export interface CompletedAuthorization {
   connection: Connection;
   signedInAs: string;
+  /** Started from an invitation link: the owner's browser has no console to report to. */
+  viaInvitation?: boolean;
 }
 
 /** The query parameters Entra may put on the redirect to `/api/callback`. */
@@ -136,6 +162,12 @@ export class AuthorizationService {
     | { way: 'server'; failure: unknown }
   > {
     const connection = await requireConnection(this.options.registry, name);
+    if (connection.signInFrom !== undefined) {
+      return this.authorizeThroughSource(connection, actor).then(
+        (completed) => ({ way: 'server', completed }) as const,
+        (failure: unknown) => ({ way: 'server', failure }) as const,
+      );
+    }
     if (!isServerSideGrant(connection.grant))
       return { way: 'browser', started: await this.start(authorizable(connection, 'browser'), actor) };
     try {
@@ -150,7 +182,23 @@ export class AuthorizationService {
     }
   }
 
-  private async start(connection: Connection, actor: string): Promise<StartedAuthorization> {
+  /**
+   * The Sign in of an invitation link: the same sign-in as Authorize, for whoever holds the link;
+   * the session names the invitation, which `complete` marks used once the sign-in is verified.
+   */
+  async startForInvitation(
+    connection: Connection,
+    invitation: string,
+    actor: string,
+  ): Promise<StartedAuthorization> {
+    return this.start(authorizable(connection, 'browser'), actor, invitation);
+  }
+
+  private async start(
+    connection: Connection,
+    actor: string,
+    invitation?: string,
+  ): Promise<StartedAuthorization> {
     const { config, sessions, msal, now } = this.options;
     const name = connection.name;
     const { verifier, challenge } = await this.crypto.generatePkceCodes();
@@ -166,12 +214,15 @@ export class AuthorizationService {
       browserBindingHash: sha256(browserBinding),
       startedBy: actor,
       binding: authorizationBinding(connection),
+      ...(invitation ? { invitation } : {}),
       createdAt: createdAt.toISOString(),
       expiresOn: new Date(createdAt.getTime() + config.authSessionTtlSeconds * 1000).toISOString(),
     });
     const client = await msal.create(new OperationCache());
     const redirectUrl = await client.getAuthCodeUrl({
       scopes: delegatedScopes(connection, config.cloud),
+      // One sign-in, several connections: consent covers the scopes of its dependants too.
+      extraScopesToConsent: await this.dependantScopes(connection),
       redirectUri: config.redirectUri,
       codeChallenge: challenge,
       codeChallengeMethod: 'S256',
@@ -183,6 +234,17 @@ export class AuthorizationService {
       responseMode: 'form_post',
     });
     return { redirectUrl, state, browserBinding, ttlSeconds: config.authSessionTtlSeconds };
+  }
+
+  /** The scopes of the connections that sign in through `source`, beyond its own. */
+  private async dependantScopes(source: Connection): Promise<string[] | undefined> {
+    const { config, registry } = this.options;
+    const own = new Set(delegatedScopes(source, config.cloud));
+    const extra = new Set<string>();
+    for (const dependant of await dependantsOf(registry, source.name)) {
+      for (const scope of delegatedScopes(dependant, config.cloud)) if (!own.has(scope)) extra.add(scope);
+    }
+    return extra.size > 0 ? [...extra] : undefined;
   }
 
   /**
@@ -218,6 +280,9 @@ export class AuthorizationService {
         signedInAs: typeof nameClaim === 'string' ? nameClaim.toLowerCase() : '',
       };
       verified = { connection, result, cache: await this.verify(connection, result, cache, signIn), signIn };
+      // Verified and about to be stored: only now is an invitation used (a wrong account left it open).
+      if (session.invitation)
+        await this.redeemInvitation(session.invitation, connection, signIn.signedInAs, correlationId);
     } catch (error) {
       if (error instanceof BrokerError)
         return this.recordFailure(session.connection, actor, correlationId, error);
@@ -227,7 +292,23 @@ export class AuthorizationService {
     const updated = await this.options.state
       .storeAuthorization(connection, session.binding, result, cache, { actor, ...signIn, correlationId })
       .catch((error: unknown) => this.recordIfRefused(connection.name, actor, correlationId, error));
-    return { connection: updated, signedInAs: signIn.signedInAs };
+    await this.reviveDependants(updated, actor);
+    return {
+      connection: updated,
+      signedInAs: signIn.signedInAs,
+      ...(session.invitation ? { viaInvitation: true } : {}),
+    };
+  }
+
+  private async redeemInvitation(
+    invitation: string,
+    connection: Connection,
+    signedInAs: string,
+    correlationId: string,
+  ): Promise<void> {
+    if (!this.options.invitations)
+      throw new BrokerError('invitation_invalid', 'Invitations are not available here.');
+    await this.options.invitations.redeem(invitation, connection, signedInAs, correlationId);
   }
 
   /**
@@ -240,8 +321,43 @@ export class AuthorizationService {
     actor: string,
     correlationId: string,
   ): Promise<CompletedAuthorization> {
-    const connection = authorizable(await requireConnection(this.options.registry, name), 'server');
+    const found = await requireConnection(this.options.registry, name);
+    if (found.signInFrom !== undefined) return this.authorizeThroughSource(found, actor);
+    const connection = authorizable(found, 'server');
     return this.authorizeServerSideFor(connection, actor, correlationId);
+  }
+
+  /**
+   * Authorize on a dependant: no sign-in of its own, its token is redeemed from its source's
+   * sign-in now. A source that holds none is named in the error, with what to do.
+   */
+  private async authorizeThroughSource(
+    dependant: Connection,
+    actor: string,
+  ): Promise<CompletedAuthorization> {
+    const sourceName = dependant.signInFrom ?? '';
+    if (dependant.status === 'disabled') {
+      throw new BrokerError('connection_disabled', `Connection ${dependant.name} is disabled.`);
+    }
+    const source = await this.options.registry.get(sourceName);
+    if (!source || !canLendSignIn(source) || !this.options.dependants) {
+      throw new BrokerError(
+        'connection_not_authorized',
+        `Connection ${dependant.name} signs in through ${sourceName}, which holds no sign-in yet.`,
+        { remedy: `Authorize ${sourceName}: its sign-in serves ${dependant.name} too.` },
+      );
+    }
+    const outcome = await this.options.dependants.signInThroughSource(dependant, actor);
+    if (outcome.row.status !== 'authorized') throw refreshOutcomeError(outcome, 'admin');
+    return { connection: outcome.row, signedInAs: outcome.row.authorizedBy ?? source.authorizedBy ?? '' };
+  }
+
+  /** After a source signed in: its dependants get their tokens now (a failure is theirs, not the sign-in's). */
+  private async reviveDependants(source: Connection, actor: string): Promise<void> {
+    if (source.signInFrom !== undefined || !this.options.dependants) return;
+    await this.options.dependants.reviveDependants(source.name, actor).catch((error: unknown) => {
+      this.options.logger.warn('authorization.dependants_failed', { connection: source.name, error });
+    });
   }
 
   private async authorizeServerSideFor(
@@ -279,6 +395,7 @@ export class AuthorizationService {
         correlationId,
       })
       .catch((error: unknown) => this.recordIfRefused(name, actor, correlationId, error));
+    await this.reviveDependants(updated, actor);
     return { connection: updated, signedInAs: stored.signIn.signedInAs };
   }
 

@@ -6,10 +6,13 @@ import {
   leaseHeld,
   type Connection,
   type ConnectionStatus,
+  type LastError,
 } from '../connections/connection';
 import { delegatedScopes } from '../connections/profiles';
 import {
+  canLendSignIn,
   ConcurrentUpdateError,
+  dependantsOf,
   requireConnection,
   type ConnectionRegistry,
   type ConnectionState,
@@ -29,6 +32,8 @@ interface Renewed {
   previous?: StoredSecret;
   /** The password grant signed in again because the refresh token was gone. */
   signedInAgain: boolean;
+  /** A dependant's token, redeemed from this source's sign-in. */
+  through?: Connection;
 }
 
 /** Writes stop this long before the lease lapses, for clock drift and the write's own time. */
@@ -41,13 +46,44 @@ function definitive(error: string, message: string): EntraFailure {
   return { kind: 'definitive', error, aadsts: undefined, message, remedy: REAUTHORIZE_REMEDY };
 }
 
+/** Tries to claim a source's lease for a dependant, SOURCE_CLAIM_WAIT_MS apart: about 2 s in all. */
+const SOURCE_CLAIM_ATTEMPTS = 8;
+const SOURCE_CLAIM_WAIT_MS = 250;
+
+/** A dependant that its source's new sign-in brings (back) to life. */
+function revivable(connection: Connection): boolean {
+  return (
+    connection.signInFrom !== undefined &&
+    (connection.status === 'new' || connection.status === 'reauthorization_required')
+  );
+}
+
+/**
+ * A dependant's failure, told as what it is: its grant comes from its source, so the remedy is to
+ * authorize the source again; AADSTS65001 means nobody consented to the dependant's own scopes.
+ */
+function throughSource(failure: EntraFailure, source: string): EntraFailure {
+  if (failure.kind !== 'definitive') return failure;
+  const consent = failure.aadsts === 65001;
+  return {
+    ...failure,
+    error: consent ? 'consent_required' : failure.error,
+    message: consent
+      ? `Entra ID has no consent for this connection's scopes from ${source}'s account (AADSTS65001).`
+      : `${failure.message} (redeeming the sign-in of ${source})`,
+    remedy: `Authorize ${source} again: its sign-in asks consent for the scopes of every connection that signs in through it${
+      consent ? '; or a Global Administrator grants admin consent for the app' : ''
+    }.`,
+  };
+}
+
 export interface RefreshSettings {
   marginMs: number;
   keepaliveMs: number;
 }
 
 export type RefreshDecision =
-  | { should: true; reason: 'missing-token' | 'expiring' | 'keepalive' | 'forced' }
+  | { should: true; reason: 'missing-token' | 'expiring' | 'keepalive' | 'forced' | 'source-signed-in' }
   | { should: false; reason: 'not-authorized' | 'disabled' | 'needs-reauthorization' | 'backoff' | 'fresh' };
 
 /**
@@ -126,7 +162,12 @@ export function nextStateAfterFailure(
   if (failure.kind === 'configuration') return { kind: 'configuration' };
   const failures = connection.consecutiveFailures + 1;
   const lastError = {
-    code: failure.kind === 'definitive' ? 'reauthorization_required' : failure.error,
+    code:
+      failure.kind !== 'definitive'
+        ? failure.error
+        : failure.error === 'consent_required'
+          ? 'consent_required'
+          : 'reauthorization_required',
     message: failure.message,
     aadsts: failure.aadsts,
     remedy: failure.remedy,
@@ -210,6 +251,28 @@ function refreshedOutcome(updated: Connection, reason: string, result: Authentic
 }
 
 /**
+ * A connection whose grant is gone, as an error: `consent_required` when nobody consented to its
+ * scopes (a dependant whose source signed in before it was defined), else `reauthorization_required`;
+ * either way with the remedy its last error names.
+ */
+export function reauthorizationError(
+  name: string,
+  lastError: Pick<LastError, 'aadsts' | 'remedy'> & { code?: string },
+): BrokerError {
+  const consent = lastError.code === 'consent_required';
+  return new BrokerError(
+    consent ? 'consent_required' : 'reauthorization_required',
+    consent
+      ? `Nobody has consented to the scopes of connection ${name} yet.`
+      : `Connection ${name} must be authorized again.`,
+    {
+      aadsts: lastError.aadsts,
+      remedy: lastError.remedy ?? 'An admin opens the console and clicks Authorize.',
+    },
+  );
+}
+
+/**
  * A refresh that did not produce a token, as the HTTP error its caller answers: an admin who asked
  * for the refresh (POST …/refresh) or a consumer who asked for a token (GET …/token). The one place
  * that turns an outcome into an error, so both say the same about the same failure.
@@ -218,10 +281,7 @@ export function refreshOutcomeError(outcome: RefreshOutcome, forWhom: 'admin' | 
   const name = outcome.connection;
   const aadsts = outcome.failure?.aadsts;
   if (outcome.status === 'reauthorization_required') {
-    return new BrokerError('reauthorization_required', `Connection ${name} must be authorized again.`, {
-      aadsts,
-      remedy: outcome.row?.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
-    });
+    return reauthorizationError(name, outcome.row?.lastError ?? { aadsts, remedy: undefined });
   }
   if (outcome.result === 'busy') {
     return forWhom === 'admin'
@@ -342,6 +402,29 @@ export class RefreshService {
   }
 
   /**
+   * A dependant's first token from its source's sign-in (when it is defined, or when its source
+   * signed in again). Hands back the row as the redemption left it: `authorized`, or why not.
+   */
+  async signInThroughSource(
+    dependant: Connection,
+    actor: string,
+  ): Promise<RefreshOutcome & { row: Connection }> {
+    const outcome = await this.refresh(dependant.name, { actor, revive: true, force: true, row: dependant });
+    return {
+      ...outcome,
+      row: outcome.row ?? (await requireConnection(this.options.registry, dependant.name)),
+    };
+  }
+
+  /** After a source signed in (again): every dependant that is not disabled gets its token now. */
+  async reviveDependants(source: string, actor: string): Promise<void> {
+    for (const dependant of await dependantsOf(this.options.registry, source)) {
+      if (dependant.status === 'disabled') continue;
+      await this.signInThroughSource(dependant, actor);
+    }
+  }
+
+  /**
    * Refreshes one connection if it needs it (or always, with `force`); never throws for Entra's
    * answers. The lease lives in the connection's row: it is claimed with a write guarded by the ETag
    * of the row the decision was made on (the sweep's page, or one read here), and given back by the
@@ -358,6 +441,8 @@ export class RefreshService {
       minimumRemainingMs?: number;
       /** The row as the caller just read it (the sweep's page): saves a read. */
       row?: Connection;
+      /** A dependant whose source signed in (again): redeemed even from `new` or `reauthorization_required`. */
+      revive?: boolean;
     },
   ): Promise<RefreshOutcome> {
     const { registry, logger, now } = this.options;
@@ -366,11 +451,22 @@ export class RefreshService {
       return { connection: name, result: 'busy', reason: 'another refresh of this connection is running' };
     const settings = this.options.config.refresh;
     const marginMs = Math.max(settings.marginMs, options.minimumRemainingMs ?? 0);
-    const decision = shouldRefresh(seen, now(), { ...settings, marginMs }, options.force);
+    const decision: RefreshDecision =
+      options.revive && revivable(seen)
+        ? { should: true, reason: 'source-signed-in' }
+        : shouldRefresh(seen, now(), { ...settings, marginMs }, options.force);
     if (!decision.should) {
       return { connection: name, result: 'skipped', reason: decision.reason, status: seen.status, row: seen };
     }
-    const claimed = await this.claim(seen);
+    // A row changed since it was read (a dependant borrowed this source's lease and gave it back,
+    // an admin edit) is judged once more as it is now, rather than left for the next run.
+    const claimed =
+      (await this.claim(seen)) ??
+      (await this.claimAsItIsNow(name, (row) =>
+        options.revive && revivable(row)
+          ? true
+          : shouldRefresh(row, now(), { ...settings, marginMs }, options.force).should,
+      ));
     if (!claimed) {
       return {
         connection: name,
@@ -445,6 +541,16 @@ export class RefreshService {
     }
   }
 
+  /** Claims the lease on the row as it is now, if it is free and `still` judges it worth refreshing. */
+  private async claimAsItIsNow(
+    name: string,
+    still: (row: Connection) => boolean,
+  ): Promise<{ connection: Connection; lease: { expiresOnMs: number } } | undefined> {
+    const row = await this.options.registry.get(name);
+    if (!row || leaseHeld(row, this.options.now().getTime()) || !still(row)) return undefined;
+    return this.claim(row);
+  }
+
   /** Whether the outcome's own write gave the lease back (its row no longer names this service). */
   private givenBack(outcome: RefreshOutcome | undefined): boolean {
     return outcome?.row !== undefined && outcome.row.leaseOwner !== this.owner;
@@ -496,6 +602,10 @@ export class RefreshService {
             connection.grant !== 'client_credentials' && cache.hasChanged ? cache.contents : undefined,
           basedOn: previous,
           signedInAgain,
+          ...(renewed.through &&
+          (connection.status === 'new' || connection.status === 'reauthorization_required')
+            ? { signedInThrough: renewed.through }
+            : {}),
         },
         { actor, reason: `refreshed (${reason})` },
         this.owner,
@@ -522,6 +632,18 @@ export class RefreshService {
         (result) => ({ result, cache, signedInAgain: false }),
         (error: unknown) => ({ failure: this.classify(error) }),
       );
+    } else if (connection.signInFrom !== undefined) {
+      const through = await this.renewThroughSource(connection, connection.signInFrom);
+      if ('busy' in through) {
+        return {
+          outcome: {
+            connection: connection.name,
+            result: 'busy',
+            reason: `its source ${connection.signInFrom} is being refreshed`,
+          },
+        };
+      }
+      renewed = through;
     } else {
       renewed = await this.renewSilently(connection);
       // The password grant signs in again only when the refresh token is gone for good.
@@ -538,6 +660,87 @@ export class RefreshService {
     if ('failure' in renewed)
       return { outcome: await this.recordFailure(connection, actor, renewed.failure) };
     return renewed;
+  }
+
+  /**
+   * A dependant's token, redeemed from its source's refresh token for the dependant's own scopes.
+   * One refresh token, one writer: the source's lease is held for the redemption (a source being
+   * refreshed is waited for briefly), and a rotated refresh token is stored once, in the source's
+   * cache. Nothing of the source's row but its lease is written: a dependant's failure is its own.
+   */
+  private async renewThroughSource(
+    dependant: Connection,
+    sourceName: string,
+  ): Promise<Renewed | { failure: EntraFailure } | { busy: true }> {
+    const { secrets, msal, config, state, logger } = this.options;
+    const source = await this.claimSource(sourceName);
+    if (source === 'busy') return { busy: true };
+    if (!source) {
+      return {
+        failure: {
+          ...definitive(
+            'source_not_authorized',
+            `${sourceName}, which it signs in through, holds no sign-in.`,
+          ),
+          remedy: `Authorize ${sourceName}: one sign-in brings back every connection that signs in through it.`,
+        },
+      };
+    }
+    try {
+      const stored = await secrets.get(secretNames.cache(source.name));
+      if (!stored?.value) {
+        return { failure: definitive('cache_missing', `The token cache of ${source.name} is missing.`) };
+      }
+      const cache = new OperationCache(stored.value);
+      const client = await msal.create(cache);
+      const accounts = await client.getTokenCache().getAllAccounts();
+      const account =
+        accounts.find((candidate) => candidate.homeAccountId === source.homeAccountId) ?? accounts[0];
+      if (!account)
+        return { failure: definitive('no_account', `The token cache of ${source.name} holds no account.`) };
+      const result = await client.acquireTokenSilent({
+        account,
+        scopes: delegatedScopes(dependant, config.cloud),
+        forceRefresh: true,
+      });
+      if (cache.hasChanged && cache.contents) await state.storeSharedCache(source, cache.contents, stored);
+      return { result, cache: new OperationCache(), signedInAgain: false, through: source };
+    } catch (error) {
+      return { failure: throughSource(this.classify(error), source.name) };
+    } finally {
+      await this.giveBack(source).catch((error: unknown) => {
+        logger.warn('refresh.lease_release_failed', { connection: source.name, error });
+      });
+    }
+  }
+
+  /**
+   * The source's lease for a dependant's redemption: claimed on the row as read now; while the
+   * source's own refresh (or another dependant's) holds it, tried again a few times. Undefined when
+   * the source holds no sign-in to lend.
+   */
+  private async claimSource(name: string): Promise<Connection | 'busy' | undefined> {
+    const { registry, now } = this.options;
+    for (let attempt = 0; attempt < SOURCE_CLAIM_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, SOURCE_CLAIM_WAIT_MS));
+      const source = await registry.get(name);
+      if (!source || !canLendSignIn(source)) return undefined;
+      if (leaseHeld(source, now().getTime())) continue;
+      const claimed = await this.claim(source);
+      if (claimed) return claimed.connection;
+    }
+    return 'busy';
+  }
+
+  /** Gives back a lease claimed on `claimed` (the row as the claim left it). */
+  private async giveBack(claimed: Connection): Promise<void> {
+    const cleared = { leaseOwner: undefined, leaseExpiresOn: undefined };
+    await this.options.registry
+      .updateState(claimed.name, cleared, claimed.etag, claimed)
+      .catch(async (error: unknown) => {
+        if (!(error instanceof ConcurrentUpdateError)) throw error;
+        await this.releaseLease(claimed.name);
+      });
   }
 
   /** Redeems the refresh token in the connection's stored cache (never one pulled out by hand). */

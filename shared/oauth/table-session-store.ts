@@ -39,6 +39,7 @@ function toSession(state: string, columns: Columns): AuthSession {
       grantFingerprint: stringColumn(columns, 'boundGrant') ?? '',
       authorizedAt: stringColumn(columns, 'boundAuthorizedAt') ?? '',
     },
+    ...(stringColumn(columns, 'invitation') ? { invitation: stringColumn(columns, 'invitation') } : {}),
     createdAt: stringColumn(columns, 'createdAt') ?? '',
     // The columns keep the names they were first written with (`expiresAt`, `expiresAtTime`).
     expiresOn: stringColumn(columns, 'expiresAt') ?? '',
@@ -71,6 +72,7 @@ export class TableAuthSessionStore implements AuthSessionStore {
         boundCreatedAt: session.binding.createdAt,
         boundGrant: session.binding.grantFingerprint,
         boundAuthorizedAt: session.binding.authorizedAt,
+        ...(session.invitation ? { invitation: session.invitation } : {}),
         createdAt: session.createdAt,
         expiresAt: session.expiresOn,
         // An unparsable expiry purges at once rather than never.

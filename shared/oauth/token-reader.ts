@@ -3,7 +3,12 @@ import { requireConnection, type ConnectionRegistry } from '../connections/regis
 import { BrokerError } from '../errors';
 import { secretNames, type SecretStore } from '../secrets/secret-store';
 import { singleFlight } from '../promises';
-import { refreshOutcomeError, type RefreshOutcome, type RefreshService } from './refresh';
+import {
+  reauthorizationError,
+  refreshOutcomeError,
+  type RefreshOutcome,
+  type RefreshService,
+} from './refresh';
 
 /** What the token route hands to consumers (README "HTTP API"). */
 export interface PublishedToken {
@@ -223,10 +228,7 @@ export class TokenReader {
       freshUntilMs: Math.min(nowMs + this.memoryTtlMs, expiresOnMs - this.options.marginMs),
     };
     if (connection.status === 'reauthorization_required' && expiresOnMs - nowMs < this.minimumLifetimeMs) {
-      throw new BrokerError('reauthorization_required', `Connection ${name} must be authorized again.`, {
-        aadsts: connection.lastError?.aadsts,
-        remedy: connection.lastError?.remedy ?? 'An admin opens the console and clicks Authorize.',
-      });
+      throw reauthorizationError(name, connection.lastError ?? { aadsts: undefined, remedy: undefined });
     }
     if (secret && entry.freshUntilMs > nowMs) this.memory.set(name, entry);
     else this.memory.delete(name);

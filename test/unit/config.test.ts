@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       connectionString: 'UseDevelopmentStorage=true',
     });
     expect(config.authSessionTtlSeconds).toBe(600);
+    expect(config.invitationTtlMs).toBe(72 * 3_600_000);
     expect(config.refresh).toEqual({
       schedule: '0 */10 * * * *',
       marginMs: 15 * 60_000,
@@ -148,6 +149,16 @@ describe('loadConfig', () => {
       'concurrency out of range',
       { REFRESH_CONCURRENCY: '0' },
       /^REFRESH_CONCURRENCY: expected a whole number/,
+    ],
+    [
+      'invitation lifetime out of range',
+      { INVITATION_TTL_HOURS: '0' },
+      /^INVITATION_TTL_HOURS: expected a whole number from 1 to 720/,
+    ],
+    [
+      'invitation lifetime not whole',
+      { INVITATION_TTL_HOURS: '1.5' },
+      /^INVITATION_TTL_HOURS: expected a whole number/,
     ],
     [
       'margin not a number',

@@ -64,6 +64,11 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/api/console', kind: 'admin', allowed: 200 },
   { method: 'GET', path: `/api/connections/${NAME}/token`, kind: 'token', allowed: 200 },
   { method: 'GET', path: '/api/callback?state=unknown', kind: 'callback', allowed: 400 },
+  { method: 'POST', path: `/api/connections/${NAME}/invitations`, kind: 'admin', allowed: 201 },
+  { method: 'DELETE', path: `/api/connections/${NAME}/invitations`, kind: 'admin', allowed: 204 },
+  // The invitation link needs no role: a forged one is refused alike for everyone (410).
+  { method: 'GET', path: `/api/invitations/${'A'.repeat(43)}`, kind: 'public', allowed: 410 },
+  { method: 'POST', path: `/api/invitations/${'A'.repeat(43)}`, kind: 'public', allowed: 410 },
 ];
 
 const ROLE_OF: Partial<Record<Caller, string[]>> = {

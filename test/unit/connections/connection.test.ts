@@ -48,6 +48,15 @@ describe('connection definitions', () => {
     });
   });
 
+  it('keeps signInFrom, the name of the connection whose sign-in it uses', () => {
+    expect(
+      parseConnectionDefinition({ mailbox: 'a@b.test', profile: 'smtp', signInFrom: 'support-in' }),
+    ).toMatchObject({ signInFrom: 'support-in', grant: 'authorization_code' });
+    expect(parseConnectionDefinition({ mailbox: 'a@b.test', profile: 'smtp' })).not.toHaveProperty(
+      'signInFrom',
+    );
+  });
+
   it('keeps a delegate account for a shared mailbox', () => {
     const definition = parseConnectionDefinition({
       mailbox: 'shared@contoso.test',
@@ -65,6 +74,16 @@ describe('connection definitions', () => {
     ['unknown profile', { mailbox: 'a@b.test', profile: 'exchange' }, /profile: expected one of/],
     ['unknown field', { mailbox: 'a@b.test', profile: 'ews', password: 'x' }, /password|Unrecognized/i],
     ['custom without scopes', { mailbox: 'a@b.test', profile: 'custom' }, /scopes: required/],
+    [
+      'signInFrom not a name',
+      { mailbox: 'a@b.test', profile: 'smtp', signInFrom: 'Bad Name' },
+      /signInFrom: expected the name/,
+    ],
+    [
+      'signInFrom with an app-only grant',
+      { mailbox: 'a@b.test', profile: 'smtp', grant: 'client_credentials', signInFrom: 'support-in' },
+      /signInFrom: an app-only connection has no sign-in to share/,
+    ],
     ['scopes without custom', { mailbox: 'a@b.test', profile: 'ews', scopes: ['x'] }, /scopes: only allowed/],
     [
       'graph-mail-shared app-only',

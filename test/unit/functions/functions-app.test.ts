@@ -24,6 +24,8 @@ describe('functions app', () => {
         'connections/{name}/refresh anonymous',
         'connections/{name}/test anonymous',
         'connections/{name}/token anonymous',
+        'connections/{name}/invitations anonymous',
+        'invitations/{token} anonymous',
         'console anonymous',
         'health anonymous',
       ].sort(),
