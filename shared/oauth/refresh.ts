@@ -416,10 +416,14 @@ export class RefreshService {
     };
   }
 
-  /** After a source signed in (again): every dependant that is not disabled gets its token now. */
-  async reviveDependants(source: string, actor: string): Promise<void> {
+  /**
+   * After a source signed in (again): every dependant that is not disabled gets its token now (or,
+   * `onlyWithdrawn`, those its source's lost sign-in had turned `reauthorization_required`).
+   */
+  async reviveDependants(source: string, actor: string, onlyWithdrawn = false): Promise<void> {
     for (const dependant of await dependantsOf(this.options.registry, source)) {
       if (dependant.status === 'disabled') continue;
+      if (onlyWithdrawn && dependant.status !== 'reauthorization_required') continue;
       await this.signInThroughSource(dependant, actor);
     }
   }
@@ -619,6 +623,12 @@ export class RefreshService {
       expiresOn: updated.tokenExpiresOn,
       actor,
     });
+    // A password source that had to sign in again has a new sign-in to lend.
+    if (signedInAgain) {
+      await this.reviveDependants(connection.name, actor, true).catch((error: unknown) => {
+        logger.warn('refresh.dependants_failed', { connection: connection.name, error });
+      });
+    }
     return refreshedOutcome(updated, reason, result);
   }
 

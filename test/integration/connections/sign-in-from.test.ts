@@ -255,4 +255,21 @@ describe('one sign-in, several connections', () => {
       expect(await harness.broker.secrets.get(secretNames.token(name))).toBeUndefined();
     }
   });
+
+  it('a password source that signs in again brings back the dependants its lost refresh token failed', async () => {
+    expect((await define('pw-src', { profile: 'ews', grant: 'password' })).status).toBe(201);
+    expect(
+      (await call('PUT', '/api/connections/pw-src/password', { password: USERS.support.password })).status,
+    ).toBe(204);
+    expect((await call('POST', '/api/connections/pw-src/authorize')).status).toBe(200);
+    const dependant = await define('pw-smtp', { profile: 'smtp', signInFrom: 'pw-src' });
+    expect(dependant.json).toMatchObject({ status: 'authorized' });
+    harness.entra.faults.resetPassword(ACCOUNT);
+    expect((await call('POST', '/api/connections/pw-smtp/refresh')).json).toMatchObject({
+      code: 'reauthorization_required',
+    });
+    expect(await statusOf('pw-src')).toBe('authorized');
+    expect((await call('POST', '/api/connections/pw-src/refresh')).status).toBe(200);
+    expect(await statusOf('pw-smtp')).toBe('authorized');
+  });
 });
