@@ -150,7 +150,7 @@ export function createBroker(config: BrokerConfig, overrides: BrokerOverrides = 
     now,
     memoryTtlMs: overrides.tokenMemoryTtlMs,
   });
-  const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger });
+  const tester = new ConnectionTester({ config, registry, tokenReader, outbound, logger, state });
   const connections = new ConnectionLifecycle({
     registry,
     state,

@@ -59,6 +59,15 @@ export interface ConnectionDefinition {
   signInFrom?: string | undefined;
 }
 
+/** The last Test connection's verdict, kept in the row so every admin (and the Graph readiness view) sees it. */
+export interface LastTest {
+  ok: boolean;
+  /** The failure's stable code (`ews_blocked`, `ews_disabled`, …); absent when ok. */
+  code: string | undefined;
+  protocol: string | null;
+  testedAt: string;
+}
+
 export interface LastError {
   code: string;
   message: string;
@@ -88,6 +97,7 @@ export interface Connection extends ConnectionDefinition {
   /** Earliest time the next automatic refresh may try (backoff after failures). */
   nextAttemptAt: string | undefined;
   lastError: LastError | undefined;
+  lastTest?: LastTest | undefined;
   /**
    * Who holds the connection's lease (a refresh, a sign-in being stored, an admin change) and until
    * when: the claim lives in the row itself, taken and given back by the writes the holder makes anyway.

@@ -16,6 +16,7 @@ export type ConnectionState = Partial<
     | 'degradedSince'
     | 'nextAttemptAt'
     | 'lastError'
+    | 'lastTest'
     | 'leaseOwner'
     | 'leaseExpiresOn'
   >

@@ -5,6 +5,7 @@ import {
   type AuthorizationBinding,
   type Connection,
   type ConnectionDefinition,
+  type LastTest,
 } from './connection';
 import {
   canLendSignIn,
@@ -286,6 +287,27 @@ export class ConnectionStateWriter {
       wasDegraded ? { type: 'connection.recovered', reason: 'Refresh succeeded again.' } : undefined,
       holder,
     );
+  }
+
+  /**
+   * Keeps the last Test connection's verdict in the row (no audit row: not a change of the
+   * connection, and the log line records it). A write that loses to another is retried on the row
+   * as it is now; a connection deleted or defined anew meanwhile is left alone.
+   */
+  async recordTest(connection: Connection, lastTest: LastTest): Promise<void> {
+    const { registry } = this.options;
+    let current = connection;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await registry.updateState(current.name, { lastTest }, current.etag, current);
+        return;
+      } catch (error) {
+        if (!(error instanceof ConcurrentUpdateError)) throw error;
+        const fresh = await registry.get(current.name);
+        if (!fresh || fresh.createdAt !== connection.createdAt) return;
+        current = fresh;
+      }
+    }
   }
 
   /** Stores the password of a `password`-grant connection, under its lease, while it exists. */

@@ -20,6 +20,7 @@ import {
   type ConnectionStatus,
   type Grant,
   type LastError,
+  type LastTest,
   type Profile,
 } from './connection';
 import { ConcurrentUpdateError, type ConnectionRegistry, type ConnectionState } from './registry';
@@ -69,9 +70,25 @@ function parseLastError(value: unknown): LastError | undefined {
   }
 }
 
+function parseLastTest(raw: unknown): LastTest | undefined {
+  if (typeof raw !== 'string' || raw === '') return undefined;
+  try {
+    const parsed = JSON.parse(raw) as Record<string, unknown>;
+    if (typeof parsed.ok !== 'boolean' || typeof parsed.testedAt !== 'string') return undefined;
+    return {
+      ok: parsed.ok,
+      code: typeof parsed.code === 'string' ? parsed.code : undefined,
+      protocol: typeof parsed.protocol === 'string' ? parsed.protocol : null,
+      testedAt: parsed.testedAt,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 /** How each broker-owned field is stored: as itself, or (lastError) as a JSON string column. */
 function stateColumn(key: keyof ConnectionState, value: ConnectionState[keyof ConnectionState]): unknown {
-  if (key === 'lastError') return JSON.stringify(value);
+  if (key === 'lastError' || key === 'lastTest') return JSON.stringify(value);
   return value;
 }
 
@@ -105,6 +122,7 @@ function toConnection(columns: Columns, etag: string): Connection {
     degradedSince: stringColumn(columns, 'degradedSince'),
     nextAttemptAt: stringColumn(columns, 'nextAttemptAt'),
     lastError: parseLastError(columns.lastError),
+    lastTest: parseLastTest(columns.lastTest),
     leaseOwner: stringColumn(columns, 'leaseOwner'),
     leaseExpiresOn: stringColumn(columns, 'leaseExpiresOn'),
     etag,

@@ -29,6 +29,7 @@ export function connectionView(connection: Connection, secrets?: Pick<SecretStor
     degradedSince: connection.degradedSince ?? null,
     nextAttemptAt: connection.nextAttemptAt ?? null,
     lastError: connection.lastError ?? null,
+    lastTest: connection.lastTest ?? null,
     // Where consumers read the published token with the Key Vault SDK (not an App Service Key Vault
     // reference: App Service re-reads those only within 24 hours, a token lives about one).
     tokenSecretUri: secrets?.uriOf(secretNames.token(connection.name)) ?? null,

@@ -13,6 +13,7 @@ import { isBrokerError } from '../errors';
 import type { Logger } from '../logging';
 import type { Outbound } from '../net/outbound';
 import type { TokenReader } from '../oauth/token-reader';
+import type { ConnectionStateWriter } from '../connections/state';
 import type { PublishedToken } from '../oauth/token-reader';
 import { probeEws } from './ews';
 import { probeGraph } from './graph';
@@ -50,6 +51,8 @@ export interface ConnectionTesterOptions {
   tokenReader: Pick<TokenReader, 'read'>;
   outbound: Pick<Outbound, 'fetch' | 'connect'>;
   logger: Logger;
+  /** Keeps the verdict in the row, for every admin and the Graph readiness view. */
+  state?: Pick<ConnectionStateWriter, 'recordTest'>;
 }
 
 export class ConnectionTester {
@@ -79,6 +82,10 @@ export class ConnectionTester {
       code: result.code,
       durationMs: result.durationMs,
       correlationId,
+    });
+    const lastTest = { ok: result.ok, code: result.code, protocol, testedAt: result.testedAt };
+    await this.options.state?.recordTest(connection, lastTest).catch((error: unknown) => {
+      this.options.logger.warn('connection.test_not_recorded', { connection: name, error });
     });
     return result;
   }

@@ -90,7 +90,9 @@ async function snapshot(name: string) {
   const connection = await harness.broker.registry.get(name);
   const cache = await harness.broker.secrets.get(secretNames.cache(name));
   const token = await harness.broker.secrets.get(secretNames.token(name));
-  return { etag: connection?.etag, status: connection?.status, cache: cache?.version, token: token?.version };
+  // A test keeps its verdict in the row (lastTest) and changes nothing else of it.
+  const { etag: _etag, updatedAt: _updatedAt, lastTest: _lastTest, ...row } = connection ?? ({} as never);
+  return { row, cache: cache?.version, token: token?.version };
 }
 
 describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
@@ -171,6 +173,13 @@ describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
     expect(remedy).toContain('1 April 2027');
     expect(remedy).toContain('"profile":"graph-mail"');
     expect(typeof json.testedAt).toBe('string');
+    // Kept in the row for every admin and the Graph readiness view.
+    expect((await api(harness.baseUrl, 'GET', '/api/connections/ews-own')).json.lastTest).toEqual({
+      ok: false,
+      code: 'ews_blocked',
+      protocol: 'ews',
+      testedAt: json.testedAt,
+    });
     // A test only reads: the failure changed neither the connection nor its tokens.
     expect(await snapshot('ews-own')).toEqual(before);
 
