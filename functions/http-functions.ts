@@ -1,6 +1,8 @@
 import { authorize } from './authorize';
 import { callback } from './callback';
 import { connectionsItem, connectionsList } from './connections';
+import { graphConnection } from './graph-connection';
+import { graphReadinessView } from './graph-readiness';
 import { adminConsole } from './console';
 import { health } from './health';
 import { invitationLink } from './invitation-link';
@@ -27,6 +29,8 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   invitations,
   invitationLink,
   testConnection,
+  graphConnection,
+  graphReadinessView,
   token,
   adminConsole,
 ];
