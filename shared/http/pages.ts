@@ -274,17 +274,39 @@ const CONSOLE_SCRIPT = `(function () {
       }));
       notice.appendChild(tools);
     }
+    // Moving to Microsoft Graph: which EWS connections have a working Graph connection, their last
+    // EWS test, and the days left before Exchange Online turns EWS off.
+    async function loadReadiness() {
+      var section = document.getElementById('graph-move');
+      var response = await fetch('/api/graph-readiness', { headers: { Accept: 'application/json' } });
+      if (!response.ok) { section.hidden = true; return; }
+      var data = await response.json();
+      section.hidden = data.total === 0;
+      document.getElementById('graph-move-summary').textContent = data.ready + ' of ' + data.total +
+        ' EWS connection' + (data.total === 1 ? '' : 's') + ' have a working Microsoft Graph connection · ' +
+        data.daysLeft + ' day' + (data.daysLeft === 1 ? '' : 's') + ' until Exchange Online turns EWS off (' + data.ewsRetirement + ').';
+      var body = document.getElementById('graph-move-rows'); body.textContent = '';
+      data.connections.forEach(function (r) {
+        var tr = document.createElement('tr'); tr.dataset.ews = r.ews;
+        tr.appendChild(cell(r.ews)); tr.appendChild(cell(r.mailbox));
+        tr.appendChild(cell(r.lastTest ? (r.lastTest.ok ? '✓ ok' : '✗ ' + r.lastTest.code) + ' · ' + new Date(r.lastTest.testedAt).toLocaleString() : 'not tested'));
+        tr.appendChild(cell(r.graph ? r.graph.name + ' (' + r.graph.status + ')' : 'none: use Add the Graph connection'));
+        var ready = cell(r.ready ? '✓ ready' : '✗ not yet'); ready.className = 'graph-ready ' + (r.ready ? 'ok' : 'fail'); tr.appendChild(ready);
+        body.appendChild(tr);
+      });
+    }
     function button(label, handler) { var b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.addEventListener('click', handler); return b; }
     async function load() {
       var response = await fetch('/api/connections', { headers: { Accept: 'application/json' } });
       var data = await response.json();
       if (!response.ok) { show(data.detail || 'Could not load connections', false); return; }
       rows.textContent = '';
+      loadReadiness();
       if (data.connections.length === 0) { var tr0 = document.createElement('tr'); var td0 = cell('No connections yet: define one below.'); td0.colSpan = 8; tr0.appendChild(td0); rows.appendChild(tr0); }
       data.connections.forEach(function (c) {
         var tr = document.createElement('tr');
         tr.dataset.connection = c.name;
-        tr.appendChild(cell(c.name)); tr.appendChild(cell(c.mailbox)); tr.appendChild(cell(c.profile + (c.grant === 'authorization_code' ? '' : ' · ' + c.grant)));
+        tr.appendChild(cell(c.name)); tr.appendChild(cell(c.mailbox)); tr.appendChild(cell(c.profile + (c.grant === 'authorization_code' ? '' : ' · ' + c.grant) + (c.signInFrom ? ' · signs in through ' + c.signInFrom : '')));
         var status = cell(c.status); status.className = 'status'; tr.appendChild(status);
         tr.appendChild(cell(c.tokenExpiresOn ? new Date(c.tokenExpiresOn).toLocaleString() : ''));
         tr.appendChild(cell(c.lastError ? c.lastError.message : ''));
@@ -317,6 +339,23 @@ const CONSOLE_SCRIPT = `(function () {
             showInvitation(c, body);
           }));
         }
+        if (c.profile === 'ews' || c.profile === 'ews-shared') {
+          actions.appendChild(button('Add the Graph connection', async function () {
+            var name = window.prompt('Name of the Graph connection for ' + c.mailbox + ' (it signs in through the same sign-in and is tested at once)', c.name + '-graph');
+            if (!name) return;
+            var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/graph', {
+              method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: name }) });
+            var body = await response.json();
+            if (!response.ok) { show((body.detail || 'Could not add the Graph connection') + (body.remedy ? ' ' + body.remedy : ''), false); return; }
+            if (body.test) { tests[name] = body.test; keepTests(); }
+            var added = body.connection;
+            show(added.status === 'authorized'
+              ? 'Added ' + name + ' (Microsoft Graph) for ' + added.mailbox + (body.test ? ': ' + testSummary(body.test) : '.')
+              : 'Added ' + name + ', but it has no token yet: ' + (added.lastError ? added.lastError.message : added.status) + '.',
+              added.status === 'authorized' && (!body.test || body.test.ok), added.lastError ? added.lastError.remedy : undefined);
+            load();
+          }));
+        }
         actions.appendChild(button('Refresh', async function () {
           var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/refresh', { method: 'POST' });
           var body = await response.json();
@@ -343,7 +382,12 @@ const CONSOLE_SCRIPT = `(function () {
         tr.appendChild(testCell);
         rows.appendChild(tr);
         rows.appendChild(detailRow);
-        renderTest(testCell, detailRow, tests[c.name] && tests[c.name].pending ? undefined : tests[c.name]);
+        var local = tests[c.name] && !tests[c.name].pending ? tests[c.name] : undefined;
+        // The row keeps the last verdict for every admin; this browser's own result has the details.
+        var kept = c.lastTest && (!local || !local.testedAt || local.testedAt < c.lastTest.testedAt)
+          ? { ok: c.lastTest.ok, code: c.lastTest.code, protocol: c.lastTest.protocol || '', testedAt: c.lastTest.testedAt, details: {} }
+          : local;
+        renderTest(testCell, detailRow, kept);
       });
     }
     window.addEventListener('message', function (event) {
@@ -368,6 +412,7 @@ const CONSOLE_SCRIPT = `(function () {
       var body = { mailbox: form.get('mailbox'), profile: form.get('profile'), grant: form.get('grant') };
       if (form.get('account')) body.account = form.get('account');
       if (form.get('ewsUrl')) body.ewsUrl = form.get('ewsUrl');
+      if (form.get('signInFrom')) body.signInFrom = form.get('signInFrom');
       var response = await fetch('/api/connections/' + encodeURIComponent(form.get('name')), {
         method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
       if (!response.ok) { var problem = await response.json(); show(problem.detail, false); return; }
@@ -394,6 +439,8 @@ export function consolePage(options: {
   <div id="notice" class="box" hidden></div>
   <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th><th>Test</th></tr></thead>
   <tbody id="rows"><tr><td colspan="8" class="muted">Loading…</td></tr></tbody></table>
+  <section id="graph-move" hidden><h2>Moving to Microsoft Graph</h2><p id="graph-move-summary"></p>
+  <table><thead><tr><th>EWS connection</th><th>Mailbox</th><th>Last EWS test</th><th>Graph connection</th><th>Ready</th></tr></thead><tbody id="graph-move-rows"></tbody></table></section>
   <h2>Define a connection</h2>
   <form class="define" id="define">
     <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
@@ -401,6 +448,7 @@ export function consolePage(options: {
     <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
     <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option><option>graph-mail-shared</option></select></label>
     <label>Grant<br><select name="grant"><option value="authorization_code">authorization_code (sign in once)</option><option value="client_credentials">client_credentials (app-only)</option><option value="password">password (legacy)</option></select></label>
+    <label>Signs in through (another connection for the same account; optional)<br><input name="signInFrom" pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
     <label>EWS URL (Exchange Server on-premises only)<br><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx"></label>
     <button type="submit">Save</button>
   </form>

@@ -33,8 +33,9 @@ function graphMove({ connection }: RemedyContext): string {
   if (connection.ewsUrl !== undefined) return '';
   return (
     ' EWS in Exchange Online ends on 1 April 2027: move this consumer to Microsoft Graph —' +
-    ' define a connection for the same mailbox with profile graph-mail and authorize it once:' +
-    ` PUT /api/connections/${connection.name}-graph {"mailbox":"${connection.mailbox}","account":"${connection.account}","profile":"graph-mail"}.`
+    " the console's Add the Graph connection (POST /api/connections/" +
+    `${connection.name}/graph) defines ${connection.name}-graph for the same mailbox with profile graph-mail,` +
+    ' signing in through the same sign-in, and tests it at once.'
   );
 }
 

@@ -99,6 +99,42 @@ describe('console and authorization popup in a real browser', () => {
     harness!.services!.ews.setAccessPolicy();
   }, 60_000);
 
+  it('adds the Graph connection of an EWS row in one click; the readiness view counts it', async () => {
+    const page = await context!.newPage();
+    await page.goto(`${harness!.baseUrl}/api/console`);
+    const summary = page.locator('#graph-move-summary');
+    await summary
+      .filter({ hasText: '0 of 1 EWS connection have a working Microsoft Graph connection' })
+      .waitFor();
+    await expect(summary.textContent()).resolves.toMatch(
+      /\d+ days? until Exchange Online turns EWS off \(2027-04-01\)/,
+    );
+    // The popup's sign-in consented to EWS only; a Global Administrator consents for the tenant.
+    harness!.entra.grantAdminConsent(harness!.env.ENTRA_CLIENT_ID!);
+    page.once('dialog', (dialog) => {
+      expect(dialog.defaultValue()).toBe('support-in-graph');
+      void dialog.accept(dialog.defaultValue());
+    });
+    await page
+      .locator('tr[data-connection="support-in"]')
+      .getByRole('button', { name: 'Add the Graph connection' })
+      .click();
+    const added = page.locator('tr[data-connection="support-in-graph"]');
+    await added.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 15_000 });
+    await expect(added.textContent()).resolves.toContain('signs in through support-in');
+    await added.locator('.test-summary.ok', { hasText: 'GRAPH: Inbox · 12 items' }).waitFor();
+    await expect(page.locator('#notice').textContent()).resolves.toContain(
+      'Added support-in-graph (Microsoft Graph)',
+    );
+    await summary
+      .filter({ hasText: '1 of 1 EWS connection have a working Microsoft Graph connection' })
+      .waitFor();
+    await expect(page.locator('tr[data-ews="support-in"] .graph-ready').textContent()).resolves.toBe(
+      '✓ ready',
+    );
+    await page.screenshot({ path: join(tmpdir(), 'broker-console-graph-move.png') });
+  }, 60_000);
+
   it('shows the result in the page itself when opened without an opener', async () => {
     // A fresh context: the sign-in service remembers the first test's session (single sign-on).
     const fresh = await browser!.newContext({ ignoreHTTPSErrors: true });

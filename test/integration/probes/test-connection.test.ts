@@ -171,7 +171,7 @@ describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
     expect(remedy).toContain(`EwsAllowList @{Add="${USER_AGENT_PATTERN}"}`);
     expect(remedy).toContain('up to 24 hours');
     expect(remedy).toContain('1 April 2027');
-    expect(remedy).toContain('"profile":"graph-mail"');
+    expect(remedy).toContain('/api/connections/ews-own/graph');
     expect(typeof json.testedAt).toBe('string');
     // Kept in the row for every admin and the Graph readiness view.
     expect((await api(harness.baseUrl, 'GET', '/api/connections/ews-own')).json.lastTest).toEqual({

@@ -112,7 +112,7 @@ describe('remedies', () => {
     expect(remedy).toContain(USER_AGENT);
     expect(remedy).toContain('up to 24 hours');
     expect(remedy).toContain('1 April 2027');
-    expect(remedy).toContain('"profile":"graph-mail"');
+    expect(remedy).toMatch(/Add the Graph connection \(POST \/api\/connections\/[a-z0-9-]+\/graph\)/);
     const onPremises = remedyFor('ews_blocked', {
       appId,
       connection: { ...connection, ewsUrl: 'https://mail.contoso.com/EWS/Exchange.asmx' },
