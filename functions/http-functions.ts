@@ -5,7 +5,7 @@ import { graphConnection } from './graph-connection';
 import { graphReadinessView } from './graph-readiness';
 import { adminConsole } from './console';
 import { health } from './health';
-import { invitationLink } from './invitation-link';
+import { invitationDetails, invitationLink } from './invitation-link';
 import { invitations } from './invitations';
 import { connectionEvents, disableConnection, enableConnection } from './connection-status';
 import { password } from './password';
@@ -28,6 +28,7 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   password,
   invitations,
   invitationLink,
+  invitationDetails,
   testConnection,
   graphConnection,
   graphReadinessView,

@@ -1,22 +1,25 @@
 import { invitationPage } from '../shared/http/pages';
-import { bindingCookie } from '../shared/http/request';
+import { bindingCookie, readFormBody, readJsonBody, singleValue } from '../shared/http/request';
+import { json } from '../shared/http/responses';
 import { assertInvitationToken } from '../shared/invitations/invitation';
-import type { Handler } from './route';
-import type { HttpFunctionDefinition } from './route';
+import type { Handler, HttpFunctionDefinition } from './route';
 
 /**
- * The invitation link, for whoever holds it (no role in the broker): `GET` shows what it is for and
- * changes nothing (mail scanners open every link); `POST` (the page's Sign in button, a same-origin
- * form) starts the same sign-in as Authorize, bound to this browser by a cookie. The link's secret
- * is the path segment: its shape is checked before any lookup, and it is never logged.
+ * The invitation link, for whoever holds it (no role in the broker). The link is
+ * `/api/invitation#{secret}`: the secret never stands in a request line, so no request log holds it.
+ * `GET` is the same page for every link (it reads nothing, consumes nothing); its `POST` (the
+ * page's Sign in button, a same-origin form carrying the secret) starts the same sign-in as
+ * Authorize, bound to this browser by a cookie.
  */
-const handler: Handler<'config' | 'invitations'> = async (broker, request) => {
-  const token = assertInvitationToken(request.params.token);
+const link: Handler<'config' | 'invitations'> = async (broker, request) => {
   if (request.method === 'GET') {
-    const view = await broker.invitations.view(token);
-    const appOrigin = new URL(broker.config.publicBaseUrl).origin;
-    return invitationPage({ ...view, appOrigin }, new URL(broker.config.cloud.authorityHost).origin);
+    return invitationPage({
+      appOrigin: new URL(broker.config.publicBaseUrl).origin,
+      clientId: broker.config.clientId,
+      signInOrigin: new URL(broker.config.cloud.authorityHost).origin,
+    });
   }
+  const token = assertInvitationToken(singleValue(await readFormBody(request), 'token'));
   const started = await broker.invitations.begin(token);
   return {
     status: 302,
@@ -25,12 +28,28 @@ const handler: Handler<'config' | 'invitations'> = async (broker, request) => {
   };
 };
 
+/** `POST /api/invitation/details` with `{ "token": "…" }`: what the link is for (mailbox, account, capability, expiry). Consumes nothing. */
+const details: Handler<'invitations'> = async (broker, request) => {
+  const body = await readJsonBody(request);
+  const token = assertInvitationToken((body as { token?: unknown } | null)?.token);
+  const { mailbox, account, capability, expiresOn } = await broker.invitations.view(token);
+  return json(200, { mailbox, account, capability, expiresOn });
+};
+
 export const invitationLink: HttpFunctionDefinition = {
   name: 'invitationLink',
-  route: 'invitations/{token}',
+  route: 'invitation',
   methods: ['GET', 'POST'],
   kind: 'browser',
   authLevel: 'anonymous',
-  pathHoldsSecret: true,
-  handler,
+  handler: link,
+};
+
+export const invitationDetails: HttpFunctionDefinition = {
+  name: 'invitationDetails',
+  route: 'invitation/details',
+  methods: ['POST'],
+  kind: 'api',
+  authLevel: 'anonymous',
+  handler: details,
 };

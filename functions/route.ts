@@ -38,8 +38,6 @@ export interface HttpFunctionDefinition {
   handler: Handler;
   /** Only the callback: a form another site (Entra) POSTs; everything else refuses cross-site writes. */
   acceptsCrossSitePost?: true;
-  /** The path carries a secret (an invitation link): logs name the route, never the path. */
-  pathHoldsSecret?: true;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -74,7 +72,7 @@ export function serve(definition: HttpFunctionDefinition): Handler {
         broker.logger.error('request.failed', {
           code: error.code,
           correlationId: request.correlationId,
-          path: definition.pathHoldsSecret ? definition.route : request.url.pathname,
+          path: request.url.pathname,
         });
       }
       return kind === 'api'

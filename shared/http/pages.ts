@@ -175,40 +175,71 @@ export function errorPage(error: BrokerError, correlationId: string): BrokerResp
 }
 
 /**
- * The page an invitation link opens (`GET`): who must sign in, to which app, for what. It changes
- * nothing (mail scanners open every link); its button POSTs a form to the same link, which answers
- * with the redirect to Entra — so `signInOrigin` joins the page's form-action.
+ * The owner's page for an invitation link. The link's secret is its fragment (`…/api/invitation#…`),
+ * which a browser never sends in a request line: request logs and Application Insights request
+ * telemetry see only `/api/invitation`. So the page is the same for every link and reads nothing;
+ * its script reads the fragment, asks `POST /api/invitation/details` what the link is for (which
+ * consumes nothing: mail scanners open every link), and puts the secret in the Sign in form's body.
  */
-export function invitationPage(
-  view: {
-    mailbox: string;
-    account: string;
-    clientId: string;
-    capability: string;
-    expiresOn: string;
-    /** The broker's public origin: the application's home. */
-    appOrigin: string;
-  },
-  signInOrigin: string,
-): BrokerResponse {
-  const account = escapeHtml(view.account);
-  const body = `<h1>Connect ${escapeHtml(view.mailbox)}</h1>
+export function invitationPage(options: {
+  /** The broker's public origin and the app's id: the application the owner lets in. */
+  appOrigin: string;
+  clientId: string;
+  signInOrigin: string;
+}): BrokerResponse {
+  const body = `<h1 id="title">Connect a mailbox</h1>
+  <noscript><div class="box fail">This page needs JavaScript to read the invitation link.</div></noscript>
+  <div id="checking" class="muted">Checking the invitation…</div>
+  <div id="refused" class="box fail" hidden><p id="refused-detail"></p><p id="refused-remedy"></p></div>
+  <div id="invitation" hidden>
   <div class="box">
     <p>An administrator asks you to let the mail connector <strong>ews-oauth-broker</strong>
-    (<span class="mono">${escapeHtml(view.appOrigin)}</span>, application id <span class="mono">${escapeHtml(view.clientId)}</span>)
-    use the mailbox <strong>${escapeHtml(view.mailbox)}</strong>.</p>
-    <p><strong>It will be able to:</strong> <span id="capability">${escapeHtml(view.capability)}</span></p>
-    <p><strong>Sign in as:</strong> <span class="mono" id="account">${account}</span>. Another account is refused and changes nothing.</p>
-    <p class="muted">Microsoft shows the same permissions when you sign in and asks you to accept them. The link works once, until ${escapeHtml(view.expiresOn)} (UTC).</p>
+    (<span class="mono">${escapeHtml(options.appOrigin)}</span>, application id <span class="mono">${escapeHtml(options.clientId)}</span>)
+    use the mailbox <strong id="mailbox"></strong>.</p>
+    <p><strong>It will be able to:</strong> <span id="capability"></span></p>
+    <p><strong>Sign in as:</strong> <span class="mono" id="account"></span>. Another account is refused and changes nothing.</p>
+    <p class="muted">Microsoft shows the same permissions when you sign in and asks you to accept them. The link works once, until <span id="expires"></span> (UTC).</p>
   </div>
-  <form method="post"><button type="submit" id="sign-in">Sign in with Microsoft</button></form>`;
-  // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with the form's
-  // POST, which the cross-site check refuses. The Referer (the link) goes only to the broker itself.
+  <form method="post" action="/api/invitation" id="sign-in-form"><input type="hidden" name="token" id="token"><button type="submit" id="sign-in">Sign in with Microsoft</button></form>
+  </div>`;
+  const script = `(function () {
+    var token = window.location.hash.slice(1);
+    function refuse(detail, remedy) {
+      document.getElementById('title').textContent = 'This invitation link cannot be used';
+      document.getElementById('checking').hidden = true;
+      document.getElementById('refused').hidden = false;
+      document.getElementById('refused-detail').textContent = detail;
+      document.getElementById('refused-remedy').textContent = remedy ? 'What to do: ' + remedy : '';
+    }
+    if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
+      refuse('This invitation link is incomplete.', 'Open the whole link from the message you received, or ask the administrator for a new one.');
+      return;
+    }
+    fetch('/api/invitation/details', { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ token: token }) })
+      .then(function (response) { return response.json().then(function (body) { return { ok: response.ok, body: body }; }); })
+      .then(function (answer) {
+        var v = answer.body;
+        if (!answer.ok) { refuse(v.detail || 'This invitation cannot be used.', v.remedy); return; }
+        document.title = 'Connect ' + v.mailbox;
+        document.getElementById('title').textContent = 'Connect ' + v.mailbox;
+        document.getElementById('mailbox').textContent = v.mailbox;
+        document.getElementById('capability').textContent = v.capability;
+        document.getElementById('account').textContent = v.account;
+        document.getElementById('expires').textContent = v.expiresOn;
+        // Into the form only as it is sent: the page itself never holds the secret.
+        document.getElementById('sign-in-form').addEventListener('submit', function () { document.getElementById('token').value = token; });
+        document.getElementById('checking').hidden = true;
+        document.getElementById('invitation').hidden = false;
+      })
+      .catch(function () { refuse('The broker could not be reached.', 'Try again in a moment.'); });
+  })();`;
+  // same-origin, not no-referrer: under no-referrer a browser sends \`Origin: null\` with the form's
+  // POST, which the cross-site check refuses. (A Referer never carries a URL's fragment.)
   return html(
     200,
-    (nonce) => page(`Connect ${view.mailbox}`, nonce, body),
+    (nonce) => page('Connect a mailbox', nonce, body, script),
     { 'Referrer-Policy': 'same-origin' },
-    [signInOrigin],
+    [options.signInOrigin],
   );
 }
 

@@ -64,7 +64,8 @@ export function invitationBinding(connection: Parameters<typeof authorizationBin
 
 /** The absolute link the admin sends to the mailbox owner. */
 export function invitationUrl(publicBaseUrl: string, token: string): string {
-  return `${publicBaseUrl}/api/invitations/${token}`;
+  // The secret is the fragment: browsers never send it, so no request log or telemetry holds it.
+  return `${publicBaseUrl}/api/invitation#${token}`;
 }
 
 /** Where an admin POSTs to make an invitation (also in the `reauthorization_required` webhook). */

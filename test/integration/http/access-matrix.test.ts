@@ -68,9 +68,17 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/api/callback?state=unknown', kind: 'callback', allowed: 400 },
   { method: 'POST', path: `/api/connections/${NAME}/invitations`, kind: 'admin', allowed: 201 },
   { method: 'DELETE', path: `/api/connections/${NAME}/invitations`, kind: 'admin', allowed: 204 },
-  // The invitation link needs no role: a forged one is refused alike for everyone (410).
-  { method: 'GET', path: `/api/invitations/${'A'.repeat(43)}`, kind: 'public', allowed: 410 },
-  { method: 'POST', path: `/api/invitations/${'A'.repeat(43)}`, kind: 'public', allowed: 410 },
+  // The invitation link needs no role: its page is the same for all; a forged one is refused alike (410).
+  { method: 'GET', path: '/api/invitation', kind: 'public', allowed: 200 },
+  {
+    method: 'POST',
+    path: '/api/invitation/details',
+    kind: 'public',
+    body: { token: 'A'.repeat(43) },
+    allowed: 410,
+  },
+  // The Sign in form posts a form; anything else is refused before any lookup.
+  { method: 'POST', path: '/api/invitation', kind: 'public', body: { token: 'A'.repeat(43) }, allowed: 415 },
 ];
 
 const ROLE_OF: Partial<Record<Caller, string[]>> = {

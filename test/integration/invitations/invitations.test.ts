@@ -70,22 +70,31 @@ describe('invitations for mailbox owners', () => {
     const response = await api(harness.baseUrl, 'POST', `/api/connections/${name}/invitations`);
     expect(response.status).toBe(201);
     const url = String(response.json.url);
-    const token = url.slice(url.lastIndexOf('/') + 1);
+    const token = tokenOf(url);
     harness.secretsSeen.add(token);
     return { url, token, expiresOn: String(response.json.expiresOn) };
   }
 
+  /** The link's secret: its fragment, which a browser never sends. */
+  const tokenOf = (url: string) => new URL(url).hash.slice(1);
+  const pageOf = (url: string) => `${new URL(url).origin}${new URL(url).pathname}`;
+
+  /**
+   * What the owner's browser does with the link: GET the page (the same for every link), then its
+   * script POSTs the fragment to /api/invitation/details. The status is the details' answer.
+   */
   async function open(url: string, browser = new Browser()) {
-    const response = await browser.get(url);
-    const text = await response.text();
-    bodies.push(text);
-    return { status: response.status, text, headers: response.headers };
+    const page = await browser.get(pageOf(url));
+    const pageText = await page.text();
+    const details = await api(harness.baseUrl, 'POST', '/api/invitation/details', { token: tokenOf(url) });
+    bodies.push(pageText, details.text);
+    return { status: details.status, text: `${pageText}\n${details.text}`, headers: page.headers, details };
   }
 
   /** Sign in from the link's page: POST the form, sign in at Entra, come back to the callback. */
   async function signInFromLink(url: string, user: { username: string; password: string }) {
     const browser = new Browser();
-    const started = await browser.submitForm(url);
+    const started = await browser.submitForm(pageOf(url), new URLSearchParams({ token: tokenOf(url) }));
     if (started.status !== 302) {
       const text = await started.text();
       bodies.push(text);
@@ -116,7 +125,7 @@ describe('invitations for mailbox owners', () => {
     await define('owner-ews', { mailbox: USERS.support.username, profile: 'ews' });
     const before = Date.now();
     const { url, token, expiresOn } = await invite('owner-ews');
-    expect(url).toMatch(new RegExp(`^${harness.baseUrl}/api/invitations/[A-Za-z0-9_-]{43}$`));
+    expect(url).toMatch(new RegExp(`^${harness.baseUrl}/api/invitation#[A-Za-z0-9_-]{43}$`));
     expect(Buffer.from(token, 'base64url')).toHaveLength(32);
     const lifetime = Date.parse(expiresOn) - before;
     expect(lifetime).toBeGreaterThan(72 * 3_600_000 - 60_000);
@@ -217,7 +226,7 @@ describe('invitations for mailbox owners', () => {
     // A second use: the page and the sign-in are refused, readably, with 410.
     const again = await open(url);
     expect(again.status).toBe(410);
-    expect(again.headers.get('content-type')).toContain('text/html');
+    expect(again.details.json).toMatchObject({ code: 'invitation_invalid' });
     expect(again.text).toContain('This invitation was already used.');
     expect(again.text).toContain('invitation_invalid');
     expect(again.text).not.toMatch(/at .*\.ts:\d+/);
@@ -240,14 +249,24 @@ describe('invitations for mailbox owners', () => {
 
   it('refuses forged and malformed links with a readable 410 page, never a 5xx', async () => {
     for (const path of [
-      `/api/invitations/${'A'.repeat(43)}`,
-      '/api/invitations/short',
-      `/api/invitations/${'A'.repeat(200)}`,
-      '/api/invitations/%E2%80%AE',
+      `/api/invitation#${'A'.repeat(43)}`,
+      '/api/invitation#short',
+      `/api/invitation#${'A'.repeat(200)}`,
+      '/api/invitation#%E2%80%AE',
+      '/api/invitation',
     ]) {
       const page = await open(`${harness.baseUrl}${path}`);
       expect({ path, status: page.status }).toEqual({ path, status: 410 });
-      expect(page.text).toContain('This invitation link cannot be used');
+      expect(page.details.json).toMatchObject({ code: 'invitation_invalid' });
+      // The Sign in form's POST with such a secret: a readable page, never a 5xx.
+      const signIn = await new Browser().submitForm(
+        `${harness.baseUrl}/api/invitation`,
+        new URLSearchParams({ token: tokenOf(`${harness.baseUrl}${path}`) }),
+      );
+      const text = await signIn.text();
+      bodies.push(text);
+      expect({ path, status: signIn.status }).toEqual({ path, status: 410 });
+      expect(text).toContain('This invitation link cannot be used');
     }
   });
 
@@ -296,7 +315,7 @@ describe('invitations for mailbox owners', () => {
     await define('owner-mid', { mailbox: USERS.support.username, profile: 'ews' });
     const { url } = await invite('owner-mid');
     const browser = new Browser();
-    const started = await browser.submitForm(url);
+    const started = await browser.submitForm(pageOf(url), new URLSearchParams({ token: tokenOf(url) }));
     expect(started.status).toBe(302);
     const callbackUrl = await signIn(started.headers.get('location') ?? '', {
       ...USERS.support,

@@ -130,7 +130,7 @@ describe('invitation tokens', () => {
 
   it('builds absolute links under the public base URL', () => {
     expect(invitationUrl('https://broker.contoso.com', 'T')).toBe(
-      'https://broker.contoso.com/api/invitations/T',
+      'https://broker.contoso.com/api/invitation#T',
     );
     expect(invitationsUrl('https://broker.contoso.com', 'alice-in')).toBe(
       'https://broker.contoso.com/api/connections/alice-in/invitations',
@@ -169,31 +169,36 @@ describe('capabilityLine', () => {
 });
 
 describe('invitation pages', () => {
-  const view = {
-    mailbox: 'alice@contoso.com',
-    account: 'alice@contoso.com',
+  const options = {
     clientId: '11111111-2222-3333-4444-555555555555',
-    capability: 'Read mail <b>',
-    expiresOn: '2026-12-04T12:00:00.000Z',
     appOrigin: 'https://broker.contoso.com',
+    signInOrigin: 'https://login.microsoftonline.com',
   };
 
-  it('names the mailbox, account, app and capability, escaped, with a form that posts to the link', () => {
-    const response = invitationPage(view, 'https://login.microsoftonline.com');
+  it('is the same page for every link: it names the app, reads the secret from the fragment, posts it in a form', () => {
+    const response = invitationPage(options);
     const body = String(response.body);
     expect(response.status).toBe(200);
-    expect(body).toContain('Connect alice@contoso.com');
-    expect(body).toContain('<span class="mono" id="account">alice@contoso.com</span>');
-    expect(body).toContain(view.clientId);
-    expect(body).toContain('Read mail &#60;b&#62;');
+    expect(body).toContain(options.clientId);
+    expect(body).toContain('https://broker.contoso.com');
+    expect(body).toContain('window.location.hash.slice(1)');
+    expect(body).toContain("fetch('/api/invitation/details'");
     expect(body).toContain(
-      '<form method="post"><button type="submit" id="sign-in">Sign in with Microsoft</button>',
+      '<form method="post" action="/api/invitation" id="sign-in-form"><input type="hidden" name="token" id="token"><button type="submit" id="sign-in">Sign in with Microsoft</button>',
     );
-    expect(body).not.toMatch(/<script/);
     const csp = response.headers['Content-Security-Policy'] ?? '';
     expect(csp).toContain("default-src 'none'");
-    // The form's answer redirects to Entra: form-action must allow it, and nothing else.
+    // The script runs by its nonce only; the form's answer redirects to Entra: form-action allows it, and nothing else.
+    expect(csp).toMatch(/script-src 'nonce-[A-Za-z0-9+/=_-]+'/);
     expect(csp).toContain("form-action 'self' https://login.microsoftonline.com;");
+    expect(response.headers['Referrer-Policy']).toBe('same-origin');
+  });
+
+  it('puts the secret in the fragment of the link, never in its path or query', () => {
+    const url = new URL(invitationUrl('https://broker.contoso.com', 'A'.repeat(43)));
+    expect(url.pathname).toBe('/api/invitation');
+    expect(url.search).toBe('');
+    expect(url.hash).toBe(`#${'A'.repeat(43)}`);
   });
 
   it('ends an invitation sign-in with a page that needs no console', () => {
