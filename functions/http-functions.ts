@@ -4,6 +4,7 @@ import { connectionsItem, connectionsList } from './connections';
 import { graphConnection } from './graph-connection';
 import { graphReadinessView } from './graph-readiness';
 import { adminConsole } from './console';
+import { consoleScriptAsset } from './console-script';
 import { health } from './health';
 import { invitationDetails, invitationLink } from './invitation-link';
 import { invitations } from './invitations';
@@ -34,4 +35,5 @@ export const httpFunctions: HttpFunctionDefinition[] = [
   graphReadinessView,
   token,
   adminConsole,
+  consoleScriptAsset,
 ];

@@ -11,12 +11,14 @@ import type { Handler, HttpFunctionDefinition } from './route';
  * page's Sign in button, a same-origin form carrying the secret) starts the same sign-in as
  * Authorize, bound to this browser by a cookie.
  */
-const link: Handler<'config' | 'invitations'> = async (broker, request) => {
+const link: Handler<'config' | 'invitations' | 'msal'> = async (broker, request) => {
   if (request.method === 'GET') {
     return invitationPage({
       appOrigin: new URL(broker.config.publicBaseUrl).origin,
       clientId: broker.config.clientId,
-      signInOrigin: new URL(broker.config.cloud.authorityHost).origin,
+      // Form-action must allow every hop of the Sign in's redirect: where the browser signs in.
+      signInOrigin: new URL(await broker.msal.signInUrl().catch(() => broker.config.cloud.authorityHost))
+        .origin,
     });
   }
   const token = assertInvitationToken(singleValue(await readFormBody(request), 'token'));

@@ -1,12 +1,14 @@
 /**
- * The mailbox side of the sandbox: EWS and Graph stand-ins holding demo mailboxes, behind a
- * CONNECT proxy that answers for the real Microsoft host names. `npm start` runs it with no Azure
- * subscription, and the tests run it too, so Test connection exercises the production path:
- * the broker addresses outlook.office365.com and graph.microsoft.com through HTTPS_PROXY.
+ * The mailbox side of the sandbox: EWS, Graph and IMAP/POP/SMTP stand-ins holding demo mailboxes,
+ * behind a CONNECT proxy that answers for the real Microsoft host names. `npm start` runs it with no
+ * Azure subscription, and the tests run it too, so Test connection exercises the production path:
+ * the broker addresses outlook.office365.com (443, 993, 995), smtp.office365.com:587 and
+ * graph.microsoft.com through HTTPS_PROXY.
  */
 import { createBearerValidator } from './bearer';
 import { startEwsStandIn, type EwsStandIn } from './ews';
 import { startGraphStandIn, type GraphStandIn } from './graph';
+import { startMailStandIn, type MailStandIn } from './mail';
 import { startRouter, type Router } from './router';
 
 export interface DemoMailbox {
@@ -28,6 +30,8 @@ export interface SandboxServicesOptions {
 export interface SandboxServices {
   ews: EwsStandIn;
   graph: GraphStandIn;
+  /** IMAP, POP3 and SMTP submission (SASL XOAUTH2) over the same mailboxes. */
+  mail: MailStandIn;
   /** HTTPS_PROXY for the broker; NO_PROXY must keep loopback (Entra, Key Vault, storage) direct. */
   router: Router;
   close(): Promise<void>;
@@ -50,19 +54,24 @@ export async function startSandboxServices(options: SandboxServicesOptions): Pro
       fullAccess: mailbox.fullAccess ?? [],
     })),
   });
+  const mail = await startMailStandIn({ pki: options.pki, validator, mailboxes: options.mailboxes });
   const router = await startRouter({
     routes: {
       'outlook.office365.com:443': ews.port,
       'graph.microsoft.com:443': graph.port,
+      'outlook.office365.com:993': mail.imapPort,
+      'outlook.office365.com:995': mail.popPort,
+      'smtp.office365.com:587': mail.smtpPort,
     },
   });
   return {
     ews,
     graph,
+    mail,
     router,
     async close() {
       await router.close();
-      await Promise.all([ews.close(), graph.close()]);
+      await Promise.all([ews.close(), graph.close(), mail.close()]);
     },
   };
 }

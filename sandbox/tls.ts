@@ -73,6 +73,8 @@ export const DEPENDENCY_HOSTS = [
 
 function coversHostNames(certPem: string, hostNames: string[]): boolean {
   const cert = forge.pki.certificateFromPem(certPem);
+  // A kept set expires (29 days): make a new one a day before rather than fail a TLS handshake.
+  if (cert.validity.notAfter.getTime() - Date.now() < 24 * 60 * 60 * 1000) return false;
   const extension: { altNames?: { value?: string }[] } | undefined = cert.getExtension('subjectAltName');
   const names = new Set((extension?.altNames ?? []).flatMap((name) => (name.value ? [name.value] : [])));
   return hostNames.every((name) => names.has(name));

@@ -22,7 +22,13 @@ async function main(): Promise<void> {
   }
   const broker = createBroker(config);
   const port = Number(process.env.BROKER_HOST_PORT ?? 7071);
-  const host = await startLocalHost({ broker, port, hostname: 'localhost' });
+  const host = await startLocalHost({ broker, port, hostname: 'localhost' }).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    console.error(
+      `ews-oauth-broker: port ${port} is in use. Stop what uses it, or set BROKER_HOST_PORT to a free port.`,
+    );
+    process.exit(1);
+  });
   console.log(
     `ews-oauth-broker is serving ${host.url}/api/ (health: ${host.url}/api/health, console: ${host.url}/api/console)`,
   );

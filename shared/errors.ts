@@ -74,6 +74,9 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   internal_error: 500,
 };
 
+/** Every code, for the README check that each has its `#error-{code}` anchor (problem `type`). */
+export const BROKER_ERROR_CODES = Object.keys(statusByCode) as BrokerErrorCode[];
+
 export interface BrokerErrorOptions {
   /** HTTP status; defaults to the code's usual status. */
   status?: number;

@@ -111,7 +111,7 @@ function respondError(
   const fields: Record<string, string> = { error: err.error };
   if (extra.subcode) fields.error_subcode = extra.subcode;
   fields.error_description = describe(err, ex.trace);
-  fields.error_uri = `${state.url}/error?code=${code}`;
+  fields.error_uri = `${state.browserUrl}/error?code=${code}`;
   if (p.state !== undefined) fields.state = p.state;
   respond(ex, p, fields);
 }
@@ -131,6 +131,15 @@ function respondConsentRequired(
     { clientId: app.clientId, appName: app.displayName },
     { error: 'consent_required' },
   );
+}
+
+/**
+ * The browser session cookie. Over plain HTTP (the sandbox's sign-in pages on localhost) it cannot
+ * be `Secure`, so not `SameSite=None` either: `Lax` still rides the popup's top-level navigations.
+ */
+function sessionCookie(ex: Exchange, value: string): string {
+  const tls = 'encrypted' in ex.req.socket && ex.req.socket.encrypted === true;
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; ${tls ? 'Secure; SameSite=None' : 'SameSite=Lax'}`;
 }
 
 function sessionFrom(
@@ -381,7 +390,7 @@ export function handleLogin(state: EmulatorState, ex: Exchange, form: URLSearchP
   pending.user = user;
   pending.authTime = now;
   afterSignIn(state, ex, pending, session.id, {
-    'set-cookie': `${SESSION_COOKIE}=${session.id}; Path=/; Secure; HttpOnly; SameSite=None`,
+    'set-cookie': sessionCookie(ex, session.id),
   });
 }
 
@@ -516,7 +525,7 @@ export function handleLogout(state: EmulatorState, ex: Exchange, params: URLSear
   count(state, 'logout');
   const id = parseCookies(ex.req).get(SESSION_COOKIE);
   if (id) state.dir.sessions.delete(id);
-  const clear = { 'set-cookie': `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0` };
+  const clear = { 'set-cookie': `${sessionCookie(ex, '')}; Max-Age=0` };
   const target = params.get('post_logout_redirect_uri');
   const registered = target
     ? [...state.dir.apps.values()].some((a) => a.redirectUris.includes(target))

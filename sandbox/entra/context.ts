@@ -31,6 +31,8 @@ export interface EntraStats {
 export interface EmulatorState {
   url: string;
   host: string;
+  /** Origin of the pages a browser visits (`url`, or the plain-HTTP listener's). */
+  browserUrl: string;
   dir: Directory;
   key: SigningKey;
   now: () => number;

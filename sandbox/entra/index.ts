@@ -12,6 +12,7 @@
  * from this server.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TestPki } from '../tls';
 import {
@@ -50,12 +51,16 @@ import {
   type RefreshGrant,
   type TenantInfo,
   type UserInfo,
+  type UserRecord,
 } from './model';
+import { isEntraSnapshot, restoreInto, signingKeyOf, snapshotOf, type EntraSnapshot } from './snapshot';
 import { handleToken } from './token-endpoint';
 import { newSessionId } from './tokens';
 import { closeServer, listenOnLoopback } from '../listen';
 
 export type { AppInfo, EntraStats, FederatedCredential, ManagedIdentityInfo, TenantInfo, UserInfo };
+export type { EntraSnapshot };
+export { isEntraSnapshot };
 export { AADSTS_TABLE, aadsts } from './errors';
 
 export interface EntraEmulatorOptions {
@@ -72,6 +77,19 @@ export interface EntraEmulatorOptions {
    * its loopback address. The managed-identity endpoint stays on loopback (`localUrl`).
    */
   publicHost?: string;
+  /**
+   * Also serve the pages a browser visits (authorize, sign-in, consent, admin consent, logout,
+   * error) over plain HTTP on `http://localhost:{browserPort}` (0: a free port), and name that
+   * listener's authorize and logout endpoints in the discovery documents. A browser then opens
+   * them without a certificate warning (the test CA is trusted by Node only); everything a server
+   * calls (discovery, keys, token, managed identity) stays HTTPS. The sandbox's choice: Entra
+   * itself serves everything over HTTPS.
+   */
+  browserPort?: number;
+  /** Start from what `snapshot()` returned before (same tenants, key, users, apps, grants). */
+  restore?: EntraSnapshot;
+  /** Called after each request that may have changed what `snapshot()` returns. */
+  onChange?: () => void;
 }
 
 export interface FailNextOptions {
@@ -96,6 +114,11 @@ export interface FaultControls {
   accessTokenLifetimeSeconds: number;
   /** Removes the user's consents (all apps); the next refresh fails with invalid_grant AADSTS65001 (suberror consent_required). */
   revokeConsent(username: string): void;
+  /**
+   * Forgets every refresh token, as a sign-in service started over does (the sandbox after its
+   * state file was deleted): the next refresh fails with invalid_grant AADSTS70000.
+   */
+  forgetRefreshTokens(): void;
   /** Revokes every grant authenticated before now (AADSTS50173); optionally sets a new password. */
   resetPassword(username: string, newPassword?: string): void;
   /** Refresh of grants without MFA fails with interaction_required AADSTS50076 (suberror basic_action). A new interactive sign-in counts as MFA. */
@@ -125,6 +148,12 @@ export interface EntraEmulator {
   url: string;
   /** Where it listens, `https://127.0.0.1:{port}`: `url` unless `publicHost` is set. */
   localUrl: string;
+  /** Origin of the pages a browser visits: the plain-HTTP listener with `browserPort`, else `url`. */
+  browserUrl: string;
+  /** Everything a restart must keep (secret: signing key, passwords, refresh tokens). */
+  snapshot(): EntraSnapshot;
+  findUser(username: string): UserInfo | undefined;
+  findApp(clientId: string): AppInfo | undefined;
   tenants: { primary: TenantInfo; other: TenantInfo };
   addTenant(domain: string): TenantInfo;
   addUser(u: {
@@ -192,6 +221,7 @@ function discoveryDocument(
   tenant: TenantInfo | undefined,
 ): Record<string, unknown> {
   const base = `${state.url}/${tenant ? tenant.tenantId : segment}`;
+  const browserBase = `${state.browserUrl}/${tenant ? tenant.tenantId : segment}`;
   return {
     token_endpoint: `${base}/oauth2/v2.0/token`,
     token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
@@ -204,11 +234,11 @@ function discoveryDocument(
     issuer: `${state.url}/${tenant ? tenant.tenantId : '{tenantid}'}/v2.0`,
     request_uri_parameter_supported: false,
     userinfo_endpoint: `${state.url}/oidc/userinfo`,
-    authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+    authorization_endpoint: `${browserBase}/oauth2/v2.0/authorize`,
     device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
     http_logout_supported: true,
     frontchannel_logout_supported: true,
-    end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+    end_session_endpoint: `${browserBase}/oauth2/v2.0/logout`,
     claims_supported: [
       'sub',
       'iss',
@@ -408,12 +438,19 @@ function generateSecret(): string {
   return `${chars.slice(0, 3)}8Q~${chars.slice(3)}`;
 }
 
+/** The pages a browser visits, the only routes of the plain-HTTP listener (`browserPort`). */
+function isBrowserFacing(ex: Exchange): boolean {
+  const s = ex.segments;
+  return (
+    endpointCategory(ex) === 'authorize' || s[0] === 'error' || s.slice(1).join('/') === 'oauth2/v2.0/logout'
+  );
+}
+
 export async function startEntraEmulator(options: EntraEmulatorOptions): Promise<EntraEmulator> {
   const now = options.now ?? Date.now;
   const dir = new Directory();
-  const primary = dir.addTenant('contoso.test', 'Contoso');
-  const other = dir.addTenant('fabrikam.test', 'Fabrikam');
-  const key = new SigningKey();
+  const restore = options.restore;
+  const key = restore ? signingKeyOf(restore) : new SigningKey();
   const stats: EntraStats = {
     requests: {},
     signIns: 0,
@@ -431,10 +468,11 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
   const state: EmulatorState = {
     url: '',
     host: '',
+    browserUrl: '',
     dir,
     key,
     now,
-    primaryTenant: primary,
+    primaryTenant: { tenantId: '', domain: '', displayName: '' },
     stats,
     settings: {
       latencyMs: 0,
@@ -447,24 +485,60 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     },
   };
 
+  if (restore) restoreInto(state, restore);
+  const restored = (tenantId: string): TenantInfo => {
+    const tenant = dir.tenants.get(tenantId);
+    if (!tenant) throw new Error(`Entra emulator: the snapshot has no tenant '${tenantId}'`);
+    return tenant;
+  };
+  const primary = restore ? restored(restore.primaryTenantId) : dir.addTenant('contoso.test', 'Contoso');
+  const other = restore ? restored(restore.otherTenantId) : dir.addTenant('fabrikam.test', 'Fabrikam');
+  state.primaryTenant = primary;
+
+  const handle = (req: IncomingMessage, res: ServerResponse, browserOnly: boolean): void => {
+    const ex = newExchange(state, req, res);
+    if (options.onChange && req.method !== 'GET') res.once('finish', options.onChange);
+    if (browserOnly && !isBrowserFacing(ex)) {
+      sendHtml(ex, 404, infoPage('Not found', 'This listener serves only the sign-in pages.'));
+      return;
+    }
+    // A GET of /authorize may complete at once (single sign-on) and record consent: a change too.
+    if (options.onChange && req.method === 'GET' && endpointCategory(ex) === 'authorize')
+      res.once('finish', options.onChange);
+    route(state, ex).catch((e: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendAadstsJson(state, ex, aadsts(50000, {}, { status: 500 }));
+      console.error('Entra emulator: unhandled error', e);
+    });
+  };
   const server: Server = createServer(
     { cert: options.pki.serverCertPem, key: options.pki.serverKeyPem },
     (req, res) => {
-      const ex = newExchange(state, req, res);
-      route(state, ex).catch((e: unknown) => {
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        sendAadstsJson(state, ex, aadsts(50000, {}, { status: 500 }));
-        console.error('Entra emulator: unhandled error', e);
-      });
+      handle(req, res, false);
     },
   );
+  const browserServer =
+    options.browserPort === undefined
+      ? undefined
+      : createHttpServer((req, res) => {
+          handle(req, res, true);
+        });
   const port = await listenOnLoopback(server, options.port);
   const localUrl = `https://127.0.0.1:${port}`;
   state.host = options.publicHost ?? `127.0.0.1:${port}`;
   state.url = `https://${state.host}`;
+  state.browserUrl = state.url;
+  if (browserServer) {
+    try {
+      state.browserUrl = `http://localhost:${await listenOnLoopback(browserServer, options.browserPort)}`;
+    } catch (error) {
+      await closeServer(server);
+      throw error;
+    }
+  }
 
   const userFlag = (username: string, apply: (u: ReturnType<Directory['requireUser']>) => void): void => {
     apply(dir.requireUser(username));
@@ -494,6 +568,9 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     },
     set accessTokenLifetimeSeconds(v: number) {
       state.settings.accessTokenLifetimeSeconds = v;
+    },
+    forgetRefreshTokens() {
+      dir.refreshTokens.clear();
     },
     revokeConsent(username) {
       const user = dir.requireUser(username);
@@ -552,9 +629,30 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
     },
   };
 
+  const publicUser = (u: UserRecord): UserInfo => {
+    const { username, password, oid, tenantId, displayName, isAdmin } = u;
+    return { username, password, oid, tenantId, displayName, isAdmin };
+  };
+  const publicApp = ({ servicePrincipals: _sp, ...app }: AppRecord): AppInfo => ({
+    ...app,
+    redirectUris: [...app.redirectUris],
+    federatedCredentials: app.federatedCredentials.map((f) => ({ ...f })),
+    roles: [...app.roles],
+  });
+
   return {
     url: state.url,
     localUrl,
+    browserUrl: state.browserUrl,
+    snapshot: () => snapshotOf(state, other.tenantId),
+    findUser(username) {
+      const user = dir.findUser(username);
+      return user ? publicUser(user) : undefined;
+    },
+    findApp(clientId) {
+      const app = dir.apps.get(clientId.toLowerCase());
+      return app ? publicApp(app) : undefined;
+    },
     tenants: { primary, other },
     addTenant: (domain) => dir.addTenant(domain),
     addUser(u) {
@@ -576,8 +674,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         tokensValidFrom: 0,
       };
       dir.users.set(key, record);
-      const { username, password, oid, displayName, isAdmin } = record;
-      return { username, password, oid, tenantId, displayName, isAdmin };
+      return publicUser(record);
     },
     registerApp(a) {
       const clientId = (a.clientId ?? randomUUID()).toLowerCase();
@@ -596,19 +693,11 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         multiTenant: a.multiTenant ?? false,
         federatedCredentials: federatedCredentials.map((f) => ({ ...f })),
         roles: [...(a.roles ?? [])],
-        servicePrincipals: new Map(),
+        // Registered again (the sandbox after a restart): its service principals keep their ids.
+        servicePrincipals: dir.apps.get(clientId)?.servicePrincipals ?? new Map<string, string>(),
       };
       dir.apps.set(clientId, record);
-      return {
-        clientId,
-        clientSecret,
-        displayName: record.displayName,
-        redirectUris: [...record.redirectUris],
-        tenantId,
-        multiTenant: record.multiTenant,
-        federatedCredentials: record.federatedCredentials.map((f) => ({ ...f })),
-        roles: [...record.roles],
-      };
+      return publicApp(record);
     },
     addManagedIdentity(m = {}) {
       const mi: ManagedIdentityInfo = {
@@ -670,6 +759,8 @@ export async function startEntraEmulator(options: EntraEmulatorOptions): Promise
         return { valid: false, claims, reason: 'audience mismatch' };
       return { valid: true, claims };
     },
-    close: () => closeServer(server),
+    close: async () => {
+      await Promise.all([closeServer(server), browserServer ? closeServer(browserServer) : undefined]);
+    },
   };
 }

@@ -1,5 +1,13 @@
-/** RS256 signing key of one emulator instance (generated at start, never written to disk). */
-import { generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+/** RS256 signing key of one emulator instance (generated at start; the sandbox keeps it across restarts). */
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 
 export type JwtClaims = Record<string, unknown>;
 
@@ -30,16 +38,36 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+export interface SavedSigningKey {
+  kid: string;
+  privateKeyPem: string;
+}
+
 export class SigningKey {
   readonly kid: string;
   private readonly privateKey: KeyObject;
   private readonly publicKey: KeyObject;
 
-  constructor() {
+  /** A new key, or `saved` (what `export()` returned) again. */
+  constructor(saved?: SavedSigningKey) {
+    if (saved) {
+      this.privateKey = createPrivateKey(saved.privateKeyPem);
+      this.publicKey = createPublicKey(this.privateKey);
+      this.kid = saved.kid;
+      return;
+    }
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.privateKey = privateKey;
     this.publicKey = publicKey;
     this.kid = randomBytes(20).toString('base64url');
+  }
+
+  /** The key material, for the sandbox's state file (secret). */
+  export(): SavedSigningKey {
+    return {
+      kid: this.kid,
+      privateKeyPem: this.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    };
   }
 
   sign(claims: JwtClaims): string {

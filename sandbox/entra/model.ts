@@ -118,6 +118,8 @@ export interface RefreshGrant {
   mfa: boolean;
   /** Set when the token was rotated (replaced by a newer one) or explicitly revoked. */
   revokedAt?: number;
+  /** When a refresh answered with a newer token (this one stays valid, as in Entra). */
+  rotatedAt?: number;
 }
 
 export interface Session {
@@ -174,9 +176,9 @@ export class Directory {
   readonly sessions = new Map<string, Session>();
   readonly managedIdentities = new Map<string, ManagedIdentityInfo>();
 
-  addTenant(domain: string, displayName?: string): TenantInfo {
+  addTenant(domain: string, displayName?: string, tenantId: string = randomUUID()): TenantInfo {
     const tenant: TenantInfo = {
-      tenantId: randomUUID(),
+      tenantId,
       domain: domain.toLowerCase(),
       displayName: displayName ?? domain,
     };

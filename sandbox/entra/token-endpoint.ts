@@ -321,6 +321,7 @@ function redeemRefreshToken(
   const omitRefreshToken = state.settings.omitRefreshToken;
   if (omitRefreshToken) grant.lastUsedAt = now;
   else if (state.settings.revokeRotatedRefreshTokens) grant.revokedAt = now;
+  else grant.rotatedAt ??= now;
   state.stats.refreshes++;
   const oidcGranted = grant.scopes.filter((s) => OIDC_SCOPES.has(s));
   const oidcScopes =

@@ -1,4 +1,5 @@
 import type { BrokerError } from '../errors';
+import { remedyParts } from './console/text';
 import { escapeHtml, html } from './responses';
 import type { BrokerResponse } from './types';
 
@@ -16,20 +17,107 @@ export interface AuthorizationMessage {
   actionUrl?: string;
 }
 
+/**
+ * One style for every page. Colours are custom properties with a dark set under
+ * prefers-color-scheme; each text colour has at least 4.5:1 against the background it sits on
+ * (the e2e tests run axe-core on every page in both schemes).
+ */
 const STYLE = `
-  :root { color-scheme: light dark; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
-  body { margin: 0; padding: 2rem; line-height: 1.5; max-width: 60rem; }
-  h1 { font-size: 1.4rem; margin: 0 0 1rem; }
-  .ok { color: #0a7a33; } .fail { color: #b3261e; }
-  .box { border: 1px solid #8886; border-radius: .5rem; padding: 1rem 1.25rem; margin: 1rem 0; }
+  :root { color-scheme: light dark; font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
+    --bg: #ffffff; --fg: #1b1b1f; --muted: #52525b; --border: #c4c4cc; --surface: #f4f4f6;
+    --ok: #0a6b2d; --fail: #a4161a; --warn: #7a4b00; --accent: #0b57d0; --on-accent: #ffffff; --focus: #0b57d0; }
+  @media (prefers-color-scheme: dark) {
+    :root { --bg: #121316; --fg: #e8e8ec; --muted: #a9a9b3; --border: #4a4b53; --surface: #1d1e23;
+      --ok: #6fdc8c; --fail: #ff8f86; --warn: #f5c26b; --accent: #8ab4f8; --on-accent: #0b1d3a; --focus: #8ab4f8; }
+  }
+  body { margin: 0; padding: 1.5rem 2rem 3rem; line-height: 1.5; max-width: 60rem; background: var(--bg); color: var(--fg); }
+  body.wide { max-width: 84rem; margin: 0 auto; }
+  h1 { font-size: 1.4rem; margin: 0 0 1rem; } h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; }
+  a { color: var(--accent); }
+  .ok { color: var(--ok); } .fail { color: var(--fail); }
+  .box { border: 1px solid var(--border); border-radius: .5rem; padding: 1rem 1.25rem; margin: 1rem 0; overflow-wrap: anywhere; }
   code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .9em; }
+  code { background: var(--surface); border: 1px solid var(--border); border-radius: .25rem; padding: 0 .25rem; overflow-wrap: anywhere; }
   .sandbox { background: #ffd54f; color: #000; padding: .5rem 1rem; font-weight: 600; border-radius: .5rem; }
-  table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #8884; }
-  button { font: inherit; padding: .3rem .8rem; cursor: pointer; }
-  input, select { font: inherit; padding: .25rem .4rem; width: 100%; box-sizing: border-box; }
-  form.define { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: .5rem; align-items: end; }
-  .muted { opacity: .75; font-size: .9em; }
-  tr.test-detail td { border-bottom: 1px solid #8884; } .test-remedy { font-size: .85em; overflow-wrap: anywhere; }
+  table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--border); vertical-align: middle; }
+  thead th { font-size: .85em; color: var(--muted); font-weight: 600; }
+  caption { text-align: left; color: var(--muted); font-size: .9em; padding: .25rem 0 .5rem; }
+  button { font: inherit; padding: .3rem .8rem; cursor: pointer; color: var(--fg); background: var(--surface);
+    border: 1px solid var(--border); border-radius: .375rem; }
+  button:hover { border-color: var(--fg); }
+  button.primary { background: var(--accent); color: var(--on-accent); border-color: var(--accent); }
+  button.danger { color: var(--fail); }
+  button:disabled { cursor: progress; opacity: .8; }
+  :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
+  input, select { font: inherit; padding: .3rem .45rem; width: 100%; box-sizing: border-box; color: var(--fg);
+    background: var(--bg); border: 1px solid var(--muted); border-radius: .375rem; }
+  .muted { color: var(--muted); font-size: .9em; }
+  .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+  @media (max-width: 30rem) { body { padding: 1rem; } }
+`;
+
+/** What only the console needs: the header, the rows, their menu, cards on narrow screens. */
+const CONSOLE_STYLE = `
+  header.top { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; justify-content: space-between;
+    padding: .75rem 0; border-bottom: 1px solid var(--border); margin-bottom: 1rem; }
+  .brand { display: flex; align-items: baseline; gap: .6rem; flex-wrap: wrap; }
+  .product { font-weight: 700; font-size: 1.1rem; } .deployment { color: var(--muted); }
+  .badge { display: inline-flex; align-items: center; gap: .3rem; border: 1px solid currentColor; border-radius: 1rem;
+    padding: 0 .55rem; font-size: .85em; white-space: nowrap; line-height: 1.6; }
+  .env { color: var(--fg); white-space: normal; border-radius: .75rem; } .env .mono { overflow-wrap: anywhere; } .env-sandbox { background: #ffd54f; color: #000; border-color: #000; }
+  .status-authorized { color: var(--ok); } .status-degraded { color: var(--warn); }
+  .status-reauthorization_required { color: var(--fail); } .status-new, .status-disabled { color: var(--muted); }
+  .table-wrap { overflow-x: auto; }
+  /* Fixed columns: a result arriving never widens a column and moves the others. */
+  table.connections { table-layout: fixed; min-width: 56rem; }
+  col.c-name { width: 15%; } col.c-mailbox { width: 19%; } col.c-profile { width: 13%; } col.c-status { width: 15%; }
+  col.c-token { width: 14%; } col.c-test { width: 24%; } col.c-actions { width: 15.5rem; }
+  table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+  .clip, .test-summary { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  table.connections td.actions { text-align: right; overflow: visible; }
+  td.actions button { margin-left: .25rem; }
+  tr.row-detail td { white-space: normal; max-width: none; padding-top: 0; overflow: visible; }
+  tr.connection:has(+ tr.row-detail:not([hidden])) > * { border-bottom: 0; }
+  .row-feedback, .test-detail-box, .last-error { border-left: 3px solid currentColor; padding: .15rem .75rem; margin: .25rem 0 .5rem; position: relative; }
+  .row-feedback.pending { color: var(--muted); }
+  .row-feedback p { margin: .2rem 0; color: var(--fg); } .row-feedback .feedback-text { color: inherit; padding-right: 2rem; }
+  .test-remedy, .remedy, .last-error { font-size: .9em; overflow-wrap: anywhere; color: var(--fg); }
+  .dismiss { position: absolute; right: 0; top: 0; padding: 0 .5rem; }
+  .invitation { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .25rem 0; }
+  .invitation input { flex: 1 1 20rem; }
+  .menu { position: fixed; inset: auto; margin: 0; padding: .35rem; min-width: 15rem; color: var(--fg);
+    background: var(--bg); border: 1px solid var(--border); border-radius: .5rem; box-shadow: 0 .5rem 1.5rem #0004; }
+  .menu button { display: block; width: 100%; text-align: left; margin: 0 0 .2rem; border-color: transparent; background: transparent; }
+  .menu button:hover { background: var(--surface); }
+  .empty { white-space: normal !important; padding: 1.5rem 1rem; } .empty-title { font-weight: 600; margin: 0 0 .25rem; }
+  form.define { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(19rem, 100%), 1fr)); gap: .75rem 1rem; align-items: start; }
+  form.define label { display: block; font-weight: 600; font-size: .95em; }
+  form.define .hint { display: block; font-weight: 400; color: var(--muted); font-size: .85em; margin: .1rem 0 .25rem; }
+  .form-actions { align-self: end; }
+  .form-result { min-height: 1.5em; margin: .5rem 0; }
+  dialog { max-width: min(42rem, calc(100vw - 2rem)); width: 100%; color: var(--fg); background: var(--bg);
+    border: 1px solid var(--border); border-radius: .5rem; padding: 1rem 1.25rem; }
+  dialog::backdrop { background: #0008; }
+  .dialog-head { display: flex; justify-content: space-between; align-items: center; gap: 1rem; }
+  .dialog-head h2 { margin: 0; }
+  ol.events { list-style: none; padding: 0; margin: .5rem 0 0; max-height: 60vh; overflow-y: auto; }
+  ol.events li { padding: .4rem 0; border-bottom: 1px solid var(--border); }
+  .event-reason { font-size: .9em; overflow-wrap: anywhere; }
+  @media (max-width: 45rem) {
+    table.connections, table.connections tbody, table.connections tr, table.connections th, table.connections td { display: block; }
+    table.connections { min-width: 0; } table.connections colgroup { display: none; }
+    table.connections caption { display: block; }
+    table.connections thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+    table.connections tr.connection { border: 1px solid var(--border); border-radius: .5rem; padding: .5rem .75rem; margin-top: .75rem; }
+    table.connections tr.connection > * { border: 0; padding: .15rem 0; white-space: normal; overflow-wrap: anywhere; }
+    table.connections .clip, table.connections .test-summary { display: inline; max-width: none; white-space: normal; }
+    table.connections tr.connection > [data-label]:not(th)::before { content: attr(data-label); display: inline-block; min-width: 6.5rem; color: var(--muted); font-size: .85em; }
+    table.connections tr.connection > th { font-size: 1.05rem; }
+    table.connections td.actions { text-align: left; padding-top: .5rem; }
+    table.connections td.actions::before { display: none !important; }
+    td.actions button { margin: 0 .25rem 0 0; }
+    table.connections tr.row-detail td { border: 0; padding: 0 .25rem; }
+  }
 `;
 
 /** JSON inside a <script> element: `<` escaped so the data can never close the element. */
@@ -40,12 +128,24 @@ function scriptJson(value: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
-function page(title: string, nonce: string, body: string, script = ''): string {
+function page(
+  title: string,
+  nonce: string,
+  body: string,
+  script = '',
+  options: { header?: string; scriptUrl?: string; extraStyle?: string } = {},
+): string {
+  const scripts = [
+    script ? `<script nonce="${nonce}">${script}</script>` : '',
+    options.scriptUrl
+      ? `<script nonce="${nonce}" src="${escapeHtml(options.scriptUrl)}" defer></script>`
+      : '',
+  ].join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex"><link rel="icon" href="data:,"><title>${escapeHtml(title)} · ews-oauth-broker</title>
-<style nonce="${nonce}">${STYLE}</style></head>
-<body>${body}${script ? `<script nonce="${nonce}">${script}</script>` : ''}</body></html>`;
+<style nonce="${nonce}">${STYLE}${options.extraStyle ?? ''}</style></head>
+<body${options.header ? ' class="wide"' : ''}>${options.header ?? ''}<main>${body}</main>${scripts}</body></html>`;
 }
 
 /**
@@ -133,6 +233,19 @@ export function adminConsentPage(
   );
 }
 
+/** A remedy as markup made only of escaped text, <code> for its backtick spans and <a> for https links. */
+function remedyHtml(remedy: string): string {
+  return remedyParts(remedy)
+    .map((part) =>
+      part.kind === 'code'
+        ? `<code>${escapeHtml(part.text)}</code>`
+        : part.kind === 'link'
+          ? `<a href="${escapeHtml(part.href)}" rel="noreferrer" target="_blank">${escapeHtml(part.text)}</a>`
+          : escapeHtml(part.text),
+    )
+    .join('');
+}
+
 function errorBody(error: BrokerError, correlationId: string): string {
   const aadsts = error.aadsts !== undefined ? ` <span class="mono">(AADSTS${error.aadsts})</span>` : '';
   const action = error.actionUrl
@@ -140,7 +253,7 @@ function errorBody(error: BrokerError, correlationId: string): string {
     : '';
   return `<h1 class="fail">${escapeHtml(headlineFor(error))}</h1>
     <div class="box"><p>${escapeHtml(error.message)}${aadsts}</p>
-    ${error.remedy ? `<p><strong>What to do:</strong> ${escapeHtml(error.remedy)}</p>` : ''}${action}</div>
+    ${error.remedy ? `<p><strong>What to do:</strong> ${remedyHtml(error.remedy)}</p>` : ''}${action}</div>
     <p class="muted">Error code <span class="mono">${escapeHtml(error.code)}</span> · correlation id <span class="mono">${escapeHtml(correlationId)}</span></p>`;
 }
 
@@ -243,247 +356,76 @@ export function invitationPage(options: {
   );
 }
 
-/**
- * The console's browser script, kept whole: one IIFE whose parts (the notice, test results, the
- * rows and their buttons, the popup's message, the define form) share `show`, `tests` and `load`.
- * Nothing per request goes into it (the page's nonce goes on its <script> element).
- */
-const CONSOLE_SCRIPT = `(function () {
-    var rows = document.getElementById('rows');
-    var notice = document.getElementById('notice');
-    function show(text, ok, remedy, link) {
-      notice.hidden = false; notice.textContent = text; notice.className = 'box ' + (ok ? 'ok' : 'fail');
-      if (remedy) { var what = document.createElement('p'); what.className = 'notice-remedy'; what.textContent = 'What to do: ' + remedy; notice.appendChild(what); }
-      if (link && link.indexOf('https://') === 0) {
-        var p = document.createElement('p'); p.appendChild(document.createTextNode('Link for the administrator: '));
-        var a = document.createElement('a'); a.href = link; a.textContent = link; a.rel = 'noreferrer'; a.target = '_blank'; a.className = 'mono notice-link';
-        p.appendChild(a); notice.appendChild(p);
-      }
-    }
-    function cell(text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); return td; }
-    // The last test of each connection outlives a reload: Exchange applies allow-list changes up to
-    // 24 hours later, so the admin comes back to see when the last test ran and what it said.
-    var tests = {};
-    try { tests = JSON.parse(localStorage.getItem('broker.tests') || '{}') || {}; } catch (e) { tests = {}; }
-    function keepTests() { try { localStorage.setItem('broker.tests', JSON.stringify(tests)); } catch (e) { /* private mode */ } }
-    function testedAt(result) { return result.testedAt ? ' · tested ' + new Date(result.testedAt).toLocaleString() : ''; }
-    function testSummary(result) {
-      var d = result.details || {};
-      if (result.ok) {
-        var count = d.totalCount == null ? '' : ' · ' + d.totalCount + (d.totalCount === 1 ? ' item' : ' items');
-        var unread = d.unreadCount == null ? '' : ' (' + d.unreadCount + ' unread)';
-        var what = d.folder ? d.folder + count + unread : 'Authenticated';
-        return '✓ ' + result.protocol.toUpperCase() + ': ' + what + (d.serverVersion ? ' · Exchange ' + d.serverVersion : '');
-      }
-      return '✗ ' + result.code + ': ' + (result.detail || '');
-    }
-    function renderTest(td, detailRow, result) {
-      td.textContent = ''; detailRow.hidden = true; detailRow.firstChild.textContent = '';
-      if (!result) return;
-      var line = document.createElement('div'); line.className = 'test-summary ' + (result.ok ? 'ok' : 'fail');
-      line.textContent = result.pending ? 'Testing…' : (result.ok ? testSummary(result) : '✗ ' + result.code) + testedAt(result); td.appendChild(line);
-      if (result.pending || result.ok) return;
-      var cell = detailRow.firstChild; detailRow.hidden = false;
-      var what = document.createElement('div'); what.className = 'test-detail-text fail'; what.textContent = testSummary(result); cell.appendChild(what);
-      if (result.remedy) { var remedy = document.createElement('div'); remedy.className = 'test-remedy'; remedy.textContent = 'What to do: ' + result.remedy; cell.appendChild(remedy); }
-    }
-    // An invitation for the mailbox owner: the link (with Copy), when it expires, and Revoke.
-    function showInvitation(c, invitation) {
-      show('Invitation for ' + c.account + ' to authorize ' + c.name + ': single use, valid until ' + new Date(invitation.expiresOn).toLocaleString() + '. Send them this link:', true);
-      var line = document.createElement('p');
-      var link = document.createElement('input'); link.readOnly = true; link.value = invitation.url; link.className = 'mono invitation-url';
-      line.appendChild(link); notice.appendChild(line);
-      var tools = document.createElement('p');
-      tools.appendChild(button('Copy', async function (event) {
-        try { await navigator.clipboard.writeText(invitation.url); event.target.textContent = 'Copied'; }
-        catch (e) { link.select(); event.target.textContent = 'Press Ctrl+C to copy'; }
-      }));
-      tools.appendChild(button('Revoke', async function () {
-        var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/invitations', { method: 'DELETE' });
-        if (response.ok) { show('Open invitations for ' + c.name + ' are revoked: their links no longer work.', true); return; }
-        var problem = await response.json(); show(problem.detail || 'Could not revoke', false);
-      }));
-      notice.appendChild(tools);
-    }
-    // Moving to Microsoft Graph: which EWS connections have a working Graph connection, their last
-    // EWS test, and the days left before Exchange Online turns EWS off.
-    async function loadReadiness() {
-      var section = document.getElementById('graph-move');
-      var response = await fetch('/api/graph-readiness', { headers: { Accept: 'application/json' } });
-      if (!response.ok) { section.hidden = true; return; }
-      var data = await response.json();
-      section.hidden = data.total === 0;
-      document.getElementById('graph-move-summary').textContent = data.ready + ' of ' + data.total +
-        ' EWS connection' + (data.total === 1 ? '' : 's') + ' have a working Microsoft Graph connection · ' +
-        data.daysLeft + ' day' + (data.daysLeft === 1 ? '' : 's') + ' until Exchange Online turns EWS off (' + data.ewsRetirement + ').';
-      var body = document.getElementById('graph-move-rows'); body.textContent = '';
-      data.connections.forEach(function (r) {
-        var tr = document.createElement('tr'); tr.dataset.ews = r.ews;
-        tr.appendChild(cell(r.ews)); tr.appendChild(cell(r.mailbox));
-        tr.appendChild(cell(r.lastTest ? (r.lastTest.ok ? '✓ ok' : '✗ ' + r.lastTest.code) + ' · ' + new Date(r.lastTest.testedAt).toLocaleString() : 'not tested'));
-        tr.appendChild(cell(r.graph ? r.graph.name + ' (' + r.graph.status + ')' : 'none: use Add the Graph connection'));
-        var ready = cell(r.ready ? '✓ ready' : '✗ not yet'); ready.className = 'graph-ready ' + (r.ready ? 'ok' : 'fail'); tr.appendChild(ready);
-        body.appendChild(tr);
-      });
-    }
-    function button(label, handler) { var b = document.createElement('button'); b.type = 'button'; b.textContent = label; b.addEventListener('click', handler); return b; }
-    async function load() {
-      var response = await fetch('/api/connections', { headers: { Accept: 'application/json' } });
-      var data = await response.json();
-      if (!response.ok) { show(data.detail || 'Could not load connections', false); return; }
-      rows.textContent = '';
-      loadReadiness();
-      if (data.connections.length === 0) { var tr0 = document.createElement('tr'); var td0 = cell('No connections yet: define one below.'); td0.colSpan = 8; tr0.appendChild(td0); rows.appendChild(tr0); }
-      data.connections.forEach(function (c) {
-        var tr = document.createElement('tr');
-        tr.dataset.connection = c.name;
-        tr.appendChild(cell(c.name)); tr.appendChild(cell(c.mailbox)); tr.appendChild(cell(c.profile + (c.grant === 'authorization_code' ? '' : ' · ' + c.grant) + (c.signInFrom ? ' · signs in through ' + c.signInFrom : '')));
-        var status = cell(c.status); status.className = 'status'; tr.appendChild(status);
-        tr.appendChild(cell(c.tokenExpiresOn ? new Date(c.tokenExpiresOn).toLocaleString() : ''));
-        tr.appendChild(cell(c.lastError ? c.lastError.message : ''));
-        var actions = document.createElement('td');
-        if (c.grant === 'password') {
-          actions.appendChild(button('Set password', async function () {
-            var password = window.prompt('Password of ' + c.account + ' (kept only in the secret store; never shown again)');
-            if (!password) return;
-            var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/password', {
-              method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password: password }) });
-            if (response.ok) { show('Password set for ' + c.name + '. Click Authorize.', true); }
-            else { var problem = await response.json(); show(problem.detail + (problem.remedy ? ' ' + problem.remedy : ''), false); }
-          }));
-        }
-        actions.appendChild(button('Authorize', async function () {
-          if (c.grant === 'authorization_code') {
-            window.open('/api/connections/' + encodeURIComponent(c.name) + '/authorize', 'broker-authorize', 'popup,width=520,height=700');
-            return;
-          }
-          var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/authorize', { method: 'POST' });
-          var body = await response.json();
-          show(response.ok ? c.name + ' is authorized (' + body.signedInAs + ').' : (body.detail || 'Authorization failed') + (body.remedy ? ' ' + body.remedy : ''), response.ok);
-          load();
-        }));
-        if (c.grant === 'authorization_code' && !c.signInFrom) {
-          actions.appendChild(button('Invite', async function () {
-            var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/invitations', { method: 'POST' });
-            var body = await response.json();
-            if (!response.ok) { show((body.detail || 'Could not make the invitation') + (body.remedy ? ' ' + body.remedy : ''), false); return; }
-            showInvitation(c, body);
-          }));
-        }
-        if (c.profile === 'ews' || c.profile === 'ews-shared') {
-          actions.appendChild(button('Add the Graph connection', async function () {
-            var name = window.prompt('Name of the Graph connection for ' + c.mailbox + ' (it signs in through the same sign-in and is tested at once)', c.name + '-graph');
-            if (!name) return;
-            var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/graph', {
-              method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: name }) });
-            var body = await response.json();
-            if (!response.ok) { show((body.detail || 'Could not add the Graph connection') + (body.remedy ? ' ' + body.remedy : ''), false); return; }
-            if (body.test) { tests[name] = body.test; keepTests(); }
-            var added = body.connection;
-            show(added.status === 'authorized'
-              ? 'Added ' + name + ' (Microsoft Graph) for ' + added.mailbox + (body.test ? ': ' + testSummary(body.test) : '.')
-              : 'Added ' + name + ', but it has no token yet: ' + (added.lastError ? added.lastError.message : added.status) + '.',
-              added.status === 'authorized' && (!body.test || body.test.ok), added.lastError ? added.lastError.remedy : undefined);
-            load();
-          }));
-        }
-        actions.appendChild(button('Refresh', async function () {
-          var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/refresh', { method: 'POST' });
-          var body = await response.json();
-          show(response.ok ? c.name + ': ' + body.result + ' (' + body.reason + ')' : (body.detail || 'Refresh failed') + (body.remedy ? ' ' + body.remedy : ''), response.ok);
-          load();
-        }));
-        var testCell = document.createElement('td'); testCell.className = 'test';
-        var detailRow = document.createElement('tr'); detailRow.className = 'test-detail'; detailRow.dataset.testFor = c.name;
-        var detailCell = document.createElement('td'); detailCell.colSpan = 8; detailRow.appendChild(detailCell);
-        actions.appendChild(button('Test connection', async function () {
-          tests[c.name] = { pending: true, ok: true }; renderTest(testCell, detailRow, tests[c.name]);
-          var response = await fetch('/api/connections/' + encodeURIComponent(c.name) + '/test', { method: 'POST' });
-          var result = await response.json();
-          tests[c.name] = response.ok ? result : { ok: false, code: result.code, detail: result.detail, remedy: result.remedy, testedAt: new Date().toISOString() };
-          keepTests(); renderTest(testCell, detailRow, tests[c.name]);
-        }));
-        actions.appendChild(button('Delete', async function () {
-          if (!confirm('Delete ' + c.name + ' and its tokens?')) return;
-          await fetch('/api/connections/' + encodeURIComponent(c.name), { method: 'DELETE' });
-          delete tests[c.name]; keepTests();
-          load();
-        }));
-        tr.appendChild(actions);
-        tr.appendChild(testCell);
-        rows.appendChild(tr);
-        rows.appendChild(detailRow);
-        var local = tests[c.name] && !tests[c.name].pending ? tests[c.name] : undefined;
-        // The row keeps the last verdict for every admin; this browser's own result has the details.
-        var kept = c.lastTest && (!local || !local.testedAt || local.testedAt < c.lastTest.testedAt)
-          ? { ok: c.lastTest.ok, code: c.lastTest.code, protocol: c.lastTest.protocol || '', testedAt: c.lastTest.testedAt, details: {} }
-          : local;
-        renderTest(testCell, detailRow, kept);
-      });
-    }
-    window.addEventListener('message', function (event) {
-      if (event.origin !== window.location.origin) return;
-      var data = event.data;
-      if (!data || data.type !== 'ews-oauth-broker.authorization') return;
-      show(data.message + (data.aadsts ? ' (AADSTS' + data.aadsts + ')' : ''), data.ok, data.remedy, data.actionUrl);
-      load();
-    });
-    var warnings = {
-      authorization_code: '',
-      client_credentials: 'App-only: the app acts on mailboxes without anyone signing in. Without an Exchange scope (RBAC for Applications or an application access policy) it can read EVERY mailbox in the tenant — limit it to the mailboxes it needs (see the README).',
-      password: 'Legacy password grant: Microsoft discourages it; it fails with MFA, federated accounts and most Conditional Access, and the password is stored (in the secret store only). Use it only for products that can do nothing else, and drop it first.'
-    };
-    var grantSelect = document.querySelector('select[name=grant]');
-    function showGrantWarning() { document.getElementById('grant-warning').textContent = warnings[grantSelect.value] || ''; }
-    grantSelect.addEventListener('change', showGrantWarning);
-    showGrantWarning();
-    document.getElementById('define').addEventListener('submit', async function (event) {
-      event.preventDefault();
-      var form = new FormData(event.target);
-      var body = { mailbox: form.get('mailbox'), profile: form.get('profile'), grant: form.get('grant') };
-      if (form.get('account')) body.account = form.get('account');
-      if (form.get('ewsUrl')) body.ewsUrl = form.get('ewsUrl');
-      if (form.get('signInFrom')) body.signInFrom = form.get('signInFrom');
-      var response = await fetch('/api/connections/' + encodeURIComponent(form.get('name')), {
-        method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-      if (!response.ok) { var problem = await response.json(); show(problem.detail, false); return; }
-      show('Saved ' + form.get('name') + '. ' + (form.get('grant') === 'password' ? 'Set its password, then click Authorize.' : 'Click Authorize.'), true);
-      load();
-    });
-    load();
-  })();`;
-
-/** The admin console: connections, their status, define/authorize/delete. */
+/** The admin console: connections, their status and every action on them (script: ./console/console.ts). */
 export function consolePage(options: {
   sandbox: boolean;
   secretStore: string;
   redirectUri: string;
+  /** This deployment's address and tenant, for the header. */
+  publicBaseUrl: string;
+  tenantId: string;
+  /** Where the browser script is served, with its content hash (`/api/console.js?v=…`). */
+  scriptUrl: string;
 }): BrokerResponse {
-  const banner = options.sandbox
-    ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
-    : '';
+  const host = (() => {
+    try {
+      return new URL(options.publicBaseUrl).host;
+    } catch {
+      return options.publicBaseUrl;
+    }
+  })();
+  const environment = options.sandbox
+    ? `<span class="badge env env-sandbox"><span aria-hidden="true">⚠</span> Sandbox</span>`
+    : `<span class="badge env" title="Entra tenant"><span aria-hidden="true">⌂</span> Tenant <span class="mono">${escapeHtml(options.tenantId)}</span></span>`;
+  const header = `<header class="top">
+  <div class="brand"><span class="product">ews-oauth-broker</span><span class="deployment" id="deployment">${escapeHtml(host)}</span></div>
+  ${environment}
+  </header>${
+    options.sandbox
+      ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
+      : ''
+  }`;
   const devStore =
     options.secretStore === 'local-file'
       ? `<p class="muted">Secrets are kept in the local encrypted development store, not Key Vault.</p>`
       : '';
-  const body = `${banner}<h1>ews-oauth-broker</h1>${devStore}
+  const NAME_RULE =
+    'Lowercase letters, digits and hyphens, 1–48 characters, starting and ending with a letter or digit.';
+  const body = `<h1>Connections</h1>${devStore}
+  <div id="live" class="sr-only" role="status" aria-live="polite" aria-atomic="true"></div>
   <div id="notice" class="box" hidden></div>
-  <table><thead><tr><th>Connection</th><th>Mailbox</th><th>Profile</th><th>Status</th><th>Token expires</th><th>Last error</th><th></th><th>Test</th></tr></thead>
-  <tbody id="rows"><tr><td colspan="8" class="muted">Loading…</td></tr></tbody></table>
-  <section id="graph-move" hidden><h2>Moving to Microsoft Graph</h2><p id="graph-move-summary"></p>
-  <table><thead><tr><th>EWS connection</th><th>Mailbox</th><th>Last EWS test</th><th>Graph connection</th><th>Ready</th></tr></thead><tbody id="graph-move-rows"></tbody></table></section>
-  <h2>Define a connection</h2>
+  <noscript><div class="box fail">The console needs JavaScript.</div></noscript>
+  <div class="table-wrap" tabindex="0" role="region" aria-labelledby="connections-caption">
+  <table class="connections"><caption id="connections-caption">Mailbox connections: status, token expiry, last test and actions</caption>
+  <colgroup><col class="c-name"><col class="c-mailbox"><col class="c-profile"><col class="c-status"><col class="c-token"><col class="c-test"><col class="c-actions"></colgroup>
+  <thead><tr><th scope="col">Connection</th><th scope="col">Mailbox</th><th scope="col">Profile</th><th scope="col">Status</th><th scope="col">Token</th><th scope="col">Last test</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+  <tbody id="rows"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table></div>
+  <section id="graph-move" aria-labelledby="graph-move-title" hidden><h2 id="graph-move-title">Moving to Microsoft Graph</h2><p id="graph-move-summary"></p>
+  <div class="table-wrap" tabindex="0" role="region" aria-labelledby="graph-move-caption">
+  <table><caption id="graph-move-caption">EWS connections and their Microsoft Graph connections</caption>
+  <thead><tr><th scope="col">EWS connection</th><th scope="col">Mailbox</th><th scope="col">Last EWS test</th><th scope="col">Graph connection</th><th scope="col">Ready</th></tr></thead><tbody id="graph-move-rows"></tbody></table></div></section>
+  <section aria-labelledby="define-title">
+  <h2 id="define-title">Define a connection</h2>
   <form class="define" id="define">
-    <label>Name<br><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
-    <label>Mailbox<br><input name="mailbox" type="email" required placeholder="support@contoso.com"></label>
-    <label>Signs in (if not the mailbox)<br><input name="account" type="email" placeholder="delegate@contoso.com"></label>
-    <label>Profile<br><select name="profile"><option>ews</option><option>ews-shared</option><option>imap</option><option>pop</option><option>smtp</option><option>graph-mail</option><option>graph-mail-shared</option></select></label>
-    <label>Grant<br><select name="grant"><option value="authorization_code">authorization_code (sign in once)</option><option value="client_credentials">client_credentials (app-only)</option><option value="password">password (legacy)</option></select></label>
-    <label>Signs in through (another connection for the same account; optional)<br><input name="signInFrom" pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" placeholder="support-in"></label>
-    <label>EWS URL (Exchange Server on-premises only)<br><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx"></label>
-    <button type="submit">Save</button>
+    <label>Name<span class="hint" id="name-rule">${NAME_RULE}</span><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" maxlength="48" placeholder="support-in" aria-describedby="name-rule" autocomplete="off"></label>
+    <label>Mailbox<span class="hint" id="mailbox-hint">The mailbox the consumer opens.</span><input name="mailbox" type="email" required placeholder="support@contoso.com" aria-describedby="mailbox-hint"></label>
+    <label>Signs in (if not the mailbox)<span class="hint" id="account-hint">A delegate with Full Access to a shared mailbox.</span><input name="account" type="email" placeholder="delegate@contoso.com" aria-describedby="account-hint"></label>
+    <label>Profile<span class="hint" id="profile-hint">The protocol the consumer speaks.</span><select name="profile" aria-describedby="profile-hint"><option value="ews">ews (Exchange Web Services)</option><option value="ews-shared">ews-shared (EWS, shared)</option><option value="imap">imap</option><option value="pop">pop</option><option value="smtp">smtp</option><option value="graph-mail">graph-mail (Microsoft Graph)</option><option value="graph-mail-shared">graph-mail-shared (shared)</option></select></label>
+    <label>Grant<span class="hint" id="grant-hint">How the broker gets its first token: delegated is a person signing in once.</span><select name="grant" aria-describedby="grant-hint grant-warning"><option value="authorization_code">authorization_code (delegated)</option><option value="client_credentials">client_credentials (app-only)</option><option value="password">password (legacy)</option></select></label>
+    <label>Signs in through<span class="hint" id="sign-in-from-hint">Optional: reuse another connection's sign-in for the same account (one consent, several protocols).</span><select name="signInFrom" aria-describedby="sign-in-from-hint"><option value="">None: it signs in itself</option></select></label>
+    <label>EWS URL<span class="hint" id="ews-url-hint">Exchange Server on-premises only.</span><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx" aria-describedby="ews-url-hint"></label>
+    <div class="form-actions"><button type="submit" class="primary">Save</button></div>
   </form>
+  <p class="form-result" id="define-result"></p>
   <p class="muted" id="grant-warning"></p>
-  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>`;
-  return html(200, (nonce) => page('Console', nonce, body, CONSOLE_SCRIPT));
+  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>
+  </section>
+  <dialog id="events" aria-labelledby="events-title">
+    <div class="dialog-head"><h2 id="events-title">Events</h2><button type="button" id="events-close">Close</button></div>
+    <p class="muted" id="events-state"></p>
+    <ol class="events" id="events-list"></ol>
+  </dialog>`;
+  return html(200, (nonce) =>
+    page('Console', nonce, body, '', { header, scriptUrl: options.scriptUrl, extraStyle: CONSOLE_STYLE }),
+  );
 }

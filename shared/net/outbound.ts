@@ -220,8 +220,11 @@ function tunnel(proxy: URL, host: string, port: number, signal: AbortSignal): Pr
     signal,
   });
   return new Promise((resolve, reject) => {
-    request.once('connect', (response, socket) => {
+    request.once('connect', (response, socket, head: Buffer) => {
       if (response.statusCode !== undefined && response.statusCode >= 200 && response.statusCode < 300) {
+        // A server that speaks first (an SMTP, IMAP or POP greeting) can come in the same packet as
+        // the proxy's 200: Node hands those bytes over apart, and dropping them stalls the dialogue.
+        if (head.length > 0) socket.unshift(head);
         resolve(socket);
       } else {
         socket.destroy();

@@ -108,8 +108,11 @@ function logNotification(logger: Logger, payload: WebhookPayload, webhook: boole
     at: payload.at,
     webhook,
   };
-  if (payload.type === 'connection.recovered') logger.info('connection.notification', fields);
-  else logger.warn('connection.notification', fields);
+  // A warning only when a connection stopped serving; an admin's action or a recovery is news.
+  const trouble =
+    payload.type === 'connection.reauthorization_required' || payload.type === 'connection.degraded';
+  if (trouble) logger.warn('connection.notification', fields);
+  else logger.info('connection.notification', fields);
 }
 
 function logOnlyNotifier(logger: Logger, now: () => Date): Notifier {

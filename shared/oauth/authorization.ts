@@ -139,9 +139,9 @@ export class AuthorizationService {
 
   constructor(private readonly options: AuthorizationServiceOptions) {}
 
-  adminConsentUrl(): string {
+  async adminConsentUrl(): Promise<string> {
     const { config, msal } = this.options;
-    const url = new URL(`${msal.authorityUrl()}/adminconsent`);
+    const url = new URL(`${await msal.signInUrl().catch(() => msal.authorityUrl())}/adminconsent`);
     url.searchParams.set('client_id', config.clientId);
     url.searchParams.set('redirect_uri', config.redirectUri);
     return url.toString();
@@ -261,7 +261,7 @@ export class AuthorizationService {
     const actor = session.startedBy;
     let verified: { connection: Connection; result: AuthenticationResult; cache: string; signIn: SignIn };
     try {
-      const code = this.codeOf(parameters);
+      const code = await this.codeOf(parameters);
       const connection = await this.options.registry.get(session.connection);
       if (!connection)
         throw new BrokerError(
@@ -438,11 +438,11 @@ export class AuthorizationService {
   }
 
   /** The authorization code of the callback, or the error Entra sent instead. */
-  private codeOf(parameters: CallbackParameters): string {
+  private async codeOf(parameters: CallbackParameters): Promise<string> {
     if (parameters.error !== undefined) {
       const error = ERROR_SHAPE.test(parameters.error) ? parameters.error : 'invalid_request';
       const failure = classifyEntraAnswer(error, aadstsOf(parameters.error_description));
-      throw brokerErrorForInteractive(failure, this.adminConsentUrl());
+      throw brokerErrorForInteractive(failure, await this.adminConsentUrl());
     }
     if (!parameters.code || !CODE_SHAPE.test(parameters.code)) {
       throw new BrokerError('invalid_request', 'The sign-in response carries no authorization code.');
@@ -470,7 +470,7 @@ export class AuthorizationService {
       return { result, cache };
     } catch (error) {
       if (error instanceof BrokerError) throw error;
-      throw brokerErrorForInteractive(classifyMsalError(error), this.adminConsentUrl());
+      throw brokerErrorForInteractive(classifyMsalError(error), await this.adminConsentUrl());
     }
   }
 
@@ -494,8 +494,10 @@ export class AuthorizationService {
       return { result, cache };
     } catch (error) {
       if (error instanceof BrokerError) throw error;
-      const failure = appOnly ? classifyMsalError(error) : forPasswordGrant(classifyMsalError(error));
-      const refused = brokerErrorForInteractive(failure, this.adminConsentUrl());
+      const failure = appOnly
+        ? classifyMsalError(error)
+        : forPasswordGrant(classifyMsalError(error), connection.name);
+      const refused = brokerErrorForInteractive(failure, await this.adminConsentUrl());
       // Entra refused these credentials for good: a state to fix (409), not an upstream fault (5xx).
       if (failure.kind !== 'definitive' && failure.kind !== 'request') throw refused;
       throw new BrokerError(refused.code, refused.message, {

@@ -55,13 +55,22 @@ export interface MsalClientFactory {
   create(cache: OperationCache, authorityTenant?: string): Promise<ConfidentialClientApplication>;
   /** The tenant id (GUID) the configured authority resolves to; undefined for `organizations`. */
   resolvedTenantId(): Promise<string | undefined>;
-  /** Entra's authorize endpoint host, for the callback page and admin-consent links. */
+  /** The authority MSAL talks to, `{authority host}/{tenant}`. */
   authorityUrl(tenant?: string): string;
+  /**
+   * Where a browser goes to sign in, `{origin}/{tenant}`: the origin of the tenant's
+   * `authorization_endpoint` (as MSAL's authorize URL has it), for admin-consent links and the
+   * pages that redirect to Entra. Entra's is the authority host; the sandbox's sign-in pages are
+   * on plain-HTTP localhost, so a browser opens them without a certificate warning.
+   */
+  signInUrl(tenant?: string): Promise<string>;
 }
 
 interface AuthorityMetadata {
   json: string;
   issuer: string;
+  /** Origin of `authorization_endpoint`. */
+  signInOrigin: string;
 }
 
 /** The `auth` fields that carry the app's credential: exactly one of them is set. */
@@ -107,6 +116,9 @@ export function createMsalClientFactory(
 
   return {
     authorityUrl,
+    async signInUrl(tenant = config.tenantId) {
+      return `${(await loadMetadata(tenant)).signInOrigin}/${tenant}`;
+    },
     async resolvedTenantId() {
       if (config.tenantId === 'organizations') return undefined;
       const { issuer } = await loadMetadata(config.tenantId);
@@ -153,11 +165,18 @@ async function fetchAuthorityMetadata(
       { aadsts: aadsts ? Number(aadsts) : undefined },
     );
   }
-  const parsed = JSON.parse(text) as { issuer?: unknown };
+  const parsed = JSON.parse(text) as { issuer?: unknown; authorization_endpoint?: unknown };
   if (typeof parsed.issuer !== 'string') {
     throw new BrokerError('upstream_unavailable', 'Entra ID metadata has no issuer.');
   }
-  return { json: text, issuer: parsed.issuer };
+  let signInOrigin = authorityHost;
+  try {
+    if (typeof parsed.authorization_endpoint === 'string')
+      signInOrigin = new URL(parsed.authorization_endpoint).origin;
+  } catch {
+    // MSAL refuses such metadata anyway; the admin-consent link keeps the authority host.
+  }
+  return { json: text, issuer: parsed.issuer, signInOrigin };
 }
 
 /**

@@ -310,7 +310,7 @@ export function refreshOutcomeError(outcome: RefreshOutcome, forWhom: 'admin' | 
   return new BrokerError('token_unavailable', `No valid access token for ${name} right now. ${why}`, {
     aadsts,
     retryAfterSeconds: 30,
-    remedy: 'Try again shortly; GET /api/connections/{name} shows the last error.',
+    remedy: `Try again shortly; GET /api/connections/${name} shows the last error.`,
   });
 }
 
@@ -663,7 +663,7 @@ export class RefreshService {
           .then((password) => acquireWithPassword(msal, cache, connection, config.cloud, password))
           .then(
             (result) => ({ result, cache, signedInAgain: true }),
-            (error: unknown) => ({ failure: forPasswordGrant(this.classify(error)) }),
+            (error: unknown) => ({ failure: forPasswordGrant(this.classify(error), connection.name) }),
           );
       }
     }

@@ -54,10 +54,18 @@ const PASSWORD_FAILURES: Record<number, Pick<EntraFailure, 'kind' | 'message' | 
   },
 };
 
-/** Entra's failure for a password-grant operation, with the password-grant remedy where one applies. */
-export function forPasswordGrant(failure: EntraFailure): EntraFailure {
+/**
+ * Entra's failure for a password-grant operation of connection `name`, with the password-grant
+ * remedy where one applies (its `{name}` filled in: a remedy names the route to call as it is).
+ */
+export function forPasswordGrant(failure: EntraFailure, name: string): EntraFailure {
   const known = failure.aadsts !== undefined ? PASSWORD_FAILURES[failure.aadsts] : undefined;
-  return known ? { ...failure, ...known } : failure;
+  if (!known) return failure;
+  return {
+    ...failure,
+    ...known,
+    ...(known.remedy ? { remedy: known.remedy.split('{name}').join(name) } : {}),
+  };
 }
 
 /** An app-only token for the connection's resource (`/.default`: the app's granted application permissions). */
@@ -81,7 +89,7 @@ export async function storedPassword(secrets: SecretStore, connection: Connectio
   const secret = await secrets.get(secretNames.password(connection.name));
   if (!secret?.value) {
     throw new BrokerError('password_required', `Connection ${connection.name} has no password set.`, {
-      remedy: 'Set it with PUT /api/connections/{name}/password (or in the console), then Authorize.',
+      remedy: `Set it with PUT /api/connections/${connection.name}/password (or in the console), then Authorize.`,
     });
   }
   return secret.value;

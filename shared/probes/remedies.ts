@@ -107,7 +107,7 @@ export function remedyFor(code: ProbeCode, context: RemedyContext): string {
     case 'mail_auth_failed':
       return mailAuthFailed(context);
     case 'token_expired':
-      return 'The broker refreshes tokens before they expire; check the server clock, then POST /api/connections/{name}/refresh and test again.';
+      return `The broker refreshes tokens before they expire; check the server clock, then POST /api/connections/${connection.name}/refresh and test again.`;
     case 'token_wrong_audience':
       return connection.ewsUrl
         ? `The token's audience must be ${new URL(connection.ewsUrl).origin} (the host of ewsUrl). Check ewsUrl, that hybrid modern authentication is enabled on-premises, then authorize again.`
@@ -139,7 +139,7 @@ export function remedyFor(code: ProbeCode, context: RemedyContext): string {
     case 'reauthorization_required':
       return 'An admin opens the console and clicks Authorize for this connection.';
     case 'token_unavailable':
-      return 'No valid access token could be obtained right now (Entra ID unreachable or refresh failing); GET /api/connections/{name} shows the last error.';
+      return `No valid access token could be obtained right now (Entra ID unreachable or refresh failing); GET /api/connections/${connection.name} shows the last error.`;
     case 'not_supported':
       return 'A custom connection names its own scopes, so the broker cannot tell which protocol to test. Use a named profile to get Test connection.';
   }

@@ -17,7 +17,7 @@ describe('console and authorization popup in a real browser', () => {
   let context: BrowserContext | undefined;
 
   beforeAll(async () => {
-    harness = await startHarness({ mailboxes: {} });
+    harness = await startHarness({ mailboxes: {}, browserSignIn: true });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -31,8 +31,8 @@ describe('console and authorization popup in a real browser', () => {
         '--no-first-run',
       ],
     });
-    // The emulator's certificate comes from the run's test CA, which Chromium does not know.
-    context = await browser.newContext({ ignoreHTTPSErrors: true });
+    // Certificate checks on: the sign-in pages are on plain-HTTP localhost, as in `npm start`.
+    context = await browser.newContext();
   }, 60_000);
 
   afterAll(async () => {
@@ -59,7 +59,7 @@ describe('console and authorization popup in a real browser', () => {
     await row.getByRole('button', { name: 'Authorize' }).click();
     const popup = await popupPromise;
     await popup.waitForLoadState('domcontentloaded');
-    expect(new URL(popup.url()).origin).toBe(new URL(harness!.entra.url).origin);
+    expect(new URL(popup.url()).origin).toBe(new URL(harness!.entra.browserUrl).origin);
     await expect(popup.locator('input[name=login]').inputValue()).resolves.toBe(USERS.support.username);
     await popup.fill('input[name=passwd]', USERS.support.password);
     await popup.getByRole('button', { name: 'Sign in' }).click();
@@ -70,7 +70,11 @@ describe('console and authorization popup in a real browser', () => {
     await closed;
 
     await row.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 10_000 });
-    await expect(page.locator('#notice').textContent()).resolves.toContain('support-in is authorized');
+    // The result shows beside its row, and screen readers hear it from the one live region.
+    await expect(
+      page.locator('tr[data-detail-for="support-in"] .row-feedback').textContent(),
+    ).resolves.toContain('support-in is authorized');
+    await page.locator('#live', { hasText: 'support-in is authorized' }).waitFor({ state: 'attached' });
     expect(await harness!.broker.secrets.get(secretNames.token('support-in'))).toBeDefined();
     expect(consoleErrors).toEqual([]);
     await page.screenshot({ path: join(tmpdir(), 'broker-console-authorized.png') });
@@ -88,10 +92,16 @@ describe('console and authorization popup in a real browser', () => {
     harness!.services!.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [] });
     await row.getByRole('button', { name: 'Test connection' }).click();
     await row.locator('.test-summary.fail', { hasText: 'ews_blocked' }).waitFor({ timeout: 15_000 });
-    const details = page.locator('tr[data-test-for="support-in"]');
+    const details = page.locator('tr[data-detail-for="support-in"]');
     await expect(details.locator('.test-detail-text').textContent()).resolves.toContain('HTTP 403');
     const remedy = await details.locator('.test-remedy').textContent();
     expect(remedy).toContain(allowListSnippet(harness!.env.ENTRA_CLIENT_ID!));
+    // Backticks become code spans (DOM nodes, not markup), and no placeholder is left unfilled.
+    await expect(details.locator('.test-remedy code').allTextContents()).resolves.toContain(
+      allowListSnippet(harness!.env.ENTRA_CLIENT_ID!),
+    );
+    expect(remedy).not.toContain('`');
+    expect(remedy).not.toContain('{name}');
     // When the test ran, next to the result: allow-list changes take up to 24 hours.
     await expect(row.locator('.test-summary.fail').textContent()).resolves.toMatch(/ews_blocked · tested /);
     expect(remedy).toContain('graph-mail');
@@ -115,17 +125,17 @@ describe('console and authorization popup in a real browser', () => {
       expect(dialog.defaultValue()).toBe('support-in-graph');
       void dialog.accept(dialog.defaultValue());
     });
-    await page
-      .locator('tr[data-connection="support-in"]')
-      .getByRole('button', { name: 'Add the Graph connection' })
-      .click();
+    const ews = page.locator('tr[data-connection="support-in"]');
+    // Everything but the row's next step sits in its menu, so the row stays one line high.
+    await ews.getByRole('button', { name: 'More actions for support-in' }).click();
+    await ews.getByRole('button', { name: 'Add the Graph connection support-in' }).click();
     const added = page.locator('tr[data-connection="support-in-graph"]');
     await added.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 15_000 });
     await expect(added.textContent()).resolves.toContain('signs in through support-in');
     await added.locator('.test-summary.ok', { hasText: 'GRAPH: Inbox · 12 items' }).waitFor();
-    await expect(page.locator('#notice').textContent()).resolves.toContain(
-      'Added support-in-graph (Microsoft Graph)',
-    );
+    await expect(
+      page.locator('tr[data-detail-for="support-in"] .row-feedback').textContent(),
+    ).resolves.toContain('Added support-in-graph (Microsoft Graph)');
     await summary
       .filter({ hasText: '1 of 1 EWS connection have a working Microsoft Graph connection' })
       .waitFor();
@@ -137,7 +147,7 @@ describe('console and authorization popup in a real browser', () => {
 
   it('shows the result in the page itself when opened without an opener', async () => {
     // A fresh context: the sign-in service remembers the first test's session (single sign-on).
-    const fresh = await browser!.newContext({ ignoreHTTPSErrors: true });
+    const fresh = await browser!.newContext();
     const page = await fresh.newPage();
     await page.goto(`${harness!.baseUrl}/api/connections/support-in/authorize`);
     await page.getByRole('button', { name: 'Cancel' }).click();

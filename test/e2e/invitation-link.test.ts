@@ -23,7 +23,7 @@ describe('invitation link in a real browser, without any admin role', () => {
   const change = { actor: 'admin@contoso.test', correlationId: 'e2e' };
 
   beforeAll(async () => {
-    harness = await startHarness({ env: { BROKER_LOCAL_ADMIN: 'false' } });
+    harness = await startHarness({ env: { BROKER_LOCAL_ADMIN: 'false' }, browserSignIn: true });
     rows = new TableInvitationStore({
       settings: testStorageSettings(),
       tablePrefix: harness.env.BROKER_TABLE_PREFIX,
@@ -46,7 +46,7 @@ describe('invitation link in a real browser, without any admin role', () => {
   beforeEach(async () => {
     await context?.close();
     // A fresh context per test: no cookie, no session, nothing of an admin.
-    context = await browser!.newContext({ ignoreHTTPSErrors: true });
+    context = await browser!.newContext();
   });
 
   afterAll(async () => {
@@ -95,7 +95,7 @@ describe('invitation link in a real browser, without any admin role', () => {
       timeout: 20_000,
     });
     await page.getByRole('button', { name: 'Sign in with Microsoft' }).click();
-    await page.waitForURL((url) => url.origin === new URL(harness!.entra.url).origin);
+    await page.waitForURL((url) => url.origin === new URL(harness!.entra.browserUrl).origin);
     await expect(page.locator('input[name=login]').inputValue()).resolves.toBe(USERS.support.username);
     await page.fill('input[name=login]', user.username);
     await page.fill('input[name=passwd]', user.password);
@@ -225,20 +225,25 @@ describe('console Invite button', () => {
     await page.goto(`${harness!.baseUrl}/api/console`);
     const row = page.locator('tr[data-connection="owner-row"]');
     await row.waitFor();
-    await expect(
-      page.locator('tr[data-connection="app-row"]').getByRole('button', { name: 'Invite' }).count(),
-    ).resolves.toBe(0);
+    // Both menus open: an app-only row offers no Invite where a delegated row does.
+    const appRow = page.locator('tr[data-connection="app-row"]');
+    await appRow.getByRole('button', { name: 'More actions for app-row' }).click();
+    await appRow.getByRole('button', { name: 'Refresh app-row' }).waitFor();
+    await expect(appRow.getByRole('button', { name: 'Invite' }).count()).resolves.toBe(0);
+    await page.keyboard.press('Escape');
 
-    await row.getByRole('button', { name: 'Invite' }).click();
-    const link = page.locator('#notice input.invitation-url');
+    await row.getByRole('button', { name: 'More actions for owner-row' }).click();
+    await row.getByRole('button', { name: 'Invite owner-row' }).click();
+    const notice = page.locator('tr[data-detail-for="owner-row"]');
+    const link = notice.locator('input.invitation-url');
     await link.waitFor();
     const url = await link.inputValue();
     harness!.secretsSeen.add(new URL(url).hash.slice(1));
     expect(url).toMatch(new RegExp(`^${harness!.baseUrl}/api/invitation#[A-Za-z0-9_-]{43}$`));
-    await expect(page.locator('#notice').textContent()).resolves.toMatch(
+    await expect(notice.textContent()).resolves.toMatch(
       /Invitation for support@contoso\.test to authorize owner-row: single use, valid until .+\./,
     );
-    await page.locator('#notice').getByRole('button', { name: 'Copy' }).click();
+    await notice.getByRole('button', { name: 'Copy' }).click();
     await expect(page.evaluate('navigator.clipboard.readText()')).resolves.toBe(url);
 
     const other = await context.newPage();
@@ -249,8 +254,8 @@ describe('console Invite button', () => {
       return (await details).status();
     };
     expect(await detailsStatus()).toBe(200);
-    await page.locator('#notice').getByRole('button', { name: 'Revoke' }).click();
-    await page.locator('#notice', { hasText: 'revoked' }).waitFor();
+    await notice.getByRole('button', { name: 'Revoke' }).click();
+    await notice.locator('.row-feedback', { hasText: 'revoked' }).waitFor();
     expect(await detailsStatus()).toBe(410);
     await expect(other.locator('h1').textContent()).resolves.toBe('This invitation link cannot be used');
     expect(errors).toEqual([]);

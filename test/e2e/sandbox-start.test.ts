@@ -35,7 +35,10 @@ it('npm start serves the sandbox, where Test connection opens the demo mailboxes
       ...inherited,
       BROKER_HOST_PORT: String(port),
       SANDBOX_ENTRA_PORT: String(await freePort()),
+      SANDBOX_SIGN_IN_PORT: String(await freePort()),
       SANDBOX_PKI_DIR: process.env.TEST_PKI_DIR,
+      // Not the developer's .broker-local/sandbox.json: this run starts a sandbox of its own.
+      SANDBOX_STATE_FILE: join(mkdtempSync(join(tmpdir(), 'sandbox-start-state-')), 'sandbox.json'),
       AzureWebJobsStorage: process.env.TEST_STORAGE_CONNECTION_STRING,
       BROKER_TABLE_PREFIX: uniqueTablePrefix(),
       BROKER_LOCAL_SECRET_KEY: randomBytes(32).toString('base64'),

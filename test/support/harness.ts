@@ -45,8 +45,8 @@ export interface HarnessOptions {
   /** Application permissions granted to the app (the `roles` of its client-credentials tokens). */
   appRoles?: string[];
   /**
-   * The mailbox side: EWS and Graph stand-ins (and, with `dovecot`, real IMAP/POP/SMTP servers)
-   * behind a CONNECT proxy for the Microsoft host names; the broker reaches them through
+   * The mailbox side: EWS, Graph and IMAP/POP/SMTP stand-ins (with `dovecot`, a real Dovecot in
+   * place of the sandbox's mail stand-in) behind a CONNECT proxy for the Microsoft host names; the broker reaches them through
    * HTTPS_PROXY and NODE_EXTRA_CA_CERTS, as in production behind a TLS-inspecting proxy.
    */
   mailboxes?: { dovecot?: boolean };
@@ -58,6 +58,11 @@ export interface HarnessOptions {
    * `127.0.0.1`, the managed-identity endpoint's host, unless `env` says otherwise.
    */
   viaProxy?: { entra: string; vault: string; tables: string };
+  /**
+   * The sign-in pages on plain-HTTP localhost, as `npm start`'s sandbox serves them, so a browser
+   * test opens them with certificate checks on (`entra.browserUrl`); else they are HTTPS like the rest.
+   */
+  browserSignIn?: boolean;
 }
 
 /** The harness's mailboxes: its users' own, and a shared one the agent may open. */
@@ -116,6 +121,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     pki,
     ...(options.clock ? { now: options.clock.now } : {}),
     ...(names ? { publicHost: names.entra } : {}),
+    ...(options.browserSignIn ? { browserPort: 0 } : {}),
   });
   const tenant = entra.tenants.primary;
   entra.addUser({ ...USERS.support, tenantId: tenant.tenantId });
@@ -319,7 +325,7 @@ export async function authorizeConnection(
   const callback = await browser.postForm(
     `${callbackUrl.origin}${callbackUrl.pathname}`,
     callbackUrl.searchParams,
-    new URL(harness.entra.url).origin,
+    new URL(harness.entra.browserUrl).origin,
   );
   await callback.text();
   return callback.status;

@@ -62,6 +62,8 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/api/connections/nobody-here/enable', kind: 'admin', allowed: 404 },
   { method: 'GET', path: `/api/connections/${NAME}/events`, kind: 'admin', allowed: 200 },
   { method: 'GET', path: '/api/console', kind: 'admin', allowed: 200 },
+  // The console's script holds no data: anyone may load it (the page that uses it is the admin's).
+  { method: 'GET', path: '/api/console.js', kind: 'public', allowed: 200 },
   { method: 'POST', path: '/api/connections/nobody-here/graph', kind: 'admin', allowed: 404 },
   { method: 'GET', path: '/api/graph-readiness', kind: 'admin', allowed: 200 },
   { method: 'GET', path: `/api/connections/${NAME}/token`, kind: 'token', allowed: 200 },

@@ -82,7 +82,7 @@ it('a wrong password: AADSTS50126 with the remedy to set the current one; nothin
   const { status, json } = await authorize();
   expect(status).toBe(409);
   expect(json).toMatchObject({ code: 'authorization_failed', aadsts: 'AADSTS50126' });
-  expect(String(json.remedy)).toContain('PUT /api/connections/{name}/password');
+  expect(String(json.remedy)).toContain(`PUT /api/connections/${NAME}/password`);
   expect(await harness.broker.secrets.get(secretNames.cache(NAME))).toBeUndefined();
   expect((await harness.broker.registry.get(NAME))?.status).toBe('new');
 });
@@ -114,6 +114,16 @@ it('refreshes with the refresh token, not the password', async () => {
 
 it('signs in with the password again when the refresh token expired (90 days unused)', async () => {
   clock.advance(91 * 24 * 60 * 60 * 1000);
+  const before = passwordSignIns();
+  const { json } = await call('POST', `/api/connections/${NAME}/refresh`);
+  expect(json).toMatchObject({ result: 'refreshed' });
+  expect(passwordSignIns()).toBe(before + 1);
+  expect((await harness.broker.registry.get(NAME))?.status).toBe('authorized');
+});
+
+it('signs in with the password again when Entra no longer knows the refresh token (AADSTS70000)', async () => {
+  // As after the sandbox started over: the stored refresh token is one the sign-in service never issued.
+  harness.entra.faults.forgetRefreshTokens();
   const before = passwordSignIns();
   const { json } = await call('POST', `/api/connections/${NAME}/refresh`);
   expect(json).toMatchObject({ result: 'refreshed' });

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { httpFunctions } from '../../../functions/http-functions';
 import { refreshTokensTimer } from '../../../functions/refresh-tokens';
@@ -34,3 +35,11 @@ it('the bundled entry loads in a fresh process and registers every function', as
   expect(registered.sort()).toEqual([...httpFunctions.map((f) => f.name), refreshTokensTimer.name].sort());
   expect(JSON.parse(result.stdout)).toEqual({ ews: false, undici: false });
 }, 60_000);
+
+it('carries the console script, transpiled, so GET /api/console.js needs no esbuild in production', () => {
+  const root = resolve(__dirname, '..', '..', '..');
+  const bundle = readFileSync(join(root, '.test-tmp', 'bundle', 'functions', 'index.js'), 'utf8');
+  // A text of the browser script (its row menu), inside the bundle as a string.
+  expect(bundle).toContain('More actions for ');
+  expect(bundle).not.toContain('BROKER_CONSOLE_SCRIPT');
+});

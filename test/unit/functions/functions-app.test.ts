@@ -29,6 +29,7 @@ describe('functions app', () => {
         'invitation anonymous',
         'invitation/details anonymous',
         'console anonymous',
+        'console.js anonymous',
         'graph-readiness anonymous',
         'health anonymous',
       ].sort(),

@@ -164,6 +164,31 @@ describe('createOutbound().connect', () => {
     );
   });
 
+  it("keeps a greeting that came in the same packet as the proxy's 200 (regression: SMTP stalled)", async () => {
+    // A server that speaks first, behind a proxy that answers the CONNECT and the greeting at once.
+    const proxy = createHttpServer();
+    proxy.on('connect', (_request: IncomingMessage, client: Socket) => {
+      client.end('HTTP/1.1 200 Connection Established\r\n\r\n220 smtp.contoso.test ESMTP ready\r\n');
+    });
+    await withServer(proxy, async (proxyPort) => {
+      const outbound = createOutbound({
+        proxy: { httpsProxy: `http://127.0.0.1:${proxyPort}`, noProxy: [] },
+      });
+      const socket = await outbound.connect('smtp.contoso.test', 587, AbortSignal.timeout(5000));
+      const greeting = await new Promise<string>((resolve) => {
+        const timer = setTimeout(() => {
+          resolve('(nothing within 2 s)');
+        }, 2000);
+        socket.once('data', (data: Buffer) => {
+          clearTimeout(timer);
+          resolve(data.toString());
+        });
+      });
+      socket.destroy();
+      expect(greeting).toBe('220 smtp.contoso.test ESMTP ready\r\n');
+    });
+  });
+
   it('fails with ProxyTunnelError when the proxy refuses the CONNECT', async () => {
     await withServer(connectProxy(407, {}), async (proxyPort) => {
       const outbound = createOutbound({

@@ -190,6 +190,8 @@ describe('webhook delivery format', () => {
     const { notifier, log } = setup(respond(200));
     notifier.notify(event());
     notifier.notify(event({ type: 'connection.recovered', status: 'authorized' }));
+    // A normal session's events (an admin authorized, reset, deleted) are news, not warnings.
+    notifier.notify(event({ type: 'connection.authorized', status: 'authorized' }));
     await notifier.drain();
     const logged = named(log.events, 'connection.notification');
     expect(logged).toEqual([
@@ -202,6 +204,7 @@ describe('webhook delivery format', () => {
         webhook: true,
       }),
       expect.objectContaining({ level: 'info', type: 'connection.recovered', status: 'authorized' }),
+      expect.objectContaining({ level: 'info', type: 'connection.authorized', status: 'authorized' }),
     ]);
   });
 });

@@ -1,0 +1,399 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  chromium,
+  type Browser as Chromium,
+  type BrowserContext,
+  type Locator,
+  type Page,
+} from 'playwright-core';
+import { seriousViolationsInBothSchemes } from '../support/axe';
+import { api, authorizeConnection, startHarness, USERS, type Harness } from '../support/harness';
+
+const CHROMIUM = '/usr/bin/chromium';
+/** Git-ignored (.test-tmp): the console as a reviewer sees it, at desk and phone width, light and dark. */
+const SCREENSHOTS = join(__dirname, '..', '..', '.test-tmp', 'screenshots');
+
+/**
+ * The admin console as a product: every action from its row, results beside the row and in one
+ * live region, forms that say their rules, a layout that holds from 1280 px down to 360 px, and
+ * axe-core finding nothing serious or critical on the console and on every page a sign-in passes
+ * through (the Entra emulator's, the result pages, the invitation page), in light and dark.
+ */
+describe('admin console: actions, layout and accessibility in a real browser', () => {
+  let harness: Harness | undefined;
+  let browser: Chromium | undefined;
+  let context: BrowserContext | undefined;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    harness = await startHarness({ mailboxes: {}, browserSignIn: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-quic',
+        '--no-first-run',
+      ],
+    });
+    context = await browser.newContext();
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await harness?.close();
+  });
+
+  afterEach(() => {
+    // A script error or a blocked resource (CSP) would leave the console half working.
+    expect(pageErrors.splice(0)).toEqual([]);
+  });
+
+  async function openConsole(width = 1280): Promise<Page> {
+    const page = await context!.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    await page.setViewportSize({ width, height: 900 });
+    await page.goto(`${harness!.baseUrl}/api/console`);
+    await page.locator('#rows tr[data-connection], #rows td.empty').first().waitFor();
+    return page;
+  }
+
+  const rowOf = (page: Page, name: string) => page.locator(`tr[data-connection="${name}"]`);
+  const feedbackOf = (page: Page, name: string) =>
+    page.locator(`tr[data-detail-for="${name}"] .row-feedback`);
+
+  /** Opens the row's menu and clicks one of its actions. */
+  async function fromMenu(row: Locator, name: string, action: string): Promise<void> {
+    await row.getByRole('button', { name: `More actions for ${name}` }).click();
+    await row.getByRole('button', { name: `${action} ${name}` }).click();
+  }
+
+  it('tells a new admin the first step, names the deployment, and states the name rule before typing', async () => {
+    const page = await openConsole();
+    const empty = page.locator('#rows td.empty');
+    await expect(empty.textContent()).resolves.toContain('No connections yet.');
+    await empty.getByRole('link', { name: 'Define your first connection' }).click();
+    await expect(page.evaluate('document.activeElement.name')).resolves.toBe('name');
+
+    await expect(page.locator('#deployment').textContent()).resolves.toBe(new URL(harness!.baseUrl).host);
+    await expect(page.locator('header .env').textContent()).resolves.toContain(
+      `Tenant ${harness!.env.ENTRA_TENANT_ID!.toLowerCase()}`,
+    );
+    expect(await page.locator('#name-rule').isVisible()).toBe(true);
+    await expect(page.locator('#name-rule').textContent()).resolves.toMatch(
+      /^Lowercase letters, digits and hyphens/,
+    );
+    await expect(page.getByRole('textbox', { name: 'Name' }).getAttribute('aria-describedby')).resolves.toBe(
+      'name-rule',
+    );
+    await expect(page.locator('main h1').textContent()).resolves.toBe('Connections');
+    await expect(page.locator('table.connections caption').textContent()).resolves.toContain(
+      'Mailbox connections',
+    );
+    expect(await seriousViolationsInBothSchemes(page)).toEqual([]);
+    // The check can fail: grey on grey is what dark mode's red and green were before (under 4.5:1).
+    await page.evaluate(`(() => {
+      const probe = document.createElement('p');
+      probe.textContent = 'low contrast';
+      probe.style.color = '#777777';
+      probe.style.background = '#888888';
+      document.querySelector('main').append(probe);
+    })()`);
+    expect((await seriousViolationsInBothSchemes(page)).map((finding) => finding.rule)).toContain(
+      'color-contrast',
+    );
+    await page.close();
+  }, 60_000);
+
+  it('saves and clears the form, asks before saving over a connection, and offers sign-in sources', async () => {
+    const page = await openConsole();
+    await page.fill('input[name=name]', 'support-in');
+    await page.fill('input[name=mailbox]', USERS.support.username);
+    await page.selectOption('select[name=profile]', 'ews');
+    await page.click('form#define button[type=submit]');
+    await rowOf(page, 'support-in').locator('.status', { hasText: 'new' }).waitFor();
+    await expect(page.inputValue('input[name=name]')).resolves.toBe('');
+    await expect(page.inputValue('input[name=mailbox]')).resolves.toBe('');
+    await expect(feedbackOf(page, 'support-in').textContent()).resolves.toContain(
+      'Saved support-in. Click Authorize.',
+    );
+    // signInFrom: the delegated connections that sign in themselves.
+    await expect(page.locator('select[name=signInFrom] option').allTextContents()).resolves.toEqual([
+      'None: it signs in itself',
+      'support-in',
+    ]);
+
+    await page.fill('input[name=name]', 'support-in');
+    await page.fill('input[name=mailbox]', USERS.agent.username);
+    const asked = new Promise<string>((resolve) => {
+      page.once('dialog', (dialog) => {
+        resolve(dialog.message());
+        void dialog.dismiss();
+      });
+    });
+    await page.click('form#define button[type=submit]');
+    await expect(asked).resolves.toContain('A connection named support-in exists');
+    await page.locator('#define-result', { hasText: 'Nothing saved: support-in is unchanged.' }).waitFor();
+    expect((await harness!.broker.registry.get('support-in'))?.mailbox).toBe(USERS.support.username);
+
+    // No select cuts its option text, at desk or phone width.
+    for (const width of [1280, 390, 360]) {
+      await page.setViewportSize({ width, height: 900 });
+      const cut = await page.evaluate(`(() => {
+        const canvas = document.createElement('canvas').getContext('2d');
+        const cut = [];
+        for (const select of document.querySelectorAll('form#define select')) {
+          const style = getComputedStyle(select);
+          canvas.font = style.font;
+          // Room for the text: the box less its padding, border and the arrow (about 1.5em).
+          const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)
+            - 1.5 * parseFloat(style.fontSize);
+          for (const option of select.options)
+            if (canvas.measureText(option.text).width > room) cut.push(select.name + ': ' + option.text);
+        }
+        return cut;
+      })()`);
+      expect({ width, cut }).toEqual({ width, cut: [] });
+    }
+    await page.close();
+  }, 60_000);
+
+  it('offers every action from the row, one line high, each named with its connection', async () => {
+    expect(await authorizeConnection(harness!, 'support-in')).toBe(200);
+    await api(harness!.baseUrl, 'PUT', '/api/connections/throwaway', {
+      mailbox: USERS.agent.username,
+      profile: 'imap',
+    });
+    const page = await openConsole();
+    const row = rowOf(page, 'support-in');
+    await row.locator('.status', { hasText: 'authorized' }).waitFor();
+    // Relative time, exact time on hover.
+    const expiry = row.locator('td[data-label="Token"] time');
+    await expect(expiry.textContent()).resolves.toMatch(/^expires in \d+ min$/);
+    await expect(expiry.getAttribute('title')).resolves.toBeTruthy();
+    const height = (await row.boundingBox())!.height;
+    expect(height).toBeLessThan(56);
+
+    const buttons = row.locator('button');
+    const labels: (string | null)[] = [];
+    for (let index = 0; index < (await buttons.count()); index++)
+      labels.push(await buttons.nth(index).getAttribute('aria-label'));
+    expect(labels.every((label) => label?.endsWith(' support-in'))).toBe(true);
+    expect(labels).toEqual(
+      expect.arrayContaining(
+        [
+          'Test connection',
+          'More actions for',
+          'Authorize',
+          'Invite',
+          'Add the Graph connection',
+          'Refresh',
+          'Disable',
+          'Events',
+          'Reset',
+          'Delete',
+        ].map((action) => `${action} support-in`),
+      ),
+    );
+
+    // Disable: the row says so and offers Enable; Enable brings it back.
+    await fromMenu(row, 'support-in', 'Disable');
+    await row.locator('.status', { hasText: 'disabled' }).waitFor();
+    await expect(feedbackOf(page, 'support-in').textContent()).resolves.toContain('support-in is disabled');
+    await row.getByRole('button', { name: 'Enable support-in' }).click();
+    await row.locator('.status', { hasText: 'authorized' }).waitFor();
+    await page.locator('#live', { hasText: 'support-in is enabled again' }).waitFor({ state: 'attached' });
+
+    // Events: the audit trail in a panel, newest first.
+    await fromMenu(row, 'support-in', 'Events');
+    const panel = page.getByRole('dialog', { name: 'Events of support-in' });
+    await panel.locator('li.event').first().waitFor();
+    const events = await panel.locator('li.event strong').allTextContents();
+    expect(events.slice(0, 2)).toEqual(['connection.enabled', 'connection.disabled']);
+    expect(events).toContain('connection.authorized');
+    expect(await seriousViolationsInBothSchemes(page)).toEqual([]);
+    await panel.getByRole('button', { name: 'Close' }).click();
+
+    await fromMenu(row, 'support-in', 'Refresh');
+    await feedbackOf(page, 'support-in')
+      .filter({ hasText: /✓ support-in: \w+ \(/ })
+      .waitFor();
+
+    // Reset asks first, then throws the grant away.
+    page.once('dialog', (dialog) => void dialog.accept());
+    await fromMenu(row, 'support-in', 'Reset');
+    await row.locator('.status', { hasText: 'new' }).waitFor();
+    await expect(feedbackOf(page, 'support-in').textContent()).resolves.toContain('support-in is reset');
+    expect(await harness!.broker.registry.get('support-in')).toMatchObject({ status: 'new' });
+
+    page.once('dialog', (dialog) => void dialog.accept());
+    await fromMenu(rowOf(page, 'throwaway'), 'throwaway', 'Delete');
+    await page.locator('#notice', { hasText: 'Deleted throwaway' }).waitFor();
+    await expect(rowOf(page, 'throwaway').count()).resolves.toBe(0);
+    await page.close();
+  }, 90_000);
+
+  it('holds from 1280 px to 360 px with no serious axe finding, light and dark; screenshots', async () => {
+    expect(await authorizeConnection(harness!, 'support-in')).toBe(200);
+    await api(harness!.baseUrl, 'PUT', '/api/connections/sales-in', {
+      mailbox: USERS.agent.username,
+      profile: 'ews',
+    });
+    await api(harness!.baseUrl, 'PUT', '/api/connections/archive-smtp', {
+      mailbox: USERS.agent.username,
+      profile: 'smtp',
+      grant: 'client_credentials',
+    });
+    await api(harness!.baseUrl, 'POST', '/api/connections/archive-smtp/disable');
+    const page = await openConsole();
+    // A failed test: its remedy, with code spans and links, beside the row.
+    harness!.services!.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [] });
+    const row = rowOf(page, 'support-in');
+    await row.getByRole('button', { name: 'Test connection support-in' }).click();
+    await row.locator('.test-summary.fail', { hasText: 'ews_blocked' }).waitFor({ timeout: 15_000 });
+    harness!.services!.ews.setAccessPolicy();
+    await expect(
+      page.locator('tr[data-detail-for="support-in"] .test-remedy code').count(),
+    ).resolves.toBeGreaterThan(2);
+
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      for (const colorScheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme });
+        await page.screenshot({
+          path: join(SCREENSHOTS, `console-${width}-${colorScheme}.png`),
+          fullPage: true,
+        });
+      }
+      expect({ width, findings: await seriousViolationsInBothSchemes(page) }).toEqual({
+        width,
+        findings: [],
+      });
+    }
+
+    // 360 px: cards, nothing scrolls sideways, every row's actions within reach.
+    await page.setViewportSize({ width: 360, height: 800 });
+    await expect(page.evaluate('document.documentElement.scrollWidth')).resolves.toBeLessThanOrEqual(360);
+    for (const name of ['support-in', 'sales-in', 'archive-smtp']) {
+      const more = rowOf(page, name).getByRole('button', { name: `More actions for ${name}` });
+      const box = (await more.boundingBox())!;
+      expect({ name, right: box.x + box.width <= 360, left: box.x >= 0 }).toEqual({
+        name,
+        right: true,
+        left: true,
+      });
+    }
+    await expect(
+      rowOf(page, 'archive-smtp').getByRole('button', { name: 'Enable archive-smtp' }).isVisible(),
+    ).resolves.toBe(true);
+    // The menu open, over the cards: still inside the screen and clean for axe.
+    await rowOf(page, 'sales-in').getByRole('button', { name: 'More actions for sales-in' }).click();
+    const menu = page.locator('#menu-sales-in');
+    const box = (await menu.boundingBox())!;
+    expect(box.x >= 0 && box.x + box.width <= 360).toBe(true);
+    expect(await seriousViolationsInBothSchemes(page)).toEqual([]);
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-360-menu.png') });
+    await page.keyboard.press('Escape');
+    await page.close();
+  }, 120_000);
+
+  it('moves nothing on the page when results arrive', async () => {
+    const page = await openConsole();
+    await page.evaluate(`window.shifts = [];
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.shifts.push(entry.value);
+      }).observe({ type: 'layout-shift' });`);
+    const row = rowOf(page, 'support-in');
+    await row.getByRole('button', { name: 'Test connection support-in' }).click();
+    await feedbackOf(page, 'support-in').filter({ hasText: 'Tested support-in: ✓ EWS: Inbox' }).waitFor({
+      timeout: 15_000,
+    });
+    await fromMenu(row, 'support-in', 'Refresh');
+    await feedbackOf(page, 'support-in')
+      .filter({ hasText: /✓ support-in: \w+ \(/ })
+      .waitFor();
+    // Give a late re-render its frame.
+    await page.waitForTimeout(500);
+    const shifts = await page.evaluate<number[]>('window.shifts');
+    expect(shifts.reduce((sum, value) => sum + value, 0)).toBeLessThan(0.01);
+    await page.close();
+  }, 60_000);
+
+  it('sign-in, consent, result and invitation pages: no serious axe finding, light and dark', async () => {
+    // The agent has consented to nothing yet: the consent page shows.
+    await api(harness!.baseUrl, 'PUT', '/api/connections/pages-in', {
+      mailbox: USERS.agent.username,
+      profile: 'ews',
+    });
+    const signInContext = await browser!.newContext();
+    const page = await signInContext.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${harness!.baseUrl}/api/connections/pages-in/authorize`);
+    await page.locator('input[name=passwd]').waitFor();
+    expect({ page: 'sign-in', findings: await seriousViolationsInBothSchemes(page) }).toEqual({
+      page: 'sign-in',
+      findings: [],
+    });
+    await page.fill('input[name=passwd]', USERS.agent.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const accept = page.getByRole('button', { name: /accept/i });
+    await accept.waitFor();
+    expect({ page: 'consent', findings: await seriousViolationsInBothSchemes(page) }).toEqual({
+      page: 'consent',
+      findings: [],
+    });
+    await accept.click();
+    await page.waitForURL(/\/api\/callback/);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Authorized');
+    expect({ page: 'authorized', findings: await seriousViolationsInBothSchemes(page) }).toEqual({
+      page: 'authorized',
+      findings: [],
+    });
+    await signInContext.close();
+
+    const cancelContext = await browser!.newContext();
+    const cancelled = await cancelContext.newPage();
+    await cancelled.goto(`${harness!.baseUrl}/api/connections/pages-in/authorize`);
+    await cancelled.getByRole('button', { name: 'Cancel' }).click();
+    await cancelled.waitForURL(/\/api\/callback/);
+    await expect(cancelled.locator('h1').textContent()).resolves.toBe('Sign-in was cancelled');
+    expect({ page: 'cancelled', findings: await seriousViolationsInBothSchemes(cancelled) }).toEqual({
+      page: 'cancelled',
+      findings: [],
+    });
+
+    await api(harness!.baseUrl, 'PUT', '/api/connections/owner-in', {
+      mailbox: USERS.agent.username,
+      profile: 'ews',
+    });
+    const invited = await api(harness!.baseUrl, 'POST', '/api/connections/owner-in/invitations');
+    const url = (invited.json as { url: string }).url;
+    harness!.secretsSeen.add(new URL(url).hash.slice(1));
+    await cancelled.goto(url);
+    await cancelled.locator('#invitation').waitFor();
+    expect({ page: 'invitation', findings: await seriousViolationsInBothSchemes(cancelled) }).toEqual({
+      page: 'invitation',
+      findings: [],
+    });
+    await cancelled.goto('about:blank');
+    await cancelled.goto(`${harness!.baseUrl}/api/invitation#${'Q'.repeat(43)}`);
+    await cancelled.locator('#refused').waitFor();
+    expect({ page: 'invitation refused', findings: await seriousViolationsInBothSchemes(cancelled) }).toEqual(
+      {
+        page: 'invitation refused',
+        findings: [],
+      },
+    );
+    await cancelContext.close();
+  }, 90_000);
+});
