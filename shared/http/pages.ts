@@ -73,6 +73,9 @@ const CONSOLE_STYLE = `
   col.c-name { width: 15%; } col.c-mailbox { width: 19%; } col.c-profile { width: 13%; } col.c-status { width: 15%; }
   col.c-token { width: 14%; } col.c-test { width: 24%; } col.c-actions { width: 15.5rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+  table.graph-move { table-layout: fixed; min-width: 40rem; }
+  col.g-ews { width: 18%; } col.g-mailbox { width: 24%; } col.g-test { width: 24%; } col.g-graph { width: 22%; } col.g-ready { width: 12%; }
+  table.graph-move td { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .clip, .test-summary { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   table.connections td.actions { text-align: right; overflow: visible; }
   td.actions button { margin-left: .25rem; }
@@ -402,7 +405,8 @@ export function consolePage(options: {
   <tbody id="rows"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table></div>
   <section id="graph-move" aria-labelledby="graph-move-title" hidden><h2 id="graph-move-title">Moving to Microsoft Graph</h2><p id="graph-move-summary"></p>
   <div class="table-wrap" tabindex="0" role="region" aria-labelledby="graph-move-caption">
-  <table><caption id="graph-move-caption">EWS connections and their Microsoft Graph connections</caption>
+  <table class="graph-move"><caption id="graph-move-caption">EWS connections and their Microsoft Graph connections</caption>
+  <colgroup><col class="g-ews"><col class="g-mailbox"><col class="g-test"><col class="g-graph"><col class="g-ready"></colgroup>
   <thead><tr><th scope="col">EWS connection</th><th scope="col">Mailbox</th><th scope="col">Last EWS test</th><th scope="col">Graph connection</th><th scope="col">Ready</th></tr></thead><tbody id="graph-move-rows"></tbody></table></div></section>
   <section aria-labelledby="define-title">
   <h2 id="define-title">Define a connection</h2>

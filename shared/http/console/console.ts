@@ -344,10 +344,14 @@ function actionButton(c: ConnectionView, action: Action, className = ''): HTMLBu
     className: `${className}${action.danger ? ' danger' : ''}`.trim(),
     attrs: { type: 'button', 'aria-label': `${action.label} ${c.name}` },
   });
-  button.dataset.focusKey = `${c.name}\u0000${action.label}`;
+  button.dataset.focusKey = `${c.name}|${action.label}`;
   button.addEventListener('click', () => {
     const menu = button.closest<HTMLElement>('[popover]');
-    if (menu?.matches(':popover-open')) menu.hidePopover();
+    if (menu?.matches(':popover-open')) {
+      // Keyboard users keep their place: on the row's More button, which a re-render restores.
+      document.querySelector<HTMLElement>(`[popovertarget="${CSS.escape(menu.id)}"]`)?.focus();
+      menu.hidePopover();
+    }
     button.disabled = true;
     void action.run(c, button).finally(() => {
       button.disabled = false;
@@ -402,7 +406,7 @@ function actionsCell(c: ConnectionView): HTMLTableCellElement {
     element('span', { text: 'More', attrs: { 'aria-hidden': 'true' } }),
     element('span', { className: 'caret', text: ' ▾', attrs: { 'aria-hidden': 'true' } }),
   );
-  opener.dataset.focusKey = `${c.name}\u0000More`;
+  opener.dataset.focusKey = `${c.name}|More`;
   menu.addEventListener('toggle', (event) => {
     if (event.newState !== 'open') return;
     placeMenu(menu, opener);
@@ -426,6 +430,16 @@ function placeMenu(menu: HTMLElement, opener: HTMLElement): void {
   menu.style.left = `${left}px`;
   menu.style.top = `${top}px`;
 }
+
+// An open menu is fixed to the screen: it follows its button when the page scrolls or resizes.
+function followOpenMenus(): void {
+  document.querySelectorAll<HTMLElement>('.menu:popover-open').forEach((menu) => {
+    const opener = document.querySelector<HTMLElement>(`[popovertarget="${CSS.escape(menu.id)}"]`);
+    if (opener) placeMenu(menu, opener);
+  });
+}
+window.addEventListener('scroll', followOpenMenus, { passive: true, capture: true });
+window.addEventListener('resize', followOpenMenus);
 
 /** Up and down arrows move through the menu's buttons (Escape closes it: the popover does that). */
 function moveFocus(menu: HTMLElement, event: KeyboardEvent): void {
@@ -505,7 +519,8 @@ function feedbackNode(result: Feedback, name: string): HTMLElement {
       ),
     );
   }
-  if (result.link?.startsWith('https://')) {
+  // https, or the sandbox's sign-in pages on plain http://localhost (no certificate to trust).
+  if (result.link && /^(?:https:\/\/|http:\/\/localhost[:/])/.test(result.link)) {
     box.append(element('p', {}, 'Link for the administrator: ', externalLink(result.link, result.link)));
   }
   if (result.docs?.startsWith('https://')) {
