@@ -92,3 +92,9 @@ export class ClientLines {
     return ok;
   }
 }
+
+/** A POP3 or SMTP command line: its verb as sent and in capitals, and its non-empty arguments. */
+export function commandOf(line: string): { word: string; command: string; args: string[] } {
+  const [word = '', ...rest] = line.split(' ');
+  return { word, command: word.toUpperCase(), args: rest.filter(Boolean) };
+}

@@ -11,7 +11,7 @@
  * - STAT counts the Inbox (size: 8 KiB a message, as the Graph stand-in's sizeInBytes) (C).
  */
 import type { MailAuthority, MailMailbox } from './authority';
-import type { ClientLines } from './lines';
+import { commandOf, type ClientLines } from './lines';
 
 const AUTH_FAILED = '-ERR Authentication failure: unknown user name or bad password.';
 const INVALID_STATE = '-ERR Command is not valid in this state.';
@@ -25,9 +25,7 @@ export async function popSession(lines: ClientLines, authority: MailAuthority, s
   for (;;) {
     const line = await lines.next();
     if (line === undefined) return;
-    const [word = '', ...rest] = line.split(' ');
-    const command = word.toUpperCase();
-    const args = rest.filter(Boolean);
+    const { command, args } = commandOf(line);
     switch (command) {
       case 'CAPA':
         lines.write('+OK', 'TOP', 'UIDL', ...(mailbox ? [] : ['SASL PLAIN XOAUTH2', 'USER']), '.');

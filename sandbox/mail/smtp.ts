@@ -16,7 +16,7 @@
  */
 import type { SecureContext } from 'node:tls';
 import type { MailAuthority } from './authority';
-import type { ClientLines } from './lines';
+import { commandOf, type ClientLines } from './lines';
 
 const EXTENSIONS = ['SIZE 157286400', 'PIPELINING', 'DSN', 'ENHANCEDSTATUSCODES'];
 const EXTENSIONS_AFTER = ['8BITMIME', 'BINARYMIME', 'CHUNKING', 'SMTPUTF8'];
@@ -36,9 +36,7 @@ export async function smtpSession(
   for (;;) {
     const line = await lines.next();
     if (line === undefined) return;
-    const [word = '', ...rest] = line.split(' ');
-    const command = word.toUpperCase();
-    const args = rest.filter(Boolean);
+    const { word, command, args } = commandOf(line);
     switch (command) {
       case 'EHLO': {
         greeted = true;
