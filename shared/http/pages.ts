@@ -70,8 +70,8 @@ const CONSOLE_STYLE = `
   .table-wrap { overflow-x: auto; }
   /* Fixed columns: a result arriving never widens a column and moves the others. */
   table.connections { table-layout: fixed; min-width: 56rem; }
-  col.c-name { width: 15%; } col.c-mailbox { width: 19%; } col.c-profile { width: 13%; } col.c-status { width: 15%; }
-  col.c-token { width: 14%; } col.c-test { width: 24%; } col.c-actions { width: 15.5rem; }
+  col.c-name { width: 14%; } col.c-mailbox { width: 17%; } col.c-profile { width: 12%; } col.c-status { width: 15%; }
+  col.c-token { width: 16%; } col.c-test { width: 26%; } col.c-actions { width: 15.5rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   table.graph-move { table-layout: fixed; min-width: 40rem; }
   col.g-ews { width: 18%; } col.g-mailbox { width: 24%; } col.g-test { width: 24%; } col.g-graph { width: 22%; } col.g-ready { width: 12%; }
@@ -79,15 +79,31 @@ const CONSOLE_STYLE = `
   .clip, .test-summary { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   table.connections td.actions { text-align: right; overflow: visible; }
   td.actions button { margin-left: .25rem; }
+  /* The next step's button keeps its width whatever it says, so a new status moves no button. */
+  td.actions button.primary { min-width: 9.5rem; }
   tr.row-detail td { white-space: normal; max-width: none; padding-top: 0; overflow: visible; }
   tr.connection:has(+ tr.row-detail:not([hidden])) > * { border-bottom: 0; }
-  .row-feedback, .test-detail-box, .last-error { border-left: 3px solid currentColor; padding: .15rem .75rem; margin: .25rem 0 .5rem; position: relative; }
+  /* A row's line is one line high whatever it says: an answer takes the place of the "…" line its
+     click opened and nothing below moves. Only the admin's clicks open its extras. */
+  .row-feedback { border-left: 3px solid currentColor; padding: 0 .25rem 0 .75rem; margin: .25rem 0 .5rem; }
   .row-feedback.pending { color: var(--muted); }
-  .row-feedback p { margin: .2rem 0; color: var(--fg); } .row-feedback .feedback-text { color: inherit; padding-right: 2rem; }
-  .test-remedy, .remedy, .last-error { font-size: .9em; overflow-wrap: anywhere; color: var(--fg); }
-  .dismiss { position: absolute; right: 0; top: 0; padding: 0 .5rem; }
+  .feedback-head { display: flex; align-items: center; gap: .5rem; height: 2rem; }
+  .feedback-text { flex: 1 1 auto; min-width: 0; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; color: var(--fg); }
+  .feedback-head button { flex: none; padding: 0 .5rem; font-size: .9em; line-height: 1.6; }
+  .feedback-more { padding: 0 0 .4rem; font-size: .95em; } .feedback-more p { margin: .2rem 0; color: var(--fg); }
+  .remedy { overflow-wrap: anywhere; }
+  .row-feedback.question { display: grid; gap: .4rem; padding: .4rem .75rem .6rem; color: var(--fg); border-left-color: var(--accent); }
+  .question-text { margin: 0; } .row-feedback.question input { max-width: 28rem; }
+  .question-actions { display: flex; gap: .5rem; }
+  tr.deleted > *, tr.arriving > * { color: var(--muted); } .status-deleted, .status-saving, .status-not_saved { color: var(--muted); }
+  /* Every row is as high as one with buttons, so a row being saved or deleted keeps the height it will have. */
+  table.connections tr.connection { height: 3.1rem; }
   .invitation { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .25rem 0; }
   .invitation input { flex: 1 1 20rem; }
+  /* For what concerns no row: over the page at the bottom, so it pushes nothing down. */
+  #notice { position: fixed; left: 0; right: 0; bottom: 1rem; margin: 0 auto; width: min(40rem, calc(100vw - 2rem));
+    box-sizing: border-box; z-index: 5; background: var(--bg); box-shadow: 0 .5rem 1.5rem #0004; display: flex; align-items: center; gap: .5rem; }
+  #notice[hidden] { display: none; } #notice .dismiss { margin-left: auto; padding: 0 .5rem; }
   .menu { position: fixed; inset: auto; margin: 0; padding: .35rem; min-width: 15rem; color: var(--fg);
     background: var(--bg); border: 1px solid var(--border); border-radius: .5rem; box-shadow: 0 .5rem 1.5rem #0004; }
   .menu button { display: block; width: 100%; text-align: left; margin: 0 0 .2rem; border-color: transparent; background: transparent; }
@@ -108,7 +124,7 @@ const CONSOLE_STYLE = `
   .event-reason { font-size: .9em; overflow-wrap: anywhere; }
   @media (max-width: 45rem) {
     table.connections, table.connections tbody, table.connections tr, table.connections th, table.connections td { display: block; }
-    table.connections { min-width: 0; } table.connections colgroup { display: none; }
+    table.connections { min-width: 0; } table.connections colgroup { display: none; } table.connections tr.connection { height: auto; }
     table.connections caption { display: block; }
     table.connections thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
     table.connections tr.connection { border: 1px solid var(--border); border-radius: .5rem; padding: .5rem .75rem; margin-top: .75rem; }

@@ -230,21 +230,31 @@ describe('admin console: actions, layout and accessibility in a real browser', (
 
     await fromMenu(row, 'support-in', 'Refresh');
     await feedbackOf(page, 'support-in')
-      .filter({ hasText: /✓ support-in: \w+ \(/ })
+      .filter({ hasText: /^✓support-in: \w+ \(/ })
       .waitFor();
 
-    // Reset asks first, then throws the grant away.
-    page.once('dialog', (dialog) => void dialog.accept());
+    // Reset asks first, in the row, then throws the grant away.
     await fromMenu(row, 'support-in', 'Reset');
+    const question = page.locator('tr[data-detail-for="support-in"] form.question');
+    await expect(question.textContent()).resolves.toContain('open invitation links stop working');
+    await expect(page.evaluate('document.activeElement.getAttribute("aria-label")')).resolves.toBe(
+      'Reset support-in now',
+    );
+    await question.getByRole('button', { name: 'Reset support-in now' }).click();
     await row.locator('.status', { hasText: 'new' }).waitFor();
     await expect(feedbackOf(page, 'support-in').textContent()).resolves.toContain('support-in is reset');
     expect(await harness!.broker.registry.get('support-in')).toMatchObject({ status: 'new' });
 
-    page.once('dialog', (dialog) => void dialog.accept());
+    // Delete asks in the row too; the deleted row keeps its place, struck out, until dismissed.
     await fromMenu(rowOf(page, 'throwaway'), 'throwaway', 'Delete');
-    await page.locator('#notice', { hasText: 'Deleted throwaway' }).waitFor();
-    // The notice comes first, the list is loaded again right after it.
-    await rowOf(page, 'throwaway').waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Delete throwaway now' }).click();
+    await feedbackOf(page, 'throwaway').filter({ hasText: 'Deleted throwaway and its tokens' }).waitFor();
+    const tombstone = page.locator('tr[data-deleted="throwaway"]');
+    await tombstone.locator('.status', { hasText: 'deleted' }).waitFor();
+    expect(await harness!.broker.registry.get('throwaway')).toBeUndefined();
+    await tombstone.getByRole('button', { name: 'Dismiss deleted throwaway' }).click();
+    await tombstone.waitFor({ state: 'detached' });
+    await expect(feedbackOf(page, 'throwaway').count()).resolves.toBe(0);
     await page.close();
   }, 90_000);
 
@@ -267,9 +277,10 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await row.getByRole('button', { name: 'Test connection support-in' }).click();
     await row.locator('.test-summary.fail', { hasText: 'ews_blocked' }).waitFor({ timeout: 15_000 });
     harness!.services!.ews.setAccessPolicy();
-    await expect(
-      page.locator('tr[data-detail-for="support-in"] .test-remedy code').count(),
-    ).resolves.toBeGreaterThan(2);
+    await row.page().getByRole('button', { name: 'What to do about support-in' }).click();
+    const remedy = page.locator('tr[data-detail-for="support-in"] .remedy');
+    expect(await remedy.isVisible()).toBe(true);
+    await expect(remedy.locator('code').count()).resolves.toBeGreaterThan(2);
 
     for (const width of [1280, 390]) {
       await page.setViewportSize({ width, height: 900 });
@@ -311,31 +322,6 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await page.keyboard.press('Escape');
     await page.close();
   }, 120_000);
-
-  it('moves nothing on the page when results arrive', async () => {
-    const page = await openConsole();
-    await page.evaluate(`window.shifts = [];
-      new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.shifts.push(entry.value);
-      }).observe({ type: 'layout-shift' });`);
-    const row = rowOf(page, 'support-in');
-    await row.getByRole('button', { name: 'Test connection support-in' }).click();
-    await feedbackOf(page, 'support-in').filter({ hasText: 'Tested support-in: ✓ EWS: Inbox' }).waitFor({
-      timeout: 15_000,
-    });
-    await fromMenu(row, 'support-in', 'Refresh');
-    await feedbackOf(page, 'support-in')
-      .filter({ hasText: /✓ support-in: \w+ \(/ })
-      .waitFor();
-    // Give a late re-render its frame.
-    await page.waitForTimeout(500);
-    const shifts = await page.evaluate<number[]>('window.shifts');
-    // Below 0.1, web vitals' "good" cumulative layout shift. Under load a shift of 0.025–0.036 of the
-    // sections below the table was seen once in a few runs (not the row's own result box, which keeps
-    // its height from "Testing…" to the answer); its cause is not found yet (closing note, issue 18).
-    expect(shifts.reduce((sum, value) => sum + value, 0)).toBeLessThan(0.1);
-    await page.close();
-  }, 60_000);
 
   it('sign-in, consent, result and invitation pages: no serious axe finding, light and dark', async () => {
     // The agent has consented to nothing yet: the consent page shows.
@@ -403,5 +389,95 @@ describe('admin console: actions, layout and accessibility in a real browser', (
       },
     );
     await cancelContext.close();
+  }, 90_000);
+
+  it('moves nothing on the page when results arrive', async () => {
+    // A row below the ones that change, so a row growing would move something.
+    await api(harness!.baseUrl, 'PUT', '/api/connections/zz-last', {
+      mailbox: USERS.agent.username,
+      profile: 'imap',
+    });
+    const page = await openConsole();
+    // Every answer to an action comes 800 ms after the click: past the 500 ms after an input within
+    // which the browser counts a shift as expected, so any shift an answer causes is counted.
+    await page.route(/\/api\/connections\//, async (route) => {
+      if (route.request().method() !== 'GET') await new Promise((resolve) => setTimeout(resolve, 800));
+      await route.continue();
+    });
+    await page.evaluate(`window.steps = []; window.shifts = [];
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries())
+          if (!entry.hadRecentInput)
+            window.shifts.push({
+              value: entry.value,
+              after: window.steps.at(-1),
+              moved: entry.sources.map((source) => (source.node?.outerHTML ?? '?').slice(0, 80)),
+            });
+      }).observe({ type: 'layout-shift' });`);
+    const step = (label: string) => page.evaluate(`window.steps.push(${JSON.stringify(label)})`);
+    const row = rowOf(page, 'support-in');
+    const line = feedbackOf(page, 'support-in');
+    const fromSupportMenu = async (action: string, result: string | RegExp) => {
+      await step(action);
+      await fromMenu(row, 'support-in', action);
+      await line.filter({ hasText: result }).waitFor({ timeout: 15_000 });
+    };
+
+    await step('Test');
+    await row.getByRole('button', { name: 'Test connection support-in' }).click();
+    await line.filter({ hasText: 'Tested support-in: ✓ EWS: Inbox' }).waitFor({ timeout: 15_000 });
+    // A failed test: one line, its remedy behind "What to do".
+    await step('Test failing');
+    harness!.services!.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [] });
+    await row.getByRole('button', { name: 'Test connection support-in' }).click();
+    await line.filter({ hasText: 'Test failed: ews_blocked' }).waitFor({ timeout: 15_000 });
+    harness!.services!.ews.setAccessPolicy();
+    await page.getByRole('button', { name: 'What to do about support-in' }).click();
+    await line.locator('.remedy').waitFor();
+    await page.getByRole('button', { name: 'What to do about support-in' }).click();
+    await fromSupportMenu('Refresh', /^✓support-in: \w+ \(/);
+    await fromSupportMenu('Invite', 'Invitation for');
+    await fromSupportMenu('Disable', 'support-in is disabled');
+    await step('Enable');
+    await row.getByRole('button', { name: 'Enable support-in' }).click();
+    await line.filter({ hasText: 'support-in is enabled again' }).waitFor();
+    // New rows are drawn at the click, in their place: the answer fills them in.
+    await step('Add the Graph connection');
+    harness!.entra.grantAdminConsent(harness!.env.ENTRA_CLIENT_ID!);
+    await fromMenu(row, 'support-in', 'Add the Graph connection');
+    await page.getByRole('button', { name: 'Add the Graph connection of support-in' }).click();
+    await line.filter({ hasText: 'Added support-in-graph' }).waitFor({ timeout: 15_000 });
+    await step('Save');
+    await page.fill('input[name=name]', 'new-ews');
+    await page.fill('input[name=mailbox]', USERS.agent.username);
+    await page.selectOption('select[name=profile]', 'ews');
+    await page.click('form#define button[type=submit]');
+    await feedbackOf(page, 'new-ews').filter({ hasText: 'Saved new-ews' }).waitFor();
+    await page.locator('tr[data-ews="new-ews"] .graph-ready').waitFor();
+    // Reset turns the dependant support-in-graph `reauthorization_required`: its row says so in
+    // its status and grows no line under rows the admin is reading.
+    await step('Reset');
+    await fromMenu(row, 'support-in', 'Reset');
+    await page.getByRole('button', { name: 'Reset support-in now' }).click();
+    await line.filter({ hasText: 'support-in is reset' }).waitFor();
+    await rowOf(page, 'support-in-graph')
+      .locator('.status', { hasText: 'reauthorization required' })
+      .waitFor();
+    await step('Delete');
+    await fromMenu(rowOf(page, 'sales-in'), 'sales-in', 'Delete');
+    await page.getByRole('button', { name: 'Delete sales-in now' }).click();
+    await page.locator('tr[data-deleted="sales-in"]').waitFor();
+    await page.locator('#graph-move-rows tr.deleted[data-ews="sales-in"]').waitFor();
+    // Give a late re-render its frame.
+    await page.waitForTimeout(500);
+    expect(await page.evaluate('window.shifts')).toEqual([]);
+
+    // The check can fail: a line pushed in at the top with no input moves everything below it.
+    await page.evaluate(
+      `document.querySelector('main').prepend(Object.assign(document.createElement('p'), { textContent: 'pushed in' }))`,
+    );
+    await page.waitForTimeout(300);
+    await expect(page.evaluate('window.shifts.length')).resolves.toBeGreaterThan(0);
+    await page.close();
   }, 90_000);
 });

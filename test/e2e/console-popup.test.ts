@@ -93,11 +93,16 @@ describe('console and authorization popup in a real browser', () => {
     await row.getByRole('button', { name: 'Test connection' }).click();
     await row.locator('.test-summary.fail', { hasText: 'ews_blocked' }).waitFor({ timeout: 15_000 });
     const details = page.locator('tr[data-detail-for="support-in"]');
-    await expect(details.locator('.test-detail-text').textContent()).resolves.toContain('HTTP 403');
-    const remedy = await details.locator('.test-remedy').textContent();
+    // One line under the row; the detail and the remedy open with "What to do".
+    await expect(details.locator('.feedback-text').textContent()).resolves.toMatch(
+      /^Test failed: ews_blocked/,
+    );
+    await details.getByRole('button', { name: 'What to do about support-in' }).click();
+    await expect(details.locator('.feedback-full').textContent()).resolves.toContain('HTTP 403');
+    const remedy = await details.locator('.remedy').textContent();
     expect(remedy).toContain(allowListSnippet(harness!.env.ENTRA_CLIENT_ID!));
     // Backticks become code spans (DOM nodes, not markup), and no placeholder is left unfilled.
-    await expect(details.locator('.test-remedy code').allTextContents()).resolves.toContain(
+    await expect(details.locator('.remedy code').allTextContents()).resolves.toContain(
       allowListSnippet(harness!.env.ENTRA_CLIENT_ID!),
     );
     expect(remedy).not.toContain('`');
@@ -121,14 +126,14 @@ describe('console and authorization popup in a real browser', () => {
     );
     // The popup's sign-in consented to EWS only; a Global Administrator consents for the tenant.
     harness!.entra.grantAdminConsent(harness!.env.ENTRA_CLIENT_ID!);
-    page.once('dialog', (dialog) => {
-      expect(dialog.defaultValue()).toBe('support-in-graph');
-      void dialog.accept(dialog.defaultValue());
-    });
     const ews = page.locator('tr[data-connection="support-in"]');
     // Everything but the row's next step sits in its menu, so the row stays one line high.
     await ews.getByRole('button', { name: 'More actions for support-in' }).click();
     await ews.getByRole('button', { name: 'Add the Graph connection support-in' }).click();
+    // It asks for the name in the row (no browser dialog), with a suggestion.
+    const name = page.getByRole('textbox', { name: 'Name of the Graph connection' });
+    await expect(name.inputValue()).resolves.toBe('support-in-graph');
+    await page.getByRole('button', { name: 'Add the Graph connection of support-in' }).click();
     const added = page.locator('tr[data-connection="support-in-graph"]');
     await added.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 15_000 });
     await expect(added.textContent()).resolves.toContain('signs in through support-in');

@@ -235,6 +235,8 @@ describe('console Invite button', () => {
     await row.getByRole('button', { name: 'More actions for owner-row' }).click();
     await row.getByRole('button', { name: 'Invite owner-row' }).click();
     const notice = page.locator('tr[data-detail-for="owner-row"]');
+    // One line: Copy link in it, the link itself and Revoke under Details.
+    await notice.getByRole('button', { name: 'Details about owner-row' }).click();
     const link = notice.locator('input.invitation-url');
     await link.waitFor();
     const url = await link.inputValue();

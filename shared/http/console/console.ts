@@ -79,6 +79,25 @@ interface Feedback {
   /** The README section about the error (the problem's `type`). */
   docs?: string | undefined;
   invitation?: Invitation;
+  /** A next step offered in the result's own line (delete the dependants too). */
+  offer?: Offer;
+  /** A question the admin's click opened in the row, instead of a browser dialog. */
+  question?: Question;
+}
+
+interface Offer {
+  text: string;
+  /** Its name for screen readers, with the connection. */
+  label: string;
+  run: () => Promise<void>;
+}
+
+/** Reset and Delete ask first; Set password and Add the Graph connection ask for a value. */
+interface Question {
+  field?: { label: string; type: 'text' | 'password'; value?: string; autocomplete: string };
+  confirm: { text: string; label: string; danger?: boolean };
+  cancelLabel: string;
+  run: (value: string) => Promise<void>;
 }
 
 interface AuditEvent {
@@ -233,11 +252,47 @@ function keepTests(): void {
 }
 const feedback: Record<string, Feedback> = {};
 let connections: ConnectionView[] = [];
+/** Lines the admin opened with "What to do" or "Details": name → the line's signature. */
+const expanded = new Map<string, string>();
+/** Lines the admin dismissed that are not a result (a failed test kept from before, a last error). */
+const dismissed = new Set<string>();
+/**
+ * Whether a row may show a kept line (a failed test, a last error): decided when the row is first
+ * drawn, and turned on when the admin acts on it. A row whose status another action changed (a
+ * source's reset turns its dependants `reauthorization_required`) shows that in its status, and
+ * its line at the next page load, instead of growing under rows the admin is reading.
+ */
+const keptLines = new Map<string, boolean>();
+/**
+ * Deleted connections keep their place as a struck-out row until dismissed, so the rows below
+ * do not jump when the answer arrives: name → the row as it was and its place in the list.
+ */
+const gone = new Map<string, { view: ConnectionView; index: number }>();
+/**
+ * Connections being defined (Save, Add the Graph connection) are drawn at the click, in their
+ * place, so the answer fills them in instead of pushing the page down. `failed`: the answer was
+ * no; the row stays, struck out, with the reason in its line until dismissed.
+ */
+const arriving = new Map<string, ConnectionView & { failed?: boolean }>();
 
 /** Says it next to the row (kept across reloads until the next result) and to screen readers. */
 function tell(name: string, result: Feedback): void {
   feedback[name] = result;
-  announce(result.text + (result.remedy ? ` What to do: ${result.remedy}` : ''));
+  keptLines.set(name, true);
+  expanded.delete(name);
+  if (!result.question) announce(result.text + (result.remedy ? ` What to do: ${result.remedy}` : ''));
+  redrawLine(name);
+}
+
+/**
+ * Opens the row's line at the click, while the input is fresh: the answer then takes its place at
+ * the same height, so nothing on the page moves when it arrives (layout shift).
+ */
+function pending(name: string, text: string): void {
+  tell(name, { ok: true, pending: true, text });
+}
+
+function redrawLine(name: string): void {
   const detail = rows.querySelector<HTMLTableRowElement>(`tr[data-detail-for="${CSS.escape(name)}"]`);
   if (detail) renderDetail(detail, name);
 }
@@ -252,11 +307,21 @@ function announce(text: string): void {
 
 /** For what concerns no row: the box at the top, and the live region. */
 function showNotice(text: string, ok: boolean): void {
+  // Fixed at the bottom of the window (CONSOLE_STYLE): it covers, it does not push the page down.
   notice.hidden = false;
   notice.className = `box ${ok ? 'ok' : 'fail'}`;
+  const close = element('button', {
+    className: 'dismiss',
+    text: '×',
+    attrs: { type: 'button', 'aria-label': 'Dismiss the message' },
+  });
+  close.addEventListener('click', () => {
+    notice.hidden = true;
+  });
   notice.replaceChildren(
     element('span', { className: 'icon', text: ok ? '✓ ' : '✗ ', attrs: { 'aria-hidden': 'true' } }),
     text,
+    close,
   );
   announce(text);
 }
@@ -303,10 +368,13 @@ function badge(status: string): HTMLSpanElement {
     degraded: '!',
     reauthorization_required: '✗',
     disabled: '‖',
+    deleted: '–',
+    saving: '…',
+    'not saved': '✗',
   };
   return element(
     'span',
-    { className: `badge status status-${status}` },
+    { className: `badge status status-${status.replace(/\W/g, '_')}` },
     element('span', { className: 'icon', text: icons[status] ?? '•', attrs: { 'aria-hidden': 'true' } }),
     status.replace(/_/g, ' '),
   );
@@ -451,105 +519,183 @@ function moveFocus(menu: HTMLElement, event: KeyboardEvent): void {
   event.preventDefault();
 }
 
-function renderDetail(detail: HTMLTableRowElement, name: string): void {
-  const td = detail.firstElementChild as HTMLTableCellElement;
-  td.replaceChildren();
-  const c = connections.find((candidate) => candidate.name === name);
+/**
+ * The one line under a row: the latest result, else a failed test kept from before, else the last
+ * error of a connection that needs attention. One line high whatever it says (its extras open
+ * with "What to do" or "Details"), so an answer replacing the "…" line its click opened moves
+ * nothing; only the admin's own clicks make it taller.
+ */
+function lineOf(name: string): Feedback | undefined {
   const result = feedback[name];
-  if (result) td.append(feedbackNode(result, name));
+  if (result) return result;
+  if (!keptLines.get(name)) return undefined;
   const test = tests[name];
   if (test && !test.pending && !test.ok) {
-    const box = element('div', { className: 'test-detail-box' });
-    box.append(element('div', { className: 'test-detail-text fail', text: testSummary(test) }));
-    if (test.remedy) {
-      box.append(
-        element(
-          'div',
-          { className: 'test-remedy' },
-          element('strong', { text: 'What to do: ' }),
-          ...remedyNodes(test.remedy, name),
-        ),
-      );
-    }
-    td.append(box);
+    const line = { ok: false, text: `Test failed: ${testSummary(test).slice(2)}`, remedy: test.remedy };
+    if (!dismissed.has(`${name}|${line.text}`)) return line;
   }
-  if (c?.lastError && (c.status === 'degraded' || c.status === 'reauthorization_required') && !result) {
-    const last = element(
-      'div',
-      { className: 'last-error fail' },
-      element('strong', { text: 'Last error: ' }),
-      c.lastError.message,
-    );
-    if (c.lastError.remedy)
-      last.append(
-        ' ',
-        element(
-          'span',
-          {},
-          element('strong', { text: 'What to do: ' }),
-          ...remedyNodes(c.lastError.remedy, name),
-        ),
-      );
-    td.append(last);
+  const c = connections.find((candidate) => candidate.name === name);
+  if (c?.lastError && (c.status === 'degraded' || c.status === 'reauthorization_required')) {
+    const line = { ok: false, text: `Last error: ${c.lastError.message}`, remedy: c.lastError.remedy };
+    if (!dismissed.has(`${name}|${line.text}`)) return line;
   }
-  detail.hidden = td.childNodes.length === 0;
+  return undefined;
 }
 
-function feedbackNode(result: Feedback, name: string): HTMLElement {
+function renderDetail(detail: HTMLTableRowElement, name: string): void {
+  const td = detail.firstElementChild as HTMLTableCellElement;
+  const line = lineOf(name);
+  if (!line) td.replaceChildren();
+  else td.replaceChildren(line.question ? questionNode(line, line.question, name) : feedbackNode(line, name));
+  detail.hidden = !line;
+}
+
+const signature = (line: Feedback) => `${line.text}|${line.remedy ?? ''}`;
+
+function feedbackNode(line: Feedback, name: string): HTMLElement {
   const box = element('div', {
-    className: `row-feedback ${result.pending ? 'pending' : result.ok ? 'ok' : 'fail'}`,
+    className: `row-feedback ${line.pending ? 'pending' : line.ok ? 'ok' : 'fail'}`,
   });
-  const icon = result.pending ? '… ' : result.ok ? '✓ ' : '✗ ';
-  box.append(
-    element(
-      'p',
-      { className: 'feedback-text' },
-      element('span', { className: 'icon', text: icon, attrs: { 'aria-hidden': 'true' } }),
-      result.text,
-    ),
+  const head = element(
+    'div',
+    { className: 'feedback-head' },
+    element('span', {
+      className: 'icon',
+      text: line.pending ? '…' : line.ok ? '✓' : '✗',
+      attrs: { 'aria-hidden': 'true' },
+    }),
+    element('span', { className: 'feedback-text', text: line.text, attrs: { title: line.text } }),
   );
-  if (result.pending) return box;
-  if (result.remedy) {
-    box.append(
+  box.append(head);
+  if (line.pending) return box;
+
+  const more = element('div', { className: 'feedback-more', attrs: { id: `more-${name}` } });
+  if (line.text.length > 60) more.append(element('p', { className: 'feedback-full', text: line.text }));
+  if (line.remedy) {
+    more.append(
       element(
         'p',
         { className: 'remedy' },
         element('strong', { text: 'What to do: ' }),
-        ...remedyNodes(result.remedy, name),
+        ...remedyNodes(line.remedy, name),
       ),
     );
   }
   // https, or the sandbox's sign-in pages on plain http://localhost (no certificate to trust).
-  if (result.link && /^(?:https:\/\/|http:\/\/localhost[:/])/.test(result.link)) {
-    box.append(element('p', {}, 'Link for the administrator: ', externalLink(result.link, result.link)));
+  if (line.link && /^(?:https:\/\/|http:\/\/localhost[:/])/.test(line.link)) {
+    more.append(element('p', {}, 'Link for the administrator: ', externalLink(line.link, line.link)));
   }
-  if (result.docs?.startsWith('https://')) {
-    box.append(element('p', { className: 'docs' }, externalLink(result.docs, 'About this error')));
+  if (line.docs?.startsWith('https://')) {
+    more.append(element('p', { className: 'docs' }, externalLink(line.docs, 'About this error')));
   }
-  if (result.invitation) box.append(invitationNode(name, result.invitation));
+  if (line.invitation) {
+    head.append(copyButton(name, line.invitation));
+    more.append(invitationNode(name, line.invitation));
+  }
+  if (line.offer) {
+    const offer = line.offer;
+    const button = element('button', {
+      text: offer.text,
+      className: 'danger',
+      attrs: { type: 'button', 'aria-label': offer.label },
+    });
+    button.addEventListener('click', () => void offer.run());
+    head.append(button);
+  }
+  if (more.childNodes.length > 0) {
+    const open = expanded.get(name) === signature(line);
+    const label = line.remedy ? 'What to do' : 'Details';
+    const toggle = element('button', {
+      className: 'toggle',
+      text: `${label} ${open ? '▴' : '▾'}`,
+      attrs: {
+        type: 'button',
+        'aria-expanded': String(open),
+        'aria-controls': more.id,
+        'aria-label': `${label} about ${name}`,
+      },
+    });
+    toggle.addEventListener('click', () => {
+      if (expanded.get(name) === signature(line)) expanded.delete(name);
+      else expanded.set(name, signature(line));
+      redrawLine(name);
+      rows
+        .querySelector<HTMLElement>(`#${CSS.escape(more.id)}`)
+        ?.previousElementSibling?.querySelector<HTMLElement>('button.toggle')
+        ?.focus();
+    });
+    head.append(toggle);
+    more.hidden = !open;
+    box.append(more);
+  }
   const dismiss = element('button', {
     className: 'dismiss',
     text: '×',
     attrs: { type: 'button', 'aria-label': `Dismiss the message about ${name}` },
   });
   dismiss.addEventListener('click', () => {
-    Reflect.deleteProperty(feedback, name);
-    const detail = dismiss.closest('tr');
-    if (detail) renderDetail(detail, name);
+    if (feedback[name] === line) Reflect.deleteProperty(feedback, name);
+    else dismissed.add(`${name}|${line.text}`);
+    expanded.delete(name);
+    if (gone.delete(name) || arriving.delete(name)) {
+      drawRows();
+      drawReadiness();
+    } else redrawLine(name);
   });
-  box.append(dismiss);
+  head.append(dismiss);
   return box;
 }
 
-/** An invitation's link with Copy, and Revoke. */
-function invitationNode(name: string, invitation: Invitation): HTMLElement {
-  const link = element('input', {
-    className: 'mono invitation-url',
-    attrs: { readonly: '', 'aria-label': `Invitation link for ${name}` },
+/** A question in the row's line: its words whole, a field if it needs a value, then OK or Cancel. */
+function questionNode(line: Feedback, question: Question, name: string): HTMLElement {
+  const box = element('form', { className: 'row-feedback question' });
+  box.append(element('p', { className: 'question-text', text: line.text }));
+  let input: HTMLInputElement | undefined;
+  if (question.field) {
+    const id = `question-${name}`;
+    input = element('input', {
+      attrs: {
+        id,
+        name: 'answer',
+        type: question.field.type,
+        required: '',
+        autocomplete: question.field.autocomplete,
+        spellcheck: 'false',
+      },
+    });
+    input.value = question.field.value ?? '';
+    box.append(element('label', { text: question.field.label, attrs: { for: id } }), input);
+  }
+  const confirm = element('button', {
+    text: question.confirm.text,
+    className: question.confirm.danger ? 'danger' : 'primary',
+    attrs: { type: 'submit', 'aria-label': question.confirm.label },
   });
-  link.value = invitation.url;
+  const cancel = element('button', {
+    text: 'Cancel',
+    attrs: { type: 'button', 'aria-label': question.cancelLabel },
+  });
+  cancel.addEventListener('click', () => {
+    Reflect.deleteProperty(feedback, name);
+    redrawLine(name);
+    rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(`${name}|More`)}"]`)?.focus();
+  });
+  box.addEventListener('submit', (event) => {
+    event.preventDefault();
+    confirm.disabled = true;
+    void question.run(input?.value ?? '');
+  });
+  box.append(element('div', { className: 'question-actions' }, confirm, cancel));
+  // Where the keyboard goes next: after the browser has drawn the line.
+  window.setTimeout(() => {
+    (input ?? confirm).focus();
+  }, 0);
+  return box;
+}
+
+function copyButton(name: string, invitation: Invitation): HTMLButtonElement {
   const copy = element('button', {
-    text: 'Copy',
+    text: 'Copy link',
     attrs: { type: 'button', 'aria-label': `Copy the invitation link for ${name}` },
   });
   copy.addEventListener('click', () => {
@@ -559,11 +705,26 @@ function invitationNode(name: string, invitation: Invitation): HTMLElement {
         announce('Copied');
       },
       () => {
-        link.select();
-        copy.textContent = 'Press Ctrl+C to copy';
+        // No clipboard (plain http, or refused): the link shows, selected for Ctrl+C.
+        expanded.set(name, signature(feedback[name] ?? { ok: true, text: '' }));
+        redrawLine(name);
+        rows
+          .querySelector<HTMLInputElement>(`tr[data-detail-for="${CSS.escape(name)}"] input.invitation-url`)
+          ?.select();
+        announce('Press Ctrl+C to copy the selected link');
       },
     );
   });
+  return copy;
+}
+
+/** An invitation's link, to read or select, and Revoke. */
+function invitationNode(name: string, invitation: Invitation): HTMLElement {
+  const link = element('input', {
+    className: 'mono invitation-url',
+    attrs: { readonly: '', 'aria-label': `Invitation link for ${name}` },
+  });
+  link.value = invitation.url;
   const revoke = element('button', {
     text: 'Revoke',
     className: 'danger',
@@ -571,6 +732,7 @@ function invitationNode(name: string, invitation: Invitation): HTMLElement {
   });
   revoke.addEventListener('click', () => {
     void (async () => {
+      pending(name, `Revoking the invitations for ${name}…`);
       const answer = await call(api(name, '/invitations'), { method: 'DELETE' });
       tell(
         name,
@@ -580,7 +742,7 @@ function invitationNode(name: string, invitation: Invitation): HTMLElement {
       );
     })();
   });
-  return element('div', { className: 'invitation' }, link, copy, revoke);
+  return element('div', { className: 'invitation' }, link, revoke);
 }
 
 function connectionRow(c: ConnectionView): HTMLTableRowElement {
@@ -588,7 +750,9 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
   tr.dataset.connection = c.name;
   const name = element('th', { attrs: { scope: 'row', 'data-label': 'Connection' } }, c.name);
   tr.append(name, cell(c.mailbox, 'Mailbox'), cell(profileText(c), 'Profile'));
-  tr.append(element('td', { attrs: { 'data-label': 'Status' } }, badge(c.status)));
+  const status = element('td', { attrs: { 'data-label': 'Status' } }, badge(c.status));
+  if (c.lastError) status.title = `Last error: ${c.lastError.message}`;
+  tr.append(status);
   const expiry = element('td', { attrs: { 'data-label': 'Token' } });
   if (c.tokenExpiresOn) expiry.append(timeNode(c.tokenExpiresOn, expiryFormat));
   else
@@ -614,6 +778,62 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
   renderTestCell(test, kept);
   tr.append(test, actionsCell(c));
   return tr;
+}
+
+/**
+ * A row that is not a listed connection: one being saved (no actions yet), one the broker refused
+ * to save, or one deleted; the last two struck out until the admin dismisses them.
+ */
+function placeholderRow(c: ConnectionView, state: 'arriving' | 'not saved' | 'deleted'): HTMLTableRowElement {
+  const tr = element('tr', { className: `connection ${state === 'arriving' ? 'arriving' : 'deleted'}` });
+  if (state === 'deleted') tr.dataset.deleted = c.name;
+  else tr.dataset.arriving = c.name;
+  tr.append(
+    element(
+      'th',
+      { attrs: { scope: 'row', 'data-label': 'Connection' } },
+      state === 'arriving' ? c.name : element('s', { text: c.name }),
+    ),
+    cell(c.mailbox, 'Mailbox'),
+    cell(profileText(c), 'Profile'),
+    element('td', { attrs: { 'data-label': 'Status' } }, badge(state === 'arriving' ? 'saving' : state)),
+    cell(state === 'arriving' ? '' : 'none', 'Token', 'muted'),
+    cell('', 'Last test'),
+  );
+  const actions = element('td', { className: 'actions', attrs: { 'data-label': 'Actions' } });
+  if (state !== 'arriving') {
+    const dismiss = element('button', {
+      text: 'Dismiss',
+      attrs: { type: 'button', 'aria-label': `Dismiss ${state} ${c.name}` },
+    });
+    dismiss.dataset.focusKey = `${c.name}|Dismiss`;
+    dismiss.addEventListener('click', () => {
+      gone.delete(c.name);
+      arriving.delete(c.name);
+      Reflect.deleteProperty(feedback, c.name);
+      drawRows();
+      drawReadiness();
+    });
+    actions.append(dismiss);
+  }
+  tr.append(actions);
+  return tr;
+}
+
+/** Draws a connection being defined in its place now, at the click (see `arriving`). */
+function arrive(view: ConnectionView): void {
+  arriving.set(view.name, view);
+  if (!keptLines.has(view.name)) keptLines.set(view.name, false);
+  drawRows();
+  drawReadiness();
+}
+
+/** The broker said no: the arriving row stays, struck out, until dismissed. */
+function refused(name: string): void {
+  const view = arriving.get(name);
+  if (!view) return;
+  arriving.set(name, { ...view, failed: true });
+  drawRows();
 }
 
 function detailRow(c: ConnectionView): HTMLTableRowElement {
@@ -645,25 +865,61 @@ function emptyState(): HTMLTableRowElement {
   return element('tr', {}, td);
 }
 
-async function load(): Promise<void> {
-  const answer = await call<{ connections: ConnectionView[] }>('/api/connections');
+/** `keepGone`: a connection that is no longer listed keeps its place, struck out (see `gone`). */
+async function load(keepGone = false): Promise<void> {
+  // Both at once, drawn in the same frame: the Graph view appearing later would push the form down.
+  const [answer, ready] = await Promise.all([
+    call<{ connections: ConnectionView[] }>('/api/connections'),
+    call<Readiness>('/api/graph-readiness'),
+  ]);
+  readiness = ready.ok ? ready.body : undefined;
   if (!answer.ok) {
     showNotice(answer.problem.detail ?? 'Could not load connections', false);
     return;
   }
+  const listed = new Set(answer.body.connections.map((c) => c.name));
+  if (keepGone)
+    connections.forEach((c, index) => {
+      if (!listed.has(c.name) && !gone.has(c.name)) gone.set(c.name, { view: c, index });
+    });
   connections = answer.body.connections;
+  drawRows();
+  drawReadiness();
+}
+
+function drawRows(): void {
   // Re-rendering the rows must not drop the keyboard user's place.
   const focused = (document.activeElement as HTMLElement | null)?.dataset.focusKey;
+  type Shown = { view: ConnectionView; state: 'listed' | 'arriving' | 'not saved' | 'deleted' };
+  const shown: Shown[] = connections.map((view) => ({ view, state: 'listed' }));
+  for (const [name, view] of arriving) {
+    if (connections.some((c) => c.name === name)) {
+      if (!view.failed) arriving.delete(name);
+      continue;
+    }
+    // In the broker's order (by name), where the answer will put it.
+    const at = shown.findIndex((s) => s.view.name.localeCompare(name) > 0);
+    shown.splice(at === -1 ? shown.length : at, 0, { view, state: view.failed ? 'not saved' : 'arriving' });
+  }
+  for (const [name, { view, index }] of gone) {
+    if (connections.some((c) => c.name === name)) gone.delete(name);
+    else shown.splice(Math.min(index, shown.length), 0, { view, state: 'deleted' });
+  }
+  for (const c of connections) {
+    if (keptLines.has(c.name)) continue;
+    keptLines.set(c.name, true);
+    keptLines.set(c.name, lineOf(c.name) !== undefined);
+  }
   const fresh: Node[] = [];
-  if (connections.length === 0) fresh.push(emptyState());
-  for (const c of connections) fresh.push(connectionRow(c), detailRow(c));
+  if (shown.length === 0) fresh.push(emptyState());
+  for (const { view, state } of shown)
+    fresh.push(state === 'listed' ? connectionRow(view) : placeholderRow(view, state), detailRow(view));
   rows.replaceChildren(...fresh);
   rows.querySelectorAll<HTMLTableRowElement>('tr.row-detail').forEach((detail) => {
     renderDetail(detail, detail.dataset.detailFor ?? '');
   });
   if (focused) rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
   fillSignInFrom();
-  void loadReadiness();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,9 +927,20 @@ async function load(): Promise<void> {
 
 async function authorize(c: ConnectionView): Promise<void> {
   if (c.grant === 'authorization_code' && !c.signInFrom) {
-    window.open(api(c.name, '/authorize'), 'broker-authorize', 'popup,width=520,height=700');
+    const popup = window.open(api(c.name, '/authorize'), 'broker-authorize', 'popup,width=520,height=700');
+    if (!popup) {
+      tell(c.name, {
+        ok: false,
+        text: `The browser blocked the sign-in window for ${c.name}.`,
+        remedy: 'Allow pop-ups for this page in the address bar, then click Authorize again.',
+      });
+      return;
+    }
+    pending(c.name, `Signing in ${c.name} in the sign-in window…`);
+    watchSignIn(popup, c.name);
     return;
   }
+  pending(c.name, `Authorizing ${c.name}…`);
   const answer = await call<{ signedInAs: string }>(api(c.name, '/authorize'), { method: 'POST' });
   tell(
     c.name,
@@ -684,21 +951,47 @@ async function authorize(c: ConnectionView): Promise<void> {
   await load();
 }
 
+/** A sign-in window closed without an answer (the admin closed it) ends its "…" line. */
+function watchSignIn(popup: Window, name: string): void {
+  const timer = window.setInterval(() => {
+    if (!popup.closed) return;
+    window.clearInterval(timer);
+    // The callback page posts its message, then closes: give the message time to land first.
+    window.setTimeout(() => {
+      if (feedback[name]?.pending)
+        tell(name, {
+          ok: false,
+          text: `The sign-in window was closed before ${name} was authorized. Click Authorize to try again.`,
+        });
+    }, 1000);
+  }, 500);
+}
+
 async function setPassword(c: ConnectionView): Promise<void> {
-  const password = window.prompt(
-    `Password of ${c.account} (kept only in the secret store; never shown again)`,
-  );
-  if (!password) return;
-  const answer = await call(api(c.name, '/password'), { method: 'PUT', json: { password } });
-  tell(
-    c.name,
-    answer.ok
-      ? { ok: true, text: `Password set for ${c.name}. Click Authorize.` }
-      : problemFeedback(answer.problem, 'Could not set the password'),
-  );
+  tell(c.name, {
+    ok: true,
+    text: `The password of ${c.account} for the legacy password grant: kept only in the secret store, never shown again.`,
+    question: {
+      field: { label: `Password of ${c.account}`, type: 'password', autocomplete: 'new-password' },
+      confirm: { text: 'Set password', label: `Set the password of ${c.name}` },
+      cancelLabel: `Cancel setting the password of ${c.name}`,
+      run: async (password) => {
+        pending(c.name, `Setting the password of ${c.name}…`);
+        const answer = await call(api(c.name, '/password'), { method: 'PUT', json: { password } });
+        tell(
+          c.name,
+          answer.ok
+            ? { ok: true, text: `Password set for ${c.name}. Click Authorize.` }
+            : problemFeedback(answer.problem, 'Could not set the password'),
+        );
+      },
+    },
+  });
+  return Promise.resolve();
 }
 
 async function invite(c: ConnectionView): Promise<void> {
+  pending(c.name, `Making an invitation link for ${c.name}…`);
   const answer = await call<Invitation>(api(c.name, '/invitations'), { method: 'POST' });
   if (!answer.ok) {
     tell(c.name, problemFeedback(answer.problem, 'Could not make the invitation'));
@@ -706,22 +999,46 @@ async function invite(c: ConnectionView): Promise<void> {
   }
   tell(c.name, {
     ok: true,
-    text: `Invitation for ${c.account} to authorize ${c.name}: single use, valid until ${new Date(answer.body.expiresOn).toLocaleString()}. Send them this link:`,
+    text: `Invitation for ${c.account} to authorize ${c.name}: single use, valid until ${new Date(answer.body.expiresOn).toLocaleString()}. Copy the link and send it to them.`,
     invitation: answer.body,
   });
 }
 
 async function addGraph(c: ConnectionView): Promise<void> {
-  const name = window.prompt(
-    `Name of the Graph connection for ${c.mailbox} (it signs in through the same sign-in and is tested at once)`,
-    `${c.name}-graph`,
-  );
-  if (!name) return;
+  tell(c.name, {
+    ok: true,
+    text: `A Microsoft Graph connection for ${c.mailbox}: it signs in through the same sign-in as ${c.name} and is tested at once.`,
+    question: {
+      field: {
+        label: 'Name of the Graph connection',
+        type: 'text',
+        value: `${c.name}-graph`,
+        autocomplete: 'off',
+      },
+      confirm: { text: 'Add', label: `Add the Graph connection of ${c.name}` },
+      cancelLabel: `Cancel adding a Graph connection for ${c.name}`,
+      run: (name) => addGraphNamed(c, name.trim()),
+    },
+  });
+  return Promise.resolve();
+}
+
+async function addGraphNamed(c: ConnectionView, name: string): Promise<void> {
+  const appOnly = c.grant === 'client_credentials';
+  arrive({
+    ...c,
+    name,
+    profile: c.profile === 'ews-shared' ? 'graph-mail-shared' : 'graph-mail',
+    grant: appOnly ? c.grant : 'authorization_code',
+    signInFrom: appOnly ? undefined : (c.signInFrom ?? c.name),
+  });
+  pending(c.name, `Adding ${name} and testing it…`);
   const answer = await call<{ connection: ConnectionView; test?: TestResult }>(api(c.name, '/graph'), {
     method: 'POST',
     json: { name },
   });
   if (!answer.ok) {
+    refused(name);
     tell(c.name, problemFeedback(answer.problem, 'Could not add the Graph connection'));
     return;
   }
@@ -747,6 +1064,7 @@ async function addGraph(c: ConnectionView): Promise<void> {
 }
 
 async function refresh(c: ConnectionView): Promise<void> {
+  pending(c.name, `Refreshing ${c.name}…`);
   const answer = await call<{ result: string; reason: string }>(api(c.name, '/refresh'), { method: 'POST' });
   tell(
     c.name,
@@ -777,18 +1095,27 @@ async function testConnection(c: ConnectionView): Promise<void> {
       };
   tests[c.name] = result;
   keepTests();
-  // A failure shows its detail and remedy in that place instead (renderDetail).
+  // A failure shows its detail and remedy in that place instead (lineOf), even if the admin
+  // dismissed the same failure before.
   if (result.ok) feedback[c.name] = { ok: true, text: `Tested ${c.name}: ${testSummary(result)}` };
   else Reflect.deleteProperty(feedback, c.name);
+  for (const key of dismissed) if (key.startsWith(`${c.name}|`)) dismissed.delete(key);
+  expanded.delete(c.name);
   announce(`${c.name}: ${testSummary(result)}${result.remedy ? ` What to do: ${result.remedy}` : ''}`);
   const row = rows.querySelector<HTMLTableRowElement>(`tr[data-connection="${CSS.escape(c.name)}"]`);
   const cellNow = row?.querySelector<HTMLTableCellElement>('td.test');
   if (cellNow) renderTestCell(cellNow, result);
-  const detail = rows.querySelector<HTMLTableRowElement>(`tr[data-detail-for="${CSS.escape(c.name)}"]`);
-  if (detail) renderDetail(detail, c.name);
+  redrawLine(c.name);
+  // The Graph view shows each EWS connection's last test.
+  const ready = await call<Readiness>('/api/graph-readiness');
+  if (ready.ok) {
+    readiness = ready.body;
+    drawReadiness();
+  }
 }
 
 async function statusChange(c: ConnectionView, action: 'disable' | 'enable'): Promise<void> {
+  pending(c.name, `${action === 'disable' ? 'Disabling' : 'Enabling'} ${c.name}…`);
   const answer = await call<ConnectionView>(api(c.name, `/${action}`), { method: 'POST' });
   tell(
     c.name,
@@ -822,40 +1149,75 @@ function definitionOf(c: ConnectionView): Record<string, unknown> {
 }
 
 async function reset(c: ConnectionView): Promise<void> {
-  if (
-    !window.confirm(
-      `Reset ${c.name}? Its tokens and stored sign-in are deleted, open invitation links stop working, and it must be authorized again.`,
-    )
-  )
-    return;
-  const answer = await call(`${api(c.name)}?reset=true`, { method: 'PUT', json: definitionOf(c) });
-  Reflect.deleteProperty(tests, c.name);
-  keepTests();
-  tell(
-    c.name,
-    answer.ok
-      ? { ok: true, text: `${c.name} is reset: it holds no token now. Click Authorize to sign in again.` }
-      : problemFeedback(answer.problem, 'Reset failed'),
-  );
-  await load();
+  tell(c.name, {
+    ok: false,
+    text: `Reset ${c.name}? Its tokens and stored sign-in are deleted, open invitation links stop working, and it must be authorized again.`,
+    question: {
+      confirm: { text: 'Reset', label: `Reset ${c.name} now`, danger: true },
+      cancelLabel: `Cancel the reset of ${c.name}`,
+      run: async () => {
+        pending(c.name, `Resetting ${c.name}…`);
+        const answer = await call(`${api(c.name)}?reset=true`, { method: 'PUT', json: definitionOf(c) });
+        Reflect.deleteProperty(tests, c.name);
+        keepTests();
+        tell(
+          c.name,
+          answer.ok
+            ? {
+                ok: true,
+                text: `${c.name} is reset: it holds no token now. Click Authorize to sign in again.`,
+              }
+            : problemFeedback(answer.problem, 'Reset failed'),
+        );
+        await load();
+      },
+    },
+  });
+  return Promise.resolve();
 }
 
 async function remove(c: ConnectionView): Promise<void> {
-  if (!window.confirm(`Delete ${c.name} and its tokens?`)) return;
-  let answer = await call(api(c.name), { method: 'DELETE' });
-  if (!answer.ok && answer.problem.code === 'connection_in_use') {
-    if (!window.confirm(`${answer.problem.detail ?? ''} Delete them together with ${c.name}?`)) return;
-    answer = await call(`${api(c.name)}?withDependants=true`, { method: 'DELETE' });
-  }
+  tell(c.name, {
+    ok: false,
+    text: `Delete ${c.name} and its tokens? Consumers reading its token lose it now.`,
+    question: {
+      confirm: { text: 'Delete', label: `Delete ${c.name} now`, danger: true },
+      cancelLabel: `Cancel deleting ${c.name}`,
+      run: () => deleteConnection(c, false),
+    },
+  });
+  return Promise.resolve();
+}
+
+async function deleteConnection(c: ConnectionView, withDependants: boolean): Promise<void> {
+  pending(c.name, `Deleting ${c.name}…`);
+  const answer = await call(`${api(c.name)}${withDependants ? '?withDependants=true' : ''}`, {
+    method: 'DELETE',
+  });
   if (!answer.ok) {
-    tell(c.name, problemFeedback(answer.problem, 'Could not delete'));
+    const inUse = answer.problem.code === 'connection_in_use';
+    tell(c.name, {
+      ...problemFeedback(answer.problem, 'Could not delete'),
+      ...(inUse
+        ? {
+            offer: {
+              text: 'Delete them too',
+              label: `Delete ${c.name} and the connections that sign in through it`,
+              run: () => deleteConnection(c, true),
+            },
+          }
+        : {}),
+    });
     return;
   }
   Reflect.deleteProperty(tests, c.name);
-  Reflect.deleteProperty(feedback, c.name);
   keepTests();
-  showNotice(`Deleted ${c.name} and its tokens.`, true);
-  await load();
+  tell(c.name, {
+    ok: true,
+    text: `Deleted ${c.name} and its tokens${withDependants ? ', and the connections that signed in through it' : ''}.`,
+  });
+  await load(true);
+  rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(`${c.name}|Dismiss`)}"]`)?.focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,21 +1284,41 @@ interface Readiness {
   }[];
 }
 
-async function loadReadiness(): Promise<void> {
+type ReadinessRow = Readiness['connections'][number];
+let readiness: Readiness | undefined;
+/** The rows last drawn, so a deleted connection keeps its place there too. */
+let readinessShown: ReadinessRow[] = [];
+
+const isEws = (profile: string) => profile === 'ews' || profile === 'ews-shared';
+
+/** Like the rows above it: a connection being defined is drawn at once, a deleted one stays put. */
+function drawReadiness(): void {
   const section = byId('graph-move', HTMLElement);
-  const answer = await call<Readiness>('/api/graph-readiness');
-  if (!answer.ok) {
+  const data = readiness;
+  if (!data) {
     section.hidden = true;
     return;
   }
-  const data = answer.body;
-  section.hidden = data.total === 0;
+  const shown: (ReadinessRow & { deleted?: boolean })[] = [...data.connections];
+  for (const [name, view] of arriving) {
+    if (!isEws(view.profile) || shown.some((r) => r.ews === name)) continue;
+    // The broker lists those not ready first, by name (shared/connections/graph-move.ts).
+    const at = shown.findIndex((r) => r.ready || r.ews.localeCompare(name) > 0);
+    const row = { ews: name, mailbox: view.mailbox, ready: false, lastTest: null, graph: null };
+    shown.splice(at === -1 ? shown.length : at, 0, row);
+  }
+  readinessShown.forEach((row, index) => {
+    if (gone.has(row.ews) && !shown.some((r) => r.ews === row.ews))
+      shown.splice(Math.min(index, shown.length), 0, { ...row, deleted: true });
+  });
+  readinessShown = shown;
+  section.hidden = shown.length === 0;
   byId('graph-move-summary', HTMLElement).textContent =
     `${data.ready} of ${data.total} EWS connection${data.total === 1 ? '' : 's'} have a working Microsoft Graph connection · ` +
     `${data.daysLeft} day${data.daysLeft === 1 ? '' : 's'} until Exchange Online turns EWS off (${data.ewsRetirement}).`;
   byId('graph-move-rows', HTMLElement).replaceChildren(
-    ...data.connections.map((r) => {
-      const tr = element('tr');
+    ...shown.map((r) => {
+      const tr = element('tr', { className: r.deleted ? 'deleted' : '' });
       tr.dataset.ews = r.ews;
       const lastTest = element('td', { attrs: { 'data-label': 'Last EWS test' } });
       if (r.lastTest)
@@ -945,11 +1327,9 @@ async function loadReadiness(): Promise<void> {
           timeNode(r.lastTest.testedAt),
         );
       else lastTest.append('not tested');
-      const ready = cell(
-        r.ready ? '✓ ready' : '✗ not yet',
-        'Ready',
-        `graph-ready ${r.ready ? 'ok' : 'fail'}`,
-      );
+      const ready = r.deleted
+        ? cell('deleted', 'Ready')
+        : cell(r.ready ? '✓ ready' : '✗ not yet', 'Ready', `graph-ready ${r.ready ? 'ok' : 'fail'}`);
       tr.append(
         element('th', { attrs: { scope: 'row', 'data-label': 'EWS connection' } }, r.ews),
         cell(r.mailbox, 'Mailbox'),
@@ -1058,6 +1438,23 @@ async function save(): Promise<void> {
     body.readers = existing.readers;
     body.description = existing.description;
   }
+  if (!existing) {
+    arrive({
+      name,
+      mailbox: field('mailbox'),
+      account: field('account') || field('mailbox'),
+      profile: field('profile'),
+      grant: field('grant'),
+      signInFrom: field('signInFrom') || undefined,
+      readers: [],
+      description: '',
+      status: 'new',
+      tokenExpiresOn: null,
+      lastError: null,
+      lastTest: null,
+    });
+    pending(name, `Saving ${name}…`);
+  }
   let answer = await call(api(name), { method: 'PUT', json: body });
   if (!answer.ok && answer.problem.code === 'connection_authorized') {
     if (
@@ -1070,13 +1467,18 @@ async function save(): Promise<void> {
       `${answer.problem.detail ?? 'Could not save'}${answer.problem.remedy ? ` ${answer.problem.remedy}` : ''}`,
       false,
     );
+    if (!existing) {
+      refused(name);
+      tell(name, problemFeedback(answer.problem, `Could not save ${name}`));
+    }
     return;
   }
   const next = field('grant') === 'password' ? 'Set its password, then click Authorize.' : 'Click Authorize.';
   form.reset();
   showGrantWarning();
   say(`Saved ${name}. ${next}`, true);
-  feedback[name] = { ok: true, text: `Saved ${name}. ${next}` };
+  // A new row's line was opened at the click ("Saving…"); a changed row gets none, so it keeps its height.
+  if (!existing) feedback[name] = { ok: true, text: `Saved ${name}. ${next}` };
   await load();
 }
 
