@@ -70,8 +70,8 @@ const CONSOLE_STYLE = `
   .table-wrap { overflow-x: auto; }
   /* Fixed columns: a result arriving never widens a column and moves the others. */
   table.connections { table-layout: fixed; min-width: 56rem; }
-  col.c-name { width: 14%; } col.c-mailbox { width: 17%; } col.c-profile { width: 12%; } col.c-status { width: 15%; }
-  col.c-token { width: 16%; } col.c-test { width: 26%; } col.c-actions { width: 15.5rem; }
+  col.c-name { width: 13%; } col.c-mailbox { width: 19%; } col.c-profile { width: 12%; } col.c-status { width: 16%; }
+  col.c-token { width: 16%; } col.c-test { width: 24%; } col.c-actions { width: 15.5rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   table.graph-move { table-layout: fixed; min-width: 40rem; }
   col.g-ews { width: 18%; } col.g-mailbox { width: 24%; } col.g-test { width: 24%; } col.g-graph { width: 22%; } col.g-ready { width: 12%; }

@@ -240,6 +240,7 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await expect(page.evaluate('document.activeElement.getAttribute("aria-label")')).resolves.toBe(
       'Reset support-in now',
     );
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-1280-question.png') });
     await question.getByRole('button', { name: 'Reset support-in now' }).click();
     await row.locator('.status', { hasText: 'new' }).waitFor();
     await expect(feedbackOf(page, 'support-in').textContent()).resolves.toContain('support-in is reset');
@@ -251,6 +252,7 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await feedbackOf(page, 'throwaway').filter({ hasText: 'Deleted throwaway and its tokens' }).waitFor();
     const tombstone = page.locator('tr[data-deleted="throwaway"]');
     await tombstone.locator('.status', { hasText: 'deleted' }).waitFor();
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-1280-deleted.png') });
     expect(await harness!.broker.registry.get('throwaway')).toBeUndefined();
     await tombstone.getByRole('button', { name: 'Dismiss deleted throwaway' }).click();
     await tombstone.waitFor({ state: 'detached' });

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   type Page,
   type Request,
 } from 'playwright-core';
+import { seriousViolationsInBothSchemes } from '../support/axe';
 import { api, freePort } from '../support/harness';
 import { uniqueTablePrefix } from '../support/storage';
 
@@ -21,6 +22,8 @@ import { uniqueTablePrefix } from '../support/storage';
 const CHROMIUM = '/usr/bin/chromium';
 const root = resolve(__dirname, '..', '..');
 const SUPPORT = { username: 'support@contoso.test', password: 'Sandbox-Support-1' };
+/** Git-ignored (.test-tmp): the sandbox's console as a new user first sees it. */
+const SCREENSHOTS = join(root, '.test-tmp', 'screenshots');
 
 interface Started {
   child: ChildProcess;
@@ -201,6 +204,29 @@ it('keeps the sandbox across a restart: refresh, token, Authorize and Test conne
     ok: true,
     protocol: 'smtp',
   });
+  // The console says it is the sandbox, in its header badge and a banner; screenshots for review.
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const consolePage = await (await browser.newContext()).newPage();
+  await consolePage.goto(`${base}/api/console`);
+  await consolePage.locator('tr[data-connection="smtp"]').waitFor();
+  await expect(consolePage.locator('header .env').textContent()).resolves.toContain('Sandbox');
+  await expect(consolePage.locator('p.sandbox').textContent()).resolves.toContain(
+    'Nothing reaches Microsoft',
+  );
+  for (const width of [1280, 390]) {
+    await consolePage.setViewportSize({ width, height: 900 });
+    for (const colorScheme of ['light', 'dark'] as const) {
+      await consolePage.emulateMedia({ colorScheme });
+      await consolePage.screenshot({
+        path: join(SCREENSHOTS, `sandbox-console-${width}-${colorScheme}.png`),
+        fullPage: true,
+      });
+    }
+    expect({ width, findings: await seriousViolationsInBothSchemes(consolePage) }).toEqual({
+      width,
+      findings: [],
+    });
+  }
   await stop(running);
   expect(warningsIn(running.output())).toEqual([]);
 }, 180_000);

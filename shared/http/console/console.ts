@@ -334,7 +334,8 @@ function testSummary(result: TestResult): string {
   if (result.ok) {
     const count = d.totalCount == null ? '' : ` · ${d.totalCount} ${d.totalCount === 1 ? 'item' : 'items'}`;
     const unread = d.unreadCount == null ? '' : ` (${d.unreadCount} unread)`;
-    const what = d.folder ? d.folder + count + unread : 'Authenticated';
+    // A verdict kept in the registry row has no details: it says that the test passed, and when.
+    const what = d.folder ? d.folder + count + unread : result.details ? 'Authenticated' : 'passed';
     return `✓ ${(result.protocol ?? '').toUpperCase()}: ${what}${d.serverVersion ? ` · Exchange ${d.serverVersion}` : ''}`;
   }
   return `✗ ${result.code ?? 'failed'}: ${result.detail ?? ''}`;
@@ -570,7 +571,7 @@ function feedbackNode(line: Feedback, name: string): HTMLElement {
   if (line.pending) return box;
 
   const more = element('div', { className: 'feedback-more', attrs: { id: `more-${name}` } });
-  if (line.text.length > 60) more.append(element('p', { className: 'feedback-full', text: line.text }));
+  const whole = () => element('p', { className: 'feedback-full', text: line.text });
   if (line.remedy) {
     more.append(
       element(
@@ -602,7 +603,7 @@ function feedbackNode(line: Feedback, name: string): HTMLElement {
     button.addEventListener('click', () => void offer.run());
     head.append(button);
   }
-  if (more.childNodes.length > 0) {
+  const addToggle = () => {
     const open = expanded.get(name) === signature(line);
     const label = line.remedy ? 'What to do' : 'Details';
     const toggle = element('button', {
@@ -624,10 +625,10 @@ function feedbackNode(line: Feedback, name: string): HTMLElement {
         ?.previousElementSibling?.querySelector<HTMLElement>('button.toggle')
         ?.focus();
     });
-    head.append(toggle);
+    head.insertBefore(toggle, dismiss);
     more.hidden = !open;
     box.append(more);
-  }
+  };
   const dismiss = element('button', {
     className: 'dismiss',
     text: '×',
@@ -643,6 +644,20 @@ function feedbackNode(line: Feedback, name: string): HTMLElement {
     } else redrawLine(name);
   });
   head.append(dismiss);
+  if (more.childNodes.length > 0) {
+    // The whole text too, when the line may cut it.
+    if (line.text.length > 60) more.prepend(whole());
+    addToggle();
+  } else {
+    // Nothing more to say unless the line cuts its text: known once laid out, before it is painted.
+    const text = head.querySelector<HTMLElement>('.feedback-text');
+    window.requestAnimationFrame(() => {
+      if (box.isConnected && text && text.scrollWidth > text.clientWidth && !more.isConnected) {
+        more.append(whole());
+        addToggle();
+      }
+    });
+  }
   return box;
 }
 
@@ -771,7 +786,6 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
           code: c.lastTest.code,
           protocol: c.lastTest.protocol ?? '',
           testedAt: c.lastTest.testedAt,
-          details: {},
         }
       : local;
   if (kept) tests[c.name] = kept;

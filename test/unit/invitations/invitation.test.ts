@@ -109,6 +109,22 @@ describe('invitationRefusal', () => {
     ].map((error) => error?.status);
     expect(statuses).toEqual([410, 410, 410, 410]);
   });
+
+  it('tells the owner what to do in plain words: the invitation page shows a remedy as text', () => {
+    // The owner's page (shared/http/pages.ts invitationPage) puts the remedy in as a text node; a
+    // code span or a link here would show as raw backticks there. Render it first if one is added.
+    const refusals = [
+      invitationRefusal(undefined, made, NOW),
+      invitationRefusal(invitation({ usedAt: 'x' }), made, NOW),
+      invitationRefusal(invitation({ expiresOn: new Date(NOW - 1).toISOString() }), made, NOW),
+      invitationRefusal(invitation(), undefined, NOW),
+      invitationRefusal(invitation(), connection({ status: 'disabled' }), NOW),
+    ];
+    for (const refusal of refusals) {
+      expect(refusal?.remedy).toMatch(/^Ask the administrator who sent you this link /);
+      expect(refusal?.remedy).not.toMatch(/`|https?:|\{name\}|\/api\//);
+    }
+  });
 });
 
 describe('invitation tokens', () => {
