@@ -241,6 +241,14 @@ describe('admin console: actions, layout and accessibility in a real browser', (
       'Reset support-in now',
     );
     await page.screenshot({ path: join(SCREENSHOTS, 'console-1280-question.png') });
+    expect(await seriousViolationsInBothSchemes(page)).toEqual([]);
+    // Escape withdraws the question and gives the keyboard back to the row's menu button.
+    await page.keyboard.press('Escape');
+    await question.waitFor({ state: 'detached' });
+    await expect(page.evaluate('document.activeElement.getAttribute("aria-label")')).resolves.toBe(
+      'More actions for support-in',
+    );
+    await fromMenu(row, 'support-in', 'Reset');
     await question.getByRole('button', { name: 'Reset support-in now' }).click();
     await row.locator('.status', { hasText: 'new' }).waitFor();
     await expect(feedbackOf(page, 'support-in').textContent()).resolves.toContain('support-in is reset');
@@ -253,6 +261,7 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     const tombstone = page.locator('tr[data-deleted="throwaway"]');
     await tombstone.locator('.status', { hasText: 'deleted' }).waitFor();
     await page.screenshot({ path: join(SCREENSHOTS, 'console-1280-deleted.png') });
+    expect(await seriousViolationsInBothSchemes(page)).toEqual([]);
     expect(await harness!.broker.registry.get('throwaway')).toBeUndefined();
     await tombstone.getByRole('button', { name: 'Dismiss deleted throwaway' }).click();
     await tombstone.waitFor({ state: 'detached' });

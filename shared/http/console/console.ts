@@ -690,10 +690,15 @@ function questionNode(line: Feedback, question: Question, name: string): HTMLEle
     text: 'Cancel',
     attrs: { type: 'button', 'aria-label': question.cancelLabel },
   });
-  cancel.addEventListener('click', () => {
+  const withdraw = () => {
     Reflect.deleteProperty(feedback, name);
     redrawLine(name);
     rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(`${name}|More`)}"]`)?.focus();
+  };
+  cancel.addEventListener('click', withdraw);
+  // Escape cancels, as it closes the menu the question came from.
+  box.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') withdraw();
   });
   box.addEventListener('submit', (event) => {
     event.preventDefault();
