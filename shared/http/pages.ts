@@ -426,6 +426,7 @@ export function consolePage(options: {
   <thead><tr><th scope="col">EWS connection</th><th scope="col">Mailbox</th><th scope="col">Last EWS test</th><th scope="col">Graph connection</th><th scope="col">Ready</th></tr></thead><tbody id="graph-move-rows"></tbody></table></div></section>
   <section aria-labelledby="define-title">
   <h2 id="define-title">Define a connection</h2>
+  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>
   <form class="define" id="define">
     <label>Name<span class="hint" id="name-rule">${NAME_RULE}</span><input name="name" required pattern="[a-z0-9](?:[a-z0-9\\-]{0,46}[a-z0-9])?" maxlength="48" placeholder="support-in" aria-describedby="name-rule" autocomplete="off"></label>
     <label>Mailbox<span class="hint" id="mailbox-hint">The mailbox the consumer opens.</span><input name="mailbox" type="email" required placeholder="support@contoso.com" aria-describedby="mailbox-hint"></label>
@@ -436,9 +437,9 @@ export function consolePage(options: {
     <label>EWS URL<span class="hint" id="ews-url-hint">Exchange Server on-premises only.</span><input name="ewsUrl" type="url" placeholder="https://mail.contoso.com/EWS/Exchange.asmx" aria-describedby="ews-url-hint"></label>
     <div class="form-actions"><button type="submit" class="primary">Save</button></div>
   </form>
-  <p class="form-result" id="define-result"></p>
   <p class="muted" id="grant-warning"></p>
-  <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>
+  <!-- Last on the page: an answer of several lines here pushes nothing down. -->
+  <p class="form-result" id="define-result"></p>
   </section>
   <dialog id="events" aria-labelledby="events-title">
     <div class="dialog-head"><h2 id="events-title">Events</h2><button type="button" id="events-close">Close</button></div>

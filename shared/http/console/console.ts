@@ -1493,8 +1493,11 @@ async function save(): Promise<void> {
     return;
   }
   const next = field('grant') === 'password' ? 'Set its password, then click Authorize.' : 'Click Authorize.';
-  form.reset();
-  showGrantWarning();
+  // The next connection is often another of the same kind: profile and grant stay (and with the
+  // grant its warning, so nothing under the form moves as the answer arrives).
+  for (const input of ['name', 'mailbox', 'account', 'ewsUrl'])
+    inForm(`input[name=${input}]`, HTMLInputElement).value = '';
+  signInFrom.value = '';
   say(`Saved ${name}. ${next}`, true);
   // A new row's line was opened at the click ("Saving…"); a changed row gets none, so it keeps its height.
   if (!existing) feedback[name] = { ok: true, text: `Saved ${name}. ${next}` };
