@@ -128,8 +128,9 @@ const CONSOLE_STYLE = `
     table.connections caption { display: block; }
     table.connections thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
     table.connections tr.connection { border: 1px solid var(--border); border-radius: .5rem; padding: .5rem .75rem; margin-top: .75rem; }
-    table.connections tr.connection > * { border: 0; padding: .15rem 0; white-space: normal; overflow-wrap: anywhere; }
-    table.connections .clip, table.connections .test-summary { display: inline; max-width: none; white-space: normal; }
+    /* One line per field, cut with an ellipsis (whole on hover), so a card keeps its height as answers arrive. */
+    table.connections tr.connection > * { border: 0; padding: .15rem 0; }
+    table.connections .clip, table.connections .test-summary { display: inline; }
     table.connections tr.connection > [data-label]:not(th)::before { content: attr(data-label); display: inline-block; min-width: 6.5rem; color: var(--muted); font-size: .85em; }
     table.connections tr.connection > th { font-size: 1.05rem; }
     table.connections td.actions { text-align: left; padding-top: .5rem; }

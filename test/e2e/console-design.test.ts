@@ -513,4 +513,41 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await expect(page.evaluate('window.shifts.length')).resolves.toBeGreaterThan(0);
     await page.close();
   }, 90_000);
+
+  it('moves nothing at phone width either: cards keep their height as answers arrive', async () => {
+    expect(await authorizeConnection(harness!, 'support-in')).toBe(200);
+    const page = await openConsole(390);
+    await page.route(/\/api\/connections\//, async (route) => {
+      if (route.request().method() !== 'GET') await new Promise((resolve) => setTimeout(resolve, 800));
+      await route.continue();
+    });
+    await page.evaluate(`document.documentElement.style.overflowAnchor = 'none';
+      document.body.style.overflowAnchor = 'none';
+      window.shifts = [];
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries())
+          if (!entry.hadRecentInput)
+            window.shifts.push({
+              value: entry.value,
+              moved: entry.sources.map((source) => (source.node?.outerHTML ?? '?').slice(0, 80)),
+            });
+      }).observe({ type: 'layout-shift' });`);
+    const row = rowOf(page, 'support-in');
+    const line = feedbackOf(page, 'support-in');
+    await row.getByRole('button', { name: 'Test connection support-in' }).click();
+    await line.filter({ hasText: 'Tested support-in: ✓ EWS: Inbox' }).waitFor({ timeout: 15_000 });
+    harness!.services!.ews.setAccessPolicy({ organizationEwsEnabled: true, allowedAppIds: [] });
+    await row.getByRole('button', { name: 'Test connection support-in' }).click();
+    await line.filter({ hasText: 'Test failed: ews_blocked' }).waitFor({ timeout: 15_000 });
+    harness!.services!.ews.setAccessPolicy();
+    await fromMenu(row, 'support-in', 'Refresh');
+    await line.filter({ hasText: /^✓support-in: \w+ \(/ }).waitFor();
+    await fromMenu(row, 'support-in', 'Disable');
+    await line.filter({ hasText: 'support-in is disabled' }).waitFor();
+    await row.getByRole('button', { name: 'Enable support-in' }).click();
+    await line.filter({ hasText: 'support-in is enabled again' }).waitFor();
+    await page.waitForTimeout(500);
+    expect(await page.evaluate('window.shifts')).toEqual([]);
+    await page.close();
+  }, 90_000);
 });
