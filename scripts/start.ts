@@ -171,12 +171,18 @@ async function main(): Promise<void> {
     console.log('');
     console.log('  SANDBOX: no ENTRA_CLIENT_ID is set, so sign-in is simulated on this machine.');
     console.log(`  Sign-in service (Entra-compatible emulator): ${entra.url}/${tenant.tenantId}`);
-    const shown = relative(process.cwd(), stateFile);
-    const where = shown.startsWith('..') ? stateFile : shown;
+    const shown = (path: string) => {
+      const near = relative(process.cwd(), path);
+      return near.startsWith('..') ? path : near;
+    };
+    const where = shown(stateFile);
+    // The connections live in the local folder: starting over forgets both.
+    const insideLocal = !relative(localDir, stateFile).startsWith('..');
+    const startOver = `delete ${insideLocal ? '' : `${where} and `}${shown(localDir)}/ to start over`;
     console.log(
       saved
-        ? `  Same sandbox as last time (tenant, app, users, sign-ins from ${where}); delete .broker-local/ to start over.`
-        : `  A new sandbox, kept in ${where} across restarts; delete .broker-local/ to start over.`,
+        ? `  Same sandbox as last time (tenant, app, users, sign-ins from ${where}); ${startOver}.`
+        : `  A new sandbox, kept in ${where} across restarts; ${startOver}.`,
     );
     console.log('  Demo accounts (user / password):');
     for (const user of SANDBOX_USERS) console.log(`    ${user.username} / ${user.password}`);

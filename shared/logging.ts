@@ -30,6 +30,8 @@ function redactValue(value: unknown, depth: number): unknown {
 export function redact(fields: LogFields, depth = 0): LogFields {
   const out: LogFields = {};
   for (const [key, value] of Object.entries(fields)) {
+    // Nothing to hide, and "[redacted]" would say there was (a passing test has no error code).
+    if (value === undefined) continue;
     // `code` is our stable error code (safe), but an OAuth authorization code under that name
     // would not be: only known-safe shapes (snake_case words) pass.
     if (key === 'code' && typeof value === 'string' && /^[a-z_]{3,40}$/.test(value)) {

@@ -18,6 +18,7 @@ function page(title: string, body: string): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${escapeHtml(title)}</title>
 <style>
 body{font-family:"Segoe UI",Arial,sans-serif;background:#f2f2f2;margin:0}
@@ -63,12 +64,12 @@ ${alert}
 <form id="signInForm" method="post" action="${escapeHtml(p.action)}" autocomplete="off">
 <input type="hidden" name="ctx" value="${escapeHtml(p.ctx)}">
 <label for="i0116">Email, phone, or Skype</label>
-<input type="email" id="i0116" name="login" value="${escapeHtml(p.loginHint)}" autocomplete="username" required>
+<input type="email" id="i0116" name="login" value="${escapeHtml(p.loginHint)}" autocomplete="username" required${p.loginHint ? '' : ' autofocus'}>
 <label for="i0118">Password</label>
-<input type="password" id="i0118" name="passwd" autocomplete="current-password" required>
+<input type="password" id="i0118" name="passwd" autocomplete="current-password" required${p.loginHint ? ' autofocus' : ''}>
 <div class="buttons">
-<button type="submit" class="secondary" id="idBtn_Back" name="action" value="cancel" formnovalidate>Cancel</button>
 <button type="submit" class="primary" id="idSIButton9" name="action" value="signin">Sign in</button>
+<button type="submit" class="secondary" id="idBtn_Back" name="action" value="cancel" formnovalidate>Cancel</button>
 </div>
 </form>`,
   );
@@ -98,8 +99,8 @@ ${items}
 <form id="consentForm" method="post" action="${escapeHtml(p.action)}">
 <input type="hidden" name="ctx" value="${escapeHtml(p.ctx)}">
 <div class="buttons">
+<button type="submit" class="primary" id="idSIButton9" name="action" value="accept" autofocus>Accept</button>
 <button type="submit" class="secondary" id="idBtn_Back" name="action" value="cancel">Cancel</button>
-<button type="submit" class="primary" id="idSIButton9" name="action" value="accept">Accept</button>
 </div>
 </form>`,
   );

@@ -548,16 +548,26 @@ export class ConnectionStateWriter {
    * (after a reset without their published tokens; after a refusal those stay served until they expire, as any).
    */
   private async withdrawFromDependants(source: Connection, event: ConnectionEvent): Promise<void> {
+    const reset = source.status === 'new';
     for (const dependant of await dependantsOf(this.options.registry, source.name)) {
-      // A reset throws the source's grant away: what was redeemed from it is not served either.
-      if (source.status === 'new') await this.deleteSecrets(dependant.name);
-      if (dependant.status === 'reauthorization_required' || dependant.status === 'new') continue;
+      // A reset throws the source's grant away: what was redeemed from it is not served either,
+      // and the row no longer names an expiry for a token it does not have.
+      if (reset) await this.deleteSecrets(dependant.name);
+      const noToken: ConnectionState = reset ? { tokenExpiresOn: undefined } : {};
+      if (dependant.status === 'reauthorization_required' || dependant.status === 'new') {
+        if (reset && dependant.tokenExpiresOn !== undefined) {
+          await this.updateState(dependant, noToken, undefined);
+          this.options.onChanged(dependant.name);
+        }
+        continue;
+      }
       const message = `The connection it signs in through, ${source.name}, must be authorized again.`;
       await this.changeState(
         dependant,
         {
           status: 'reauthorization_required',
           nextAttemptAt: undefined,
+          ...noToken,
           lastError: {
             code: 'reauthorization_required',
             message,

@@ -63,14 +63,15 @@ const CONSOLE_STYLE = `
   .brand { display: flex; align-items: baseline; gap: .6rem; flex-wrap: wrap; }
   .product { font-weight: 700; font-size: 1.1rem; } .deployment { color: var(--muted); }
   .badge { display: inline-flex; align-items: center; gap: .3rem; border: 1px solid currentColor; border-radius: 1rem;
-    padding: 0 .55rem; font-size: .85em; white-space: nowrap; line-height: 1.6; }
+    padding: 0 .55rem; font-size: .85em; white-space: nowrap; line-height: 1.6; max-width: 100%; box-sizing: border-box; }
+  .badge-text { overflow: hidden; text-overflow: ellipsis; min-width: 0; }
   .env { color: var(--fg); white-space: normal; border-radius: .75rem; } .env .mono { overflow-wrap: anywhere; } .env-sandbox { background: #ffd54f; color: #000; border-color: #000; }
   .status-authorized { color: var(--ok); } .status-degraded { color: var(--warn); }
   .status-reauthorization_required { color: var(--fail); } .status-new, .status-disabled { color: var(--muted); }
   .table-wrap { overflow-x: auto; }
   /* Fixed columns: a result arriving never widens a column and moves the others. */
   table.connections { table-layout: fixed; min-width: 56rem; }
-  col.c-name { width: 13%; } col.c-mailbox { width: 19%; } col.c-profile { width: 12%; } col.c-status { width: 16%; }
+  col.c-name { width: 14%; } col.c-mailbox { width: 19%; } col.c-profile { width: 12%; } col.c-status { width: 15%; }
   col.c-token { width: 16%; } col.c-test { width: 24%; } col.c-actions { width: 15.5rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   table.graph-move { table-layout: fixed; min-width: 40rem; }
@@ -114,6 +115,8 @@ const CONSOLE_STYLE = `
   form.define .hint { display: block; font-weight: 400; color: var(--muted); font-size: .85em; margin: .1rem 0 .25rem; }
   .form-actions { align-self: end; }
   .form-result { min-height: 1.5em; margin: .5rem 0; }
+  /* Until the rows are drawn, what sits below them is not shown: it would jump down when they come. */
+  html:not(.drawn) .below-rows { visibility: hidden; }
   dialog { max-width: min(42rem, calc(100vw - 2rem)); width: 100%; color: var(--fg); background: var(--bg);
     border: 1px solid var(--border); border-radius: .5rem; padding: 1rem 1.25rem; }
   dialog::backdrop { background: #0008; }
@@ -123,16 +126,21 @@ const CONSOLE_STYLE = `
   ol.events li { padding: .4rem 0; border-bottom: 1px solid var(--border); }
   .event-reason { font-size: .9em; overflow-wrap: anywhere; }
   @media (max-width: 45rem) {
-    table.connections, table.connections tbody, table.connections tr, table.connections th, table.connections td { display: block; }
-    table.connections { min-width: 0; } table.connections colgroup { display: none; } table.connections tr.connection { height: auto; }
-    table.connections caption { display: block; }
-    table.connections thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
-    table.connections tr.connection { border: 1px solid var(--border); border-radius: .5rem; padding: .5rem .75rem; margin-top: .75rem; }
+    /* Both tables become cards: a row is a card, a cell one line with its label. */
+    table.cards, table.cards tbody, table.cards tr, table.cards th, table.cards td { display: block; }
+    table.cards { min-width: 0; } table.cards colgroup { display: none; } table.connections tr.connection { height: auto; }
+    table.cards caption { display: block; }
+    table.cards thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+    table.cards tbody > tr:not(.row-detail) { border: 1px solid var(--border); border-radius: .5rem; padding: .5rem .75rem; margin-top: .75rem; }
     /* One line per field, cut with an ellipsis (whole on hover), so a card keeps its height as answers arrive. */
-    table.connections tr.connection > * { border: 0; padding: .15rem 0; }
-    table.connections .clip, table.connections .test-summary { display: inline; }
-    table.connections tr.connection > [data-label]:not(th)::before { content: attr(data-label); display: inline-block; min-width: 6.5rem; color: var(--muted); font-size: .85em; }
-    table.connections tr.connection > th { font-size: 1.05rem; }
+    table.cards tbody > tr:not(.row-detail) > * { border: 0; padding: .15rem 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+    table.cards .clip, table.cards .test-summary { display: inline; }
+    table.cards tbody > tr > [data-label]:not(th)::before { content: attr(data-label); display: inline-block; min-width: 6.5rem; color: var(--muted); font-size: .85em; }
+    table.graph-move tbody > tr > [data-label]:not(th)::before { min-width: 8.5rem; }
+    table.cards tbody > tr > th { font-size: 1.05rem; }
+    /* Two lines for a row's answer: a phone has room for few words beside its buttons. */
+    .feedback-head { height: 3rem; }
+    .feedback-text { white-space: normal; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; line-height: 1.4; }
     table.connections td.actions { text-align: left; padding-top: .5rem; }
     table.connections td.actions::before { display: none !important; }
     td.actions button { margin: 0 .25rem 0 0; }
@@ -416,16 +424,16 @@ export function consolePage(options: {
   <div id="notice" class="box" hidden></div>
   <noscript><div class="box fail">The console needs JavaScript.</div></noscript>
   <div class="table-wrap" tabindex="0" role="region" aria-labelledby="connections-caption">
-  <table class="connections"><caption id="connections-caption">Mailbox connections: status, token expiry, last test and actions</caption>
+  <table class="connections cards"><caption id="connections-caption">Mailbox connections: status, token expiry, last test and actions</caption>
   <colgroup><col class="c-name"><col class="c-mailbox"><col class="c-profile"><col class="c-status"><col class="c-token"><col class="c-test"><col class="c-actions"></colgroup>
   <thead><tr><th scope="col">Connection</th><th scope="col">Mailbox</th><th scope="col">Profile</th><th scope="col">Status</th><th scope="col">Token</th><th scope="col">Last test</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
   <tbody id="rows"><tr><td colspan="7" class="muted">Loading…</td></tr></tbody></table></div>
   <section id="graph-move" aria-labelledby="graph-move-title" hidden><h2 id="graph-move-title">Moving to Microsoft Graph</h2><p id="graph-move-summary"></p>
   <div class="table-wrap" tabindex="0" role="region" aria-labelledby="graph-move-caption">
-  <table class="graph-move"><caption id="graph-move-caption">EWS connections and their Microsoft Graph connections</caption>
+  <table class="graph-move cards"><caption id="graph-move-caption">EWS connections and their Microsoft Graph connections</caption>
   <colgroup><col class="g-ews"><col class="g-mailbox"><col class="g-test"><col class="g-graph"><col class="g-ready"></colgroup>
   <thead><tr><th scope="col">EWS connection</th><th scope="col">Mailbox</th><th scope="col">Last EWS test</th><th scope="col">Graph connection</th><th scope="col">Ready</th></tr></thead><tbody id="graph-move-rows"></tbody></table></div></section>
-  <section aria-labelledby="define-title">
+  <section aria-labelledby="define-title" class="below-rows">
   <h2 id="define-title">Define a connection</h2>
   <p class="muted">Redirect URI to register on the App Registration: <span class="mono">${escapeHtml(options.redirectUri)}</span></p>
   <form class="define" id="define">

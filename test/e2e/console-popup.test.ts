@@ -61,8 +61,10 @@ describe('console and authorization popup in a real browser', () => {
     await popup.waitForLoadState('domcontentloaded');
     expect(new URL(popup.url()).origin).toBe(new URL(harness!.entra.browserUrl).origin);
     await expect(popup.locator('input[name=login]').inputValue()).resolves.toBe(USERS.support.username);
-    await popup.fill('input[name=passwd]', USERS.support.password);
-    await popup.getByRole('button', { name: 'Sign in' }).click();
+    // Keyboard only: the password field has the focus, Enter signs in (not Cancel).
+    await expect(popup.evaluate('document.activeElement.name')).resolves.toBe('passwd');
+    await popup.keyboard.type(USERS.support.password);
+    await popup.keyboard.press('Enter');
     // Consent page, then the redirect to /api/callback, whose page closes the popup.
     // Listen before clicking: the popup may close before the click's promise settles.
     const closed = popup.waitForEvent('close', { timeout: 20_000 });
@@ -119,7 +121,7 @@ describe('console and authorization popup in a real browser', () => {
     await page.goto(`${harness!.baseUrl}/api/console`);
     const summary = page.locator('#graph-move-summary');
     await summary
-      .filter({ hasText: '0 of 1 EWS connection have a working Microsoft Graph connection' })
+      .filter({ hasText: '0 of 1 EWS connection has a working Microsoft Graph connection' })
       .waitFor();
     await expect(summary.textContent()).resolves.toMatch(
       /\d+ days? until Exchange Online turns EWS off \(2027-04-01\)/,
@@ -142,12 +144,41 @@ describe('console and authorization popup in a real browser', () => {
       page.locator('tr[data-detail-for="support-in"] .row-feedback').textContent(),
     ).resolves.toContain('Added support-in-graph (Microsoft Graph)');
     await summary
-      .filter({ hasText: '1 of 1 EWS connection have a working Microsoft Graph connection' })
+      .filter({ hasText: '1 of 1 EWS connection has a working Microsoft Graph connection' })
       .waitFor();
     await expect(page.locator('tr[data-ews="support-in"] .graph-ready').textContent()).resolves.toBe(
       '✓ ready',
     );
     await page.screenshot({ path: join(tmpdir(), 'broker-console-graph-move.png') });
+  }, 60_000);
+
+  it('says why a sign-in was refused under the row it was for', async () => {
+    const page = await context!.newPage();
+    await page.goto(`${harness!.baseUrl}/api/console`);
+    await page.fill('input[name=name]', 'wrong-in');
+    await page.fill('input[name=mailbox]', USERS.agent.username);
+    await page.selectOption('select[name=profile]', 'ews');
+    await page.click('form#define button[type=submit]');
+    const row = page.locator('tr[data-connection="wrong-in"]');
+    await row.locator('.status', { hasText: 'new' }).waitFor();
+    const popupPromise = page.waitForEvent('popup');
+    await row.getByRole('button', { name: 'Authorize wrong-in' }).click();
+    const popup = await popupPromise;
+    await popup.locator('input[name=passwd]').waitFor();
+    // The support user signs in where the agent was expected.
+    await popup.fill('input[name=login]', USERS.support.username);
+    await popup.fill('input[name=passwd]', USERS.support.password);
+    const closed = popup.waitForEvent('close', { timeout: 20_000 });
+    await popup.getByRole('button', { name: 'Sign in' }).click();
+    await closed;
+    const line = page.locator('tr[data-detail-for="wrong-in"] .row-feedback.fail');
+    await line.waitFor();
+    await expect(line.textContent()).resolves.toContain(`You signed in as ${USERS.support.username}`);
+    await expect(page.locator('#notice').isHidden()).resolves.toBe(true);
+    // The window closing afterwards does not overwrite the reason.
+    await page.waitForTimeout(2_000);
+    await expect(line.textContent()).resolves.toContain(`You signed in as ${USERS.support.username}`);
+    await page.close();
   }, 60_000);
 
   it('shows the result in the page itself when opened without an opener', async () => {

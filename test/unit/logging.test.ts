@@ -21,6 +21,10 @@ describe('redact', () => {
     expect(redact({ code: '0.AXoA-abc.def_ghi' }).code).toBe('[redacted]');
     expect(redact({ code: 'account_mismatch' }).code).toBe('account_mismatch');
   });
+  it('leaves out a field with no value rather than calling it redacted', () => {
+    expect(redact({ code: undefined, ok: true, token: undefined })).toEqual({ ok: true });
+  });
+
   it('cuts JWTs out of any string, however deep', () => {
     const out = JSON.stringify(redact({ message: `bearer ${JWT} failed`, nested: { list: [`x ${JWT}`] } }));
     expect(out).not.toContain(JWT);

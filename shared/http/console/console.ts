@@ -377,7 +377,11 @@ function badge(status: string): HTMLSpanElement {
     'span',
     { className: `badge status status-${status.replace(/\W/g, '_')}` },
     element('span', { className: 'icon', text: icons[status] ?? '•', attrs: { 'aria-hidden': 'true' } }),
-    status.replace(/_/g, ' '),
+    // The one long status, shortened to fit its column; the cell's title has the whole word.
+    element('span', {
+      className: 'badge-text',
+      text: status === 'reauthorization_required' ? 'reauth required' : status.replace(/_/g, ' '),
+    }),
   );
 }
 
@@ -652,7 +656,8 @@ function feedbackNode(line: Feedback, name: string): HTMLElement {
     // Nothing more to say unless the line cuts its text: known once laid out, before it is painted.
     const text = head.querySelector<HTMLElement>('.feedback-text');
     window.requestAnimationFrame(() => {
-      if (box.isConnected && text && text.scrollWidth > text.clientWidth && !more.isConnected) {
+      const cut = text && (text.scrollWidth > text.clientWidth || text.scrollHeight > text.clientHeight);
+      if (box.isConnected && cut && !more.isConnected) {
         more.append(whole());
         addToggle();
       }
@@ -768,10 +773,14 @@ function invitationNode(name: string, invitation: Invitation): HTMLElement {
 function connectionRow(c: ConnectionView): HTMLTableRowElement {
   const tr = element('tr', { className: `connection status-row-${c.status}` });
   tr.dataset.connection = c.name;
-  const name = element('th', { attrs: { scope: 'row', 'data-label': 'Connection' } }, c.name);
+  const name = element(
+    'th',
+    { attrs: { scope: 'row', 'data-label': 'Connection', title: c.name } },
+    element('span', { className: 'clip', text: c.name }),
+  );
   tr.append(name, cell(c.mailbox, 'Mailbox'), cell(profileText(c), 'Profile'));
   const status = element('td', { attrs: { 'data-label': 'Status' } }, badge(c.status));
-  if (c.lastError) status.title = `Last error: ${c.lastError.message}`;
+  status.title = c.status.replace(/_/g, ' ') + (c.lastError ? `. Last error: ${c.lastError.message}` : '');
   tr.append(status);
   const expiry = element('td', { attrs: { 'data-label': 'Token' } });
   if (c.tokenExpiresOn) expiry.append(timeNode(c.tokenExpiresOn, expiryFormat));
@@ -784,8 +793,15 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
   const own = tests[c.name];
   const local = own && !own.pending ? own : undefined;
   // The row keeps the last verdict for every admin; this browser's own result has the details.
+  // The same test seen twice (this browser's answer and the row's verdict, written a moment
+  // apart) keeps this browser's, with its Inbox figures.
+  const same =
+    local?.testedAt !== undefined &&
+    c.lastTest !== null &&
+    local.ok === c.lastTest.ok &&
+    Math.abs(Date.parse(local.testedAt) - Date.parse(c.lastTest.testedAt)) < 60_000;
   const kept =
-    c.lastTest && (!local?.testedAt || local.testedAt < c.lastTest.testedAt)
+    c.lastTest && !same && (!local?.testedAt || local.testedAt < c.lastTest.testedAt)
       ? {
           ok: c.lastTest.ok,
           code: c.lastTest.code,
@@ -893,6 +909,7 @@ async function load(keepGone = false): Promise<void> {
   ]);
   readiness = ready.ok ? ready.body : undefined;
   if (!answer.ok) {
+    document.documentElement.classList.add('drawn');
     showNotice(answer.problem.detail ?? 'Could not load connections', false);
     return;
   }
@@ -939,6 +956,7 @@ function drawRows(): void {
   });
   if (focused) rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
   fillSignInFrom();
+  document.documentElement.classList.add('drawn');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -956,6 +974,7 @@ async function authorize(c: ConnectionView): Promise<void> {
       return;
     }
     pending(c.name, `Signing in ${c.name} in the sign-in window…`);
+    signingIn = c.name;
     watchSignIn(popup, c.name);
     return;
   }
@@ -969,6 +988,9 @@ async function authorize(c: ConnectionView): Promise<void> {
   );
   await load();
 }
+
+/** The connection whose sign-in the window shows now (one window, named `broker-authorize`). */
+let signingIn: string | undefined;
 
 /** A sign-in window closed without an answer (the admin closed it) ends its "…" line. */
 function watchSignIn(popup: Window, name: string): void {
@@ -1333,7 +1355,7 @@ function drawReadiness(): void {
   readinessShown = shown;
   section.hidden = shown.length === 0;
   byId('graph-move-summary', HTMLElement).textContent =
-    `${data.ready} of ${data.total} EWS connection${data.total === 1 ? '' : 's'} have a working Microsoft Graph connection · ` +
+    `${data.ready} of ${data.total} EWS connection${data.total === 1 ? ' has' : 's have'} a working Microsoft Graph connection · ` +
     `${data.daysLeft} day${data.daysLeft === 1 ? '' : 's'} until Exchange Online turns EWS off (${data.ewsRetirement}).`;
   byId('graph-move-rows', HTMLElement).replaceChildren(
     ...shown.map((r) => {
@@ -1377,7 +1399,11 @@ window.addEventListener('message', (event: MessageEvent<AuthorizationMessage | n
     remedy: data.remedy,
     link: data.actionUrl,
   };
-  if (data.connection) tell(data.connection, result);
+  // A refusal the broker cannot tie to a connection (its sign-in state was not valid) still ends
+  // the sign-in this console started: the window is shared, so there is one at a time.
+  const name = data.connection ?? signingIn;
+  signingIn = undefined;
+  if (name) tell(name, result);
   else showNotice(result.text, result.ok);
   void load();
 });
@@ -1404,7 +1430,10 @@ showGrantWarning();
 /** The connections another may sign in through: delegated ones that sign in themselves. */
 function fillSignInFrom(): void {
   const chosen = signInFrom.value;
-  const sources = connections.filter((c) => c.grant === 'authorization_code' && !c.signInFrom);
+  // Delegated and password connections that sign in themselves (README "One sign-in, several connections").
+  const sources = connections.filter(
+    (c) => (c.grant === 'authorization_code' || c.grant === 'password') && !c.signInFrom,
+  );
   signInFrom.replaceChildren(
     element('option', { text: 'None: it signs in itself', attrs: { value: '' } }),
     ...sources.map((c) => element('option', { text: c.name, attrs: { value: c.name, title: c.account } })),

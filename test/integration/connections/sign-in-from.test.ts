@@ -238,6 +238,8 @@ describe('one sign-in, several connections', () => {
     // A reset throws the grant away: what was redeemed from it is no longer served.
     expect(await harness.broker.secrets.get(secretNames.token('src-graph'))).toBeUndefined();
     expect((await tokenOf('src-graph')).json).toMatchObject({ code: 'reauthorization_required' });
+    // …and its row names no expiry for a token it no longer has (the console shows "none yet").
+    expect((await call('GET', '/api/connections/src-graph')).json).toMatchObject({ tokenExpiresOn: null });
     expect(await authorizeConnection(harness, 'src')).toBe(200);
     expect(await statusOf('src-graph')).toBe('authorized');
   });
