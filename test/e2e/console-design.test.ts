@@ -72,6 +72,33 @@ describe('admin console: actions, layout and accessibility in a real browser', (
   const feedbackOf = (page: Page, name: string) =>
     page.locator(`tr[data-detail-for="${name}"] .row-feedback`);
 
+  /**
+   * Collects the page's layout shifts into `window.shifts` (each with the last `window.steps` label
+   * and what moved), from page load on. Every answer to an action is delayed 800 ms, past the
+   * 500 ms after an input within which the browser counts a shift as expected, so any shift an
+   * answer causes is counted. Scroll anchoring is off: the browser would otherwise hide a shift
+   * above the visible part by scrolling along with it, which a page that fits the screen does not get.
+   */
+  async function recordShifts(page: Page): Promise<void> {
+    await page.route(/\/api\/connections\//, async (route) => {
+      if (route.request().method() !== 'GET') await new Promise((resolve) => setTimeout(resolve, 800));
+      await route.continue();
+    });
+    await page.evaluate(`document.documentElement.style.overflowAnchor = 'none';
+      document.body.style.overflowAnchor = 'none';
+      window.steps = [];
+      window.shifts = [];
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries())
+          if (!entry.hadRecentInput)
+            window.shifts.push({
+              value: entry.value,
+              after: window.steps.at(-1),
+              moved: entry.sources.map((source) => (source.node?.outerHTML ?? '?').slice(0, 80)),
+            });
+      }).observe({ type: 'layout-shift', buffered: true });`);
+  }
+
   /** Opens the row's menu and clicks one of its actions. */
   async function fromMenu(row: Locator, name: string, action: string): Promise<void> {
     await row.getByRole('button', { name: `More actions for ${name}` }).click();
@@ -409,26 +436,7 @@ describe('admin console: actions, layout and accessibility in a real browser', (
       profile: 'imap',
     });
     const page = await openConsole();
-    // Every answer to an action comes 800 ms after the click: past the 500 ms after an input within
-    // which the browser counts a shift as expected, so any shift an answer causes is counted.
-    await page.route(/\/api\/connections\//, async (route) => {
-      if (route.request().method() !== 'GET') await new Promise((resolve) => setTimeout(resolve, 800));
-      await route.continue();
-    });
-    // Scroll anchoring off: the browser would otherwise hide a shift above the visible part by
-    // scrolling along with it, which a user on a page that fits the screen does not get.
-    await page.evaluate(`document.documentElement.style.overflowAnchor = 'none';
-      document.body.style.overflowAnchor = 'none';`);
-    await page.evaluate(`window.steps = []; window.shifts = [];
-      new PerformanceObserver((list) => {
-        for (const entry of list.getEntries())
-          if (!entry.hadRecentInput)
-            window.shifts.push({
-              value: entry.value,
-              after: window.steps.at(-1),
-              moved: entry.sources.map((source) => (source.node?.outerHTML ?? '?').slice(0, 80)),
-            });
-      }).observe({ type: 'layout-shift', buffered: true });`);
+    await recordShifts(page);
     const step = (label: string) => page.evaluate(`window.steps.push(${JSON.stringify(label)})`);
     const row = rowOf(page, 'support-in');
     const line = feedbackOf(page, 'support-in');
@@ -517,21 +525,7 @@ describe('admin console: actions, layout and accessibility in a real browser', (
   it('moves nothing at phone width either: cards keep their height as the page loads and answers arrive', async () => {
     expect(await authorizeConnection(harness!, 'support-in')).toBe(200);
     const page = await openConsole(390);
-    await page.route(/\/api\/connections\//, async (route) => {
-      if (route.request().method() !== 'GET') await new Promise((resolve) => setTimeout(resolve, 800));
-      await route.continue();
-    });
-    await page.evaluate(`document.documentElement.style.overflowAnchor = 'none';
-      document.body.style.overflowAnchor = 'none';
-      window.shifts = [];
-      new PerformanceObserver((list) => {
-        for (const entry of list.getEntries())
-          if (!entry.hadRecentInput)
-            window.shifts.push({
-              value: entry.value,
-              moved: entry.sources.map((source) => (source.node?.outerHTML ?? '?').slice(0, 80)),
-            });
-      }).observe({ type: 'layout-shift', buffered: true });`);
+    await recordShifts(page);
     const row = rowOf(page, 'support-in');
     const line = feedbackOf(page, 'support-in');
     await row.getByRole('button', { name: 'Test connection support-in' }).click();
