@@ -4,143 +4,39 @@
  * text the server sends goes into the page as text nodes: remedies become text, <code> and <a>
  * nodes through `remedyParts`, never markup.
  *
- * Where results go: next to the row they concern (the row's detail line) and, as plain text, into
- * one polite live region (`#live`) that screen readers announce. `#notice` at the top is for what
- * concerns no row (the list could not load, a connection was deleted).
+ * Where results go: the one line under the row they concern (see `lineOf`) and, as plain text,
+ * one polite live region (`#live`) that screen readers announce. `#notice`, floating at the bottom,
+ * is for what concerns no row (the list could not load). Nothing an answer changes may move the
+ * page (test/e2e/console-design.test.ts measures it).
+ *
+ * Beside it: model.ts (the JSON shapes it reads), dom.ts (stateless DOM and fetch helpers),
+ * text.ts (pure text, also used by the server's pages).
  */
-import { CONNECTION_NAME, expiryText, relativeTime, remedyParts } from './text';
-
-interface LastError {
-  code?: string;
-  message: string;
-  remedy?: string;
-  aadsts?: number;
-}
-
-interface LastTest {
-  ok: boolean;
-  code?: string;
-  protocol?: string | null;
-  testedAt: string;
-}
-
-interface ConnectionView {
-  name: string;
-  mailbox: string;
-  account: string;
-  profile: string;
-  grant: string;
-  scopes?: string[];
-  ewsUrl?: string;
-  signInFrom?: string;
-  readers: string[];
-  description: string;
-  status: string;
-  tokenExpiresOn: string | null;
-  lastError: LastError | null;
-  lastTest: LastTest | null;
-}
-
-interface TestResult {
-  ok: boolean;
-  pending?: boolean;
-  protocol?: string;
-  code?: string;
-  detail?: string;
-  remedy?: string;
-  testedAt?: string;
-  details?: { folder?: string; totalCount?: number; unreadCount?: number; serverVersion?: string };
-}
-
-/** RFC 9457 problem details as the broker answers them (shared/http/responses.ts). */
-interface Problem {
-  type?: string;
-  code?: string;
-  detail?: string;
-  remedy?: string;
-  actionUrl?: string;
-  aadsts?: string;
-}
-
-interface Invitation {
-  url: string;
-  expiresOn: string;
-}
-
-/** One result shown beside its row. */
-interface Feedback {
-  ok: boolean;
-  /** Under way: no icon, no dismiss. */
-  pending?: boolean;
-  text: string;
-  remedy?: string | undefined;
-  /** A link for the administrator (the admin-consent URL). */
-  link?: string | undefined;
-  /** The README section about the error (the problem's `type`). */
-  docs?: string | undefined;
-  invitation?: Invitation;
-  /** A next step offered in the result's own line (delete the dependants too). */
-  offer?: Offer;
-  /** A question the admin's click opened in the row, instead of a browser dialog. */
-  question?: Question;
-}
-
-interface Offer {
-  text: string;
-  /** Its name for screen readers, with the connection. */
-  label: string;
-  run: () => Promise<void>;
-}
-
-/** Reset and Delete ask first; Set password and Add the Graph connection ask for a value. */
-interface Question {
-  field?: { label: string; type: 'text' | 'password'; value?: string; autocomplete: string };
-  confirm: { text: string; label: string; danger?: boolean };
-  cancelLabel: string;
-  run: (value: string) => Promise<void>;
-}
-
-interface AuditEvent {
-  type: string;
-  actor: string;
-  fromStatus?: string;
-  toStatus?: string;
-  reason?: string;
-  aadsts?: number;
-  at: string;
-}
-
-interface AuthorizationMessage {
-  type: string;
-  connection: string | null;
-  ok: boolean;
-  message: string;
-  remedy?: string;
-  aadsts?: number;
-  actionUrl?: string;
-}
+import {
+  api,
+  byId,
+  call,
+  element,
+  expiryFormat,
+  externalLink,
+  problemFeedback,
+  remedyNodes,
+  tick,
+  timeNode,
+} from './dom';
+import type {
+  AuditEvent,
+  AuthorizationMessage,
+  ConnectionView,
+  Feedback,
+  Invitation,
+  Question,
+  Readiness,
+  TestResult,
+} from './model';
+import { CONNECTION_NAME } from './text';
 
 const COLUMNS = 7;
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  options: { className?: string; text?: string; attrs?: Record<string, string> } = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (options.className) node.className = options.className;
-  if (options.text !== undefined) node.textContent = options.text;
-  for (const [key, value] of Object.entries(options.attrs ?? {})) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
-}
-
-/** The page's element of that id and kind (consolePage renders them); a missing one is a bug. */
-function byId<T extends HTMLElement>(id: string, kind: new () => T): T {
-  const node = document.getElementById(id);
-  if (!(node instanceof kind)) throw new Error(`#${id} is missing from the page`);
-  return node;
-}
 
 function inForm<T extends HTMLElement>(selector: string, kind: new () => T): T {
   const node = form.querySelector(selector);
@@ -152,85 +48,6 @@ const rows = byId('rows', HTMLTableSectionElement);
 const notice = byId('notice', HTMLDivElement);
 const live = byId('live', HTMLDivElement);
 const form = byId('define', HTMLFormElement);
-
-const api = (name: string, path = '') => `/api/connections/${encodeURIComponent(name)}${path}`;
-
-/** A fetch whose answer is JSON (or nothing): the body, or the problem when it failed. */
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the JSON it expects
-async function call<T>(
-  url: string,
-  init: RequestInit & { json?: unknown } = {},
-): Promise<{ ok: true; body: T } | { ok: false; problem: Problem; status: number }> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
-  if (init.json !== undefined) headers['Content-Type'] = 'application/json';
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      ...init,
-      headers,
-      ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
-    });
-  } catch {
-    return { ok: false, status: 0, problem: { detail: 'The broker could not be reached.' } };
-  }
-  const text = await response.text();
-  let body: unknown = undefined;
-  try {
-    body = text ? (JSON.parse(text) as unknown) : undefined;
-  } catch {
-    body = undefined;
-  }
-  if (response.ok) return { ok: true, body: body as T };
-  const problem = typeof body === 'object' && body !== null ? (body as Problem) : {};
-  return { ok: false, status: response.status, problem };
-}
-
-function problemFeedback(problem: Problem, fallback: string): Feedback {
-  const aadsts = problem.aadsts ? ` (${problem.aadsts})` : '';
-  return {
-    ok: false,
-    text: (problem.detail ?? fallback) + aadsts,
-    remedy: problem.remedy,
-    link: problem.actionUrl,
-    docs: problem.type,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Text with code spans and links, and times
-
-/** A remedy as DOM nodes: text, <code> for backticks, <a> for https links. */
-function remedyNodes(remedy: string, name?: string): Node[] {
-  return remedyParts(remedy, name).map((part) => {
-    if (part.kind === 'code') return element('code', { text: part.text });
-    if (part.kind === 'link') return externalLink(part.href, part.text);
-    return document.createTextNode(part.text);
-  });
-}
-
-function externalLink(href: string, text: string): HTMLAnchorElement {
-  const link = element('a', { text, attrs: { href, rel: 'noreferrer', target: '_blank' } });
-  return link;
-}
-
-/** A relative time with the exact time on hover; `data-at` lets the clock tick it on. */
-function timeNode(iso: string, format: (at: string) => string = (at) => relativeTime(at)): HTMLTimeElement {
-  const node = element('time', {
-    text: format(iso),
-    attrs: { datetime: iso, title: new Date(iso).toLocaleString() },
-  });
-  node.dataset.at = iso;
-  node.dataset.format = format === expiryFormat ? 'expiry' : 'relative';
-  return node;
-}
-const expiryFormat = (at: string) => expiryText(at);
-
-function tick(): void {
-  document.querySelectorAll<HTMLTimeElement>('time[data-at]').forEach((node) => {
-    const at = node.dataset.at ?? '';
-    node.textContent = node.dataset.format === 'expiry' ? expiryText(at) : relativeTime(at);
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // State kept across reloads of the list
@@ -1310,20 +1127,6 @@ async function showEvents(c: ConnectionView): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Moving to Microsoft Graph: which EWS connections have a working Graph connection, their last
 // EWS test, and the days left before Exchange Online turns EWS off.
-
-interface Readiness {
-  total: number;
-  ready: number;
-  daysLeft: number;
-  ewsRetirement: string;
-  connections: {
-    ews: string;
-    mailbox: string;
-    ready: boolean;
-    lastTest: { ok: boolean; code?: string; testedAt: string } | null;
-    graph: { name: string; status: string } | null;
-  }[];
-}
 
 type ReadinessRow = Readiness['connections'][number];
 let readiness: Readiness | undefined;
