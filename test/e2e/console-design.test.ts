@@ -62,6 +62,11 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(message.text());
     });
+    // The console asks in the page: a browser dialog blocks it and cannot be styled or announced.
+    page.on('dialog', (dialog) => {
+      pageErrors.push(`browser dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
     await page.setViewportSize({ width, height: 900 });
     await page.goto(`${harness!.baseUrl}/api/console`);
     await page.locator('#rows tr[data-connection], #rows td.empty').first().waitFor();
@@ -162,14 +167,14 @@ describe('admin console: actions, layout and accessibility in a real browser', (
 
     await page.fill('input[name=name]', 'support-in');
     await page.fill('input[name=mailbox]', USERS.agent.username);
-    const asked = new Promise<string>((resolve) => {
-      page.once('dialog', (dialog) => {
-        resolve(dialog.message());
-        void dialog.dismiss();
-      });
-    });
     await page.click('form#define button[type=submit]');
-    await expect(asked).resolves.toContain('A connection named support-in exists');
+    // It asks under the form (no browser dialog); Cancel keeps the connection as it was.
+    const asked = page.locator('#define-result');
+    await asked.filter({ hasText: 'A connection named support-in exists' }).waitFor();
+    await expect(page.evaluate('document.activeElement.getAttribute("aria-label")')).resolves.toBe(
+      'Replace the definition of support-in',
+    );
+    await asked.getByRole('button', { name: 'Cancel saving support-in' }).click();
     await page.locator('#define-result', { hasText: 'Nothing saved: support-in is unchanged.' }).waitFor();
     expect((await harness!.broker.registry.get('support-in'))?.mailbox).toBe(USERS.support.username);
 

@@ -1250,6 +1250,43 @@ function say(text: string, ok: boolean): void {
   announce(text);
 }
 
+/** Asks under the form, the last thing on the page (so it moves nothing): true when confirmed. */
+function askUnderForm(
+  text: string,
+  name: string,
+  confirm: { text: string; label: string },
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const yes = element('button', {
+      text: confirm.text,
+      className: 'primary',
+      attrs: { type: 'button', 'aria-label': confirm.label },
+    });
+    const no = element('button', {
+      text: 'Cancel',
+      attrs: { type: 'button', 'aria-label': `Cancel saving ${name}` },
+    });
+    const answer = (value: boolean) => {
+      result.onkeydown = null;
+      result.replaceChildren();
+      resolve(value);
+    };
+    yes.addEventListener('click', () => {
+      answer(true);
+    });
+    no.addEventListener('click', () => {
+      answer(false);
+    });
+    result.onkeydown = (event) => {
+      if (event.key === 'Escape') answer(false);
+    };
+    result.className = 'form-result';
+    result.replaceChildren(`${text} `, yes, ' ', no);
+    announce(text);
+    yes.focus();
+  });
+}
+
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   void save();
@@ -1269,9 +1306,11 @@ async function save(): Promise<void> {
   const existing = connections.find((c) => c.name === name);
   if (
     existing &&
-    !window.confirm(
+    !(await askUnderForm(
       `A connection named ${name} exists (${existing.mailbox}, ${existing.profile}). Replace its definition?`,
-    )
+      name,
+      { text: 'Replace', label: `Replace the definition of ${name}` },
+    ))
   ) {
     say(`Nothing saved: ${name} is unchanged.`, false);
     return;
@@ -1308,10 +1347,12 @@ async function save(): Promise<void> {
   }
   let answer = await call(api(name), { method: 'PUT', json: body });
   if (!answer.ok && answer.problem.code === 'connection_authorized') {
-    if (
-      window.confirm(`${answer.problem.detail ?? ''} Save anyway and reset it (it must be authorized again)?`)
-    )
-      answer = await call(`${api(name)}?reset=true`, { method: 'PUT', json: body });
+    const reset = await askUnderForm(
+      `${answer.problem.detail ?? ''} Save anyway and reset it (it must be authorized again)?`,
+      name,
+      { text: 'Save and reset', label: `Save ${name} and reset it` },
+    );
+    if (reset) answer = await call(`${api(name)}?reset=true`, { method: 'PUT', json: body });
   }
   if (!answer.ok) {
     say(
