@@ -38,6 +38,8 @@ const CLEARED: ConnectionState = {
   degradedSince: undefined,
   nextAttemptAt: undefined,
   lastError: undefined,
+  // A verdict about tokens the connection no longer holds would mislead (the Graph view reads it).
+  lastTest: undefined,
 };
 
 export interface ConnectionLifecycleOptions {
@@ -183,7 +185,7 @@ export class ConnectionLifecycle {
       const names = dependants.map((dependant) => dependant.name).join(', ');
       throw new BrokerError(
         'connection_in_use',
-        `${names} sign in through ${name}; deleting it would leave them without a sign-in.`,
+        `${names} ${dependants.length === 1 ? 'signs' : 'sign'} in through ${name}; deleting it would leave ${dependants.length === 1 ? 'it' : 'them'} without a sign-in.`,
         {
           remedy: `Delete ${names} first, or delete all of them at once with DELETE /api/connections/${name}?withDependants=true.`,
         },

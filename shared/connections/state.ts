@@ -553,9 +553,9 @@ export class ConnectionStateWriter {
       // A reset throws the source's grant away: what was redeemed from it is not served either,
       // and the row no longer names an expiry for a token it does not have.
       if (reset) await this.deleteSecrets(dependant.name);
-      const noToken: ConnectionState = reset ? { tokenExpiresOn: undefined } : {};
+      const noToken: ConnectionState = reset ? { tokenExpiresOn: undefined, lastTest: undefined } : {};
       if (dependant.status === 'reauthorization_required' || dependant.status === 'new') {
-        if (reset && dependant.tokenExpiresOn !== undefined) {
+        if (reset && (dependant.tokenExpiresOn !== undefined || dependant.lastTest !== undefined)) {
           await this.updateState(dependant, noToken, undefined);
           this.options.onChanged(dependant.name);
         }

@@ -47,7 +47,7 @@ const STYLE = `
   button:hover { border-color: var(--fg); }
   button.primary { background: var(--accent); color: var(--on-accent); border-color: var(--accent); }
   button.danger { color: var(--fail); }
-  button:disabled { cursor: progress; opacity: .8; }
+  button:disabled, button[aria-disabled=true] { cursor: progress; opacity: .8; }
   :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
   input, select { font: inherit; padding: .3rem .45rem; width: 100%; box-sizing: border-box; color: var(--fg);
     background: var(--bg); border: 1px solid var(--muted); border-radius: .375rem; }
@@ -70,9 +70,10 @@ const CONSOLE_STYLE = `
   .status-reauthorization_required { color: var(--fail); } .status-new, .status-disabled { color: var(--muted); }
   .table-wrap { overflow-x: auto; }
   /* Fixed columns: a result arriving never widens a column and moves the others. */
-  table.connections { table-layout: fixed; min-width: 56rem; }
-  col.c-name { width: 14%; } col.c-mailbox { width: 19%; } col.c-profile { width: 12%; } col.c-status { width: 15%; }
-  col.c-token { width: 16%; } col.c-test { width: 24%; } col.c-actions { width: 15.5rem; }
+  /* Dense, as admin tables are: names and mailboxes fit a 1280 px screen whole. */
+  table.connections { table-layout: fixed; min-width: 56rem; font-size: .9rem; }
+  col.c-name { width: 15%; } col.c-mailbox { width: 19%; } col.c-profile { width: 13%; } col.c-status { width: 15%; }
+  col.c-token { width: 15%; } col.c-test { width: 23%; } col.c-actions { width: 15rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   table.graph-move { table-layout: fixed; min-width: 40rem; }
   col.g-ews { width: 18%; } col.g-mailbox { width: 24%; } col.g-test { width: 24%; } col.g-graph { width: 22%; } col.g-ready { width: 12%; }
@@ -81,7 +82,7 @@ const CONSOLE_STYLE = `
   table.connections td.actions { text-align: right; overflow: visible; }
   td.actions button { margin-left: .25rem; }
   /* The next step's button keeps its width whatever it says, so a new status moves no button. */
-  td.actions button.primary { min-width: 9.5rem; }
+  td.actions button.primary { min-width: 9.75em; }
   tr.row-detail td { white-space: normal; max-width: none; padding-top: 0; overflow: visible; }
   tr.connection:has(+ tr.row-detail:not([hidden])) > * { border-bottom: 0; }
   /* A row's line is one line high whatever it says: an answer takes the place of the "…" line its
@@ -112,6 +113,8 @@ const CONSOLE_STYLE = `
   .empty { white-space: normal !important; padding: 1.5rem 1rem; } .empty-title { font-weight: 600; margin: 0 0 .25rem; }
   form.define { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(19rem, 100%), 1fr)); gap: .75rem 1rem; align-items: start; }
   form.define label { display: block; font-weight: 600; font-size: .95em; }
+  form.define input, form.define select { font-weight: 400; }
+  header.top .sandbox { flex-basis: 100%; margin: 0; }
   form.define .hint { display: block; font-weight: 400; color: var(--muted); font-size: .85em; margin: .1rem 0 .25rem; }
   .form-actions { align-self: end; }
   .form-result { min-height: 1.5em; margin: .5rem 0; }
@@ -339,9 +342,9 @@ export function invitationPage(options: {
     use the mailbox <strong id="mailbox"></strong>.</p>
     <p><strong>It will be able to:</strong> <span id="capability"></span></p>
     <p><strong>Sign in as:</strong> <span class="mono" id="account"></span>. Another account is refused and changes nothing.</p>
-    <p class="muted">Microsoft shows the same permissions when you sign in and asks you to accept them. The link works once, until <span id="expires"></span> (UTC).</p>
+    <p class="muted">Microsoft shows the same permissions when you sign in and asks you to accept them. The link works once, until <span id="expires"></span>.</p>
   </div>
-  <form method="post" action="/api/invitation" id="sign-in-form"><input type="hidden" name="token" id="token"><button type="submit" id="sign-in">Sign in with Microsoft</button></form>
+  <form method="post" action="/api/invitation" id="sign-in-form"><input type="hidden" name="token" id="token"><button type="submit" id="sign-in" class="primary">Sign in with Microsoft</button></form>
   </div>`;
   const script = `(function () {
     var token = window.location.hash.slice(1);
@@ -366,7 +369,7 @@ export function invitationPage(options: {
         document.getElementById('mailbox').textContent = v.mailbox;
         document.getElementById('capability').textContent = v.capability;
         document.getElementById('account').textContent = v.account;
-        document.getElementById('expires').textContent = v.expiresOn;
+        document.getElementById('expires').textContent = new Date(v.expiresOn).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
         // Into the form only as it is sent: the page itself never holds the secret.
         document.getElementById('sign-in-form').addEventListener('submit', function () { document.getElementById('token').value = token; });
         document.getElementById('checking').hidden = true;
@@ -407,12 +410,12 @@ export function consolePage(options: {
     : `<span class="badge env" title="Entra tenant"><span aria-hidden="true">⌂</span> Tenant <span class="mono">${escapeHtml(options.tenantId)}</span></span>`;
   const header = `<header class="top">
   <div class="brand"><span class="product">ews-oauth-broker</span><span class="deployment" id="deployment">${escapeHtml(host)}</span></div>
-  ${environment}
-  </header>${
+  ${environment}${
     options.sandbox
       ? `<p class="sandbox">SANDBOX — sign-in, mailboxes and tokens here are simulated on this machine. Nothing reaches Microsoft.</p>`
       : ''
-  }`;
+  }
+  </header>`;
   const devStore =
     options.secretStore === 'local-file'
       ? `<p class="muted">Secrets are kept in the local encrypted development store, not Key Vault.</p>`

@@ -249,6 +249,10 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await row.getByRole('button', { name: 'Enable support-in' }).click();
     await row.locator('.status', { hasText: 'authorized' }).waitFor();
     await page.locator('#live', { hasText: 'support-in is enabled again' }).waitFor({ state: 'attached' });
+    // The row's main button was renamed (Enable → Test connection); the keyboard stays on it.
+    await expect(page.evaluate('document.activeElement.getAttribute("aria-label")')).resolves.toBe(
+      'Test connection support-in',
+    );
 
     // Events: the audit trail in a panel, newest first.
     await fromMenu(row, 'support-in', 'Events');
@@ -507,6 +511,16 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await page.getByRole('button', { name: 'Reset support-in now' }).click();
     await line.filter({ hasText: 'support-in is reset' }).waitFor();
     await rowOf(page, 'support-in-graph').locator('.status', { hasText: 'reauth required' }).waitFor();
+    // Its Authorize signs in the connection it signs in through.
+    await rowOf(page, 'support-in-graph')
+      .getByRole('button', { name: 'Authorize support-in, which support-in-graph signs in through' })
+      .waitFor();
+    // Delete says first that what signs in through it goes with it.
+    await fromMenu(row, 'support-in', 'Delete');
+    await expect(line.textContent()).resolves.toContain(
+      'support-in-graph signs in through it and is deleted with it',
+    );
+    await page.getByRole('button', { name: 'Cancel deleting support-in' }).click();
     await step('Delete');
     await fromMenu(rowOf(page, 'sales-in'), 'sales-in', 'Delete');
     await page.getByRole('button', { name: 'Delete sales-in now' }).click();
@@ -523,6 +537,12 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await page.waitForTimeout(300);
     await expect(page.evaluate('window.shifts.length')).resolves.toBeGreaterThan(0);
     await page.evaluate(`document.querySelector('main').firstElementChild.remove()`);
+    // At 1280 px both tables fit: nothing scrolls sideways, no button spills out of its cell.
+    await expect(
+      page.evaluate(
+        `[...document.querySelectorAll('.table-wrap')].map((wrap) => wrap.scrollWidth - wrap.clientWidth)`,
+      ),
+    ).resolves.toEqual([0, 0]);
     await page.screenshot({ path: join(SCREENSHOTS, 'console-1280-after-actions.png'), fullPage: true });
     await page.close();
   }, 90_000);

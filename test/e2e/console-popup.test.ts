@@ -100,7 +100,7 @@ describe('console and authorization popup in a real browser', () => {
       /^Test failed: ews_blocked/,
     );
     await details.getByRole('button', { name: 'What to do about support-in' }).click();
-    await expect(details.locator('.feedback-full').textContent()).resolves.toContain('HTTP 403');
+    await expect(details.locator('.feedback-text').textContent()).resolves.toContain('HTTP 403');
     const remedy = await details.locator('.remedy').textContent();
     expect(remedy).toContain(allowListSnippet(harness!.env.ENTRA_CLIENT_ID!));
     // Backticks become code spans (DOM nodes, not markup), and no placeholder is left unfilled.

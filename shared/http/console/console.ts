@@ -17,6 +17,7 @@ import {
   byId,
   call,
   element,
+  exactTime,
   expiryFormat,
   externalLink,
   problemFeedback,
@@ -223,31 +224,42 @@ function cell(text: string, label: string, className = ''): HTMLTableCellElement
 
 interface Action {
   label: string;
+  /** Its name for screen readers when "{label} {connection}" would not say it. */
+  ariaLabel?: string;
   run: (c: ConnectionView, button: HTMLButtonElement) => Promise<void>;
   danger?: boolean;
 }
 
 /** A button named after its connection ("Test connection support-in") for screen readers. */
 function actionButton(c: ConnectionView, action: Action, className = ''): HTMLButtonElement {
+  const primary = className.includes('primary');
   const button = element('button', {
     text: action.label,
     className: `${className}${action.danger ? ' danger' : ''}`.trim(),
-    attrs: { type: 'button', 'aria-label': `${action.label} ${c.name}` },
+    attrs: { type: 'button', 'aria-label': action.ariaLabel ?? `${action.label} ${c.name}` },
   });
-  button.dataset.focusKey = `${c.name}|${action.label}`;
+  // The row's main button keeps the keyboard's place when a new status renames it.
+  button.dataset.focusKey = primary ? `${c.name}|primary` : `${c.name}|${action.label}`;
   button.addEventListener('click', () => {
+    // Busy, not disabled: a disabled button drops the keyboard's focus to the page.
+    if (button.getAttribute('aria-disabled') === 'true') return;
     const menu = button.closest<HTMLElement>('[popover]');
     if (menu?.matches(':popover-open')) {
       // Keyboard users keep their place: on the row's More button, which a re-render restores.
       document.querySelector<HTMLElement>(`[popovertarget="${CSS.escape(menu.id)}"]`)?.focus();
       menu.hidePopover();
     }
-    button.disabled = true;
+    button.setAttribute('aria-disabled', 'true');
     void action.run(c, button).finally(() => {
-      button.disabled = false;
+      button.removeAttribute('aria-disabled');
     });
   });
   return button;
+}
+
+/** Where the keyboard goes when the element it was on leaves: the row's More button. */
+function focusRowMenu(name: string): void {
+  rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(`${name}|More`)}"]`)?.focus();
 }
 
 function actionsFor(c: ConnectionView): { primary: Action; more: Action[] } {
@@ -256,7 +268,15 @@ function actionsFor(c: ConnectionView): { primary: Action; more: Action[] } {
   if (c.status === 'disabled') all.push({ label: 'Enable', run: enable });
   else {
     if (c.grant === 'password') all.push({ label: 'Set password', run: setPassword });
-    all.push({ label: 'Authorize', run: authorize });
+    const source = connections.find((other) => other.name === c.signInFrom);
+    if (source && (source.status === 'new' || source.status === 'reauthorization_required'))
+      // Its sign-in is the source's: Authorize here signs the source in, which brings this one back.
+      all.push({
+        label: 'Authorize',
+        ariaLabel: `Authorize ${source.name}, which ${c.name} signs in through`,
+        run: () => authorizeThroughSource(c, source),
+      });
+    else all.push({ label: 'Authorize', run: authorize });
     all.push({ label: 'Test connection', run: testConnection });
     if (delegated) all.push({ label: 'Invite', run: invite });
     if (c.profile === 'ews' || c.profile === 'ews-shared')
@@ -353,7 +373,11 @@ function lineOf(name: string): Feedback | undefined {
   if (!keptLines.get(name)) return undefined;
   const test = tests[name];
   if (test && !test.pending && !test.ok) {
-    const line = { ok: false, text: `Test failed: ${testSummary(test).slice(2)}`, remedy: test.remedy };
+    // A verdict from the registry row (another browser's test) has its code but not its words.
+    const text = test.detail
+      ? `Test failed: ${testSummary(test).slice(2)}`
+      : `Test failed: ${test.code ?? 'failed'}. Test connection again to see why and what to do.`;
+    const line = { ok: false, text, remedy: test.remedy };
     if (!dismissed.has(`${name}|${line.text}`)) return line;
   }
   const c = connections.find((candidate) => candidate.name === name);
@@ -462,24 +486,29 @@ function feedbackNode(line: Feedback, name: string): HTMLElement {
     if (gone.delete(name) || arriving.delete(name)) {
       drawRows();
       drawReadiness();
-    } else redrawLine(name);
+    } else {
+      redrawLine(name);
+      focusRowMenu(name);
+    }
   });
   head.append(dismiss);
-  if (more.childNodes.length > 0) {
-    // The whole text too, when the line may cut it.
-    if (line.text.length > 60) more.prepend(whole());
+  const extras = more.childNodes.length > 0;
+  if (extras) {
+    more.prepend(whole());
     addToggle();
-  } else {
-    // Nothing more to say unless the line cuts its text: known once laid out, before it is painted.
-    const text = head.querySelector<HTMLElement>('.feedback-text');
-    window.requestAnimationFrame(() => {
-      const cut = text && (text.scrollWidth > text.clientWidth || text.scrollHeight > text.clientHeight);
-      if (box.isConnected && cut && !more.isConnected) {
-        more.append(whole());
-        addToggle();
-      }
-    });
   }
+  // The whole text under the line only when the line cuts it, and "Details" only when there is
+  // more to say: known once laid out, before it is painted.
+  const text = head.querySelector<HTMLElement>('.feedback-text');
+  window.requestAnimationFrame(() => {
+    if (!box.isConnected || !text) return;
+    const cut = text.scrollWidth > text.clientWidth || text.scrollHeight > text.clientHeight;
+    if (extras && !cut) more.querySelector('.feedback-full')?.remove();
+    if (!extras && cut && !more.isConnected) {
+      more.append(whole());
+      addToggle();
+    }
+  });
   return box;
 }
 
@@ -515,7 +544,7 @@ function questionNode(line: Feedback, question: Question, name: string): HTMLEle
   const withdraw = () => {
     Reflect.deleteProperty(feedback, name);
     redrawLine(name);
-    rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(`${name}|More`)}"]`)?.focus();
+    focusRowMenu(name);
   };
   cancel.addEventListener('click', withdraw);
   // Escape cancels, as it closes the menu the question came from.
@@ -524,7 +553,8 @@ function questionNode(line: Feedback, question: Question, name: string): HTMLEle
   });
   box.addEventListener('submit', (event) => {
     event.preventDefault();
-    confirm.disabled = true;
+    // The question's line is about to give way to the answer's: the keyboard waits on the row.
+    focusRowMenu(name);
     void question.run(input?.value ?? '');
   });
   box.append(element('div', { className: 'question-actions' }, confirm, cancel));
@@ -806,6 +836,33 @@ async function authorize(c: ConnectionView): Promise<void> {
   await load();
 }
 
+/** Dependants waiting for their source's sign-in in the window: dependant → source. */
+const waitingOn = new Map<string, string>();
+
+async function authorizeThroughSource(c: ConnectionView, source: ConnectionView): Promise<void> {
+  waitingOn.set(c.name, source.name);
+  pending(c.name, `Authorizing ${source.name}, which ${c.name} signs in through…`);
+  await authorize(source);
+  // A source that signs in without a window (password) has answered by now.
+  if (source.grant !== 'authorization_code') settleDependants(source.name);
+}
+
+/** The source's answer, told to the dependants that waited for it. */
+function settleDependants(source: string): void {
+  const answer = feedback[source];
+  if (!answer || answer.pending) return;
+  for (const [dependant, waitedOn] of waitingOn) {
+    if (waitedOn !== source) continue;
+    waitingOn.delete(dependant);
+    tell(
+      dependant,
+      answer.ok
+        ? { ok: true, text: `${source} is authorized: ${dependant} signs in through it again.` }
+        : { ...answer, text: `${source} was not authorized: ${answer.text}` },
+    );
+  }
+}
+
 /** The connection whose sign-in the window shows now (one window, named `broker-authorize`). */
 let signingIn: string | undefined;
 
@@ -816,11 +873,13 @@ function watchSignIn(popup: Window, name: string): void {
     window.clearInterval(timer);
     // The callback page posts its message, then closes: give the message time to land first.
     window.setTimeout(() => {
-      if (feedback[name]?.pending)
+      if (feedback[name]?.pending) {
         tell(name, {
           ok: false,
           text: `The sign-in window was closed before ${name} was authorized. Click Authorize to try again.`,
         });
+        settleDependants(name);
+      }
     }, 1000);
   }, 500);
 }
@@ -857,7 +916,7 @@ async function invite(c: ConnectionView): Promise<void> {
   }
   tell(c.name, {
     ok: true,
-    text: `Invitation for ${c.account} to authorize ${c.name}: single use, valid until ${new Date(answer.body.expiresOn).toLocaleString()}. Copy the link and send it to them.`,
+    text: `Invitation for ${c.account} to authorize ${c.name}: single use, valid until ${exactTime(answer.body.expiresOn)}. Copy the link and send it to them.`,
     invitation: answer.body,
   });
 }
@@ -912,11 +971,16 @@ async function addGraphNamed(c: ConnectionView, name: string): Promise<void> {
           ok: !test || test.ok,
           text: `Added ${name} (Microsoft Graph) for ${added.mailbox}${test ? `: ${testSummary(test)}` : '.'}`,
         }
-      : {
-          ok: false,
-          text: `Added ${name}, but it has no token yet: ${added.lastError ? added.lastError.message : added.status}.`,
-          remedy: added.lastError?.remedy,
-        },
+      : added.status === 'new'
+        ? {
+            ok: true,
+            text: `Added ${name} (Microsoft Graph). It signs in through ${c.name}: authorize ${c.name} and ${name} gets its token.`,
+          }
+        : {
+            ok: false,
+            text: `Added ${name}, but it has no token yet: ${added.lastError ? added.lastError.message : added.status}.`,
+            remedy: added.lastError?.remedy,
+          },
   );
   await load();
 }
@@ -1006,10 +1070,23 @@ function definitionOf(c: ConnectionView): Record<string, unknown> {
   };
 }
 
+/** The connections that sign in through this one, as the admin last loaded them. */
+function dependantsOf(c: ConnectionView): string[] {
+  return connections.filter((other) => other.signInFrom === c.name).map((other) => other.name);
+}
+
+const andList = (names: string[]) =>
+  names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1) ?? ''}`;
+
 async function reset(c: ConnectionView): Promise<void> {
+  const dependants = dependantsOf(c);
+  const withThem =
+    dependants.length === 0
+      ? ''
+      : ` ${andList(dependants)} ${dependants.length === 1 ? 'signs' : 'sign'} in through it and ${dependants.length === 1 ? 'loses its token' : 'lose their tokens'} until it is.`;
   tell(c.name, {
     ok: false,
-    text: `Reset ${c.name}? Its tokens and stored sign-in are deleted, open invitation links stop working, and it must be authorized again.`,
+    text: `Reset ${c.name}? Its tokens and stored sign-in are deleted, open invitation links stop working, and it must be authorized again.${withThem}`,
     question: {
       confirm: { text: 'Reset', label: `Reset ${c.name} now`, danger: true },
       cancelLabel: `Cancel the reset of ${c.name}`,
@@ -1035,13 +1112,25 @@ async function reset(c: ConnectionView): Promise<void> {
 }
 
 async function remove(c: ConnectionView): Promise<void> {
+  // The broker deletes a connection others sign in through only together with them: say so first.
+  const dependants = dependantsOf(c);
   tell(c.name, {
     ok: false,
-    text: `Delete ${c.name} and its tokens? Consumers reading its token lose it now.`,
+    text:
+      dependants.length === 0
+        ? `Delete ${c.name} and its tokens? Consumers reading its token lose it now.`
+        : `Delete ${c.name} and its tokens? ${andList(dependants)} ${dependants.length === 1 ? 'signs' : 'sign'} in through it and ${dependants.length === 1 ? 'is' : 'are'} deleted with it; consumers reading their tokens lose them now.`,
     question: {
-      confirm: { text: 'Delete', label: `Delete ${c.name} now`, danger: true },
+      confirm:
+        dependants.length === 0
+          ? { text: 'Delete', label: `Delete ${c.name} now`, danger: true }
+          : {
+              text: `Delete all ${dependants.length + 1}`,
+              label: `Delete ${c.name} and ${andList(dependants)} now`,
+              danger: true,
+            },
       cancelLabel: `Cancel deleting ${c.name}`,
-      run: () => deleteConnection(c, false),
+      run: () => deleteConnection(c, dependants.length > 0),
     },
   });
   return Promise.resolve();
@@ -1159,7 +1248,8 @@ function drawReadiness(): void {
   section.hidden = shown.length === 0;
   byId('graph-move-summary', HTMLElement).textContent =
     `${data.ready} of ${data.total} EWS connection${data.total === 1 ? ' has' : 's have'} a working Microsoft Graph connection · ` +
-    `${data.daysLeft} day${data.daysLeft === 1 ? '' : 's'} until Exchange Online turns EWS off (${data.ewsRetirement}).`;
+    `${data.daysLeft} day${data.daysLeft === 1 ? '' : 's'} until Exchange Online turns EWS off (${data.ewsRetirement}). ` +
+    'Add the Graph connection, in an EWS row’s More menu, makes one that signs in through it.';
   byId('graph-move-rows', HTMLElement).replaceChildren(
     ...shown.map((r) => {
       const tr = element('tr', { className: r.deleted ? 'deleted' : '' });
@@ -1178,10 +1268,7 @@ function drawReadiness(): void {
         element('th', { attrs: { scope: 'row', 'data-label': 'EWS connection' } }, r.ews),
         cell(r.mailbox, 'Mailbox'),
         lastTest,
-        cell(
-          r.graph ? `${r.graph.name} (${r.graph.status})` : 'none: use Add the Graph connection',
-          'Graph connection',
-        ),
+        cell(r.graph ? `${r.graph.name} (${r.graph.status})` : 'none yet', 'Graph connection'),
         ready,
       );
       return tr;
@@ -1206,8 +1293,10 @@ window.addEventListener('message', (event: MessageEvent<AuthorizationMessage | n
   // the sign-in this console started: the window is shared, so there is one at a time.
   const name = data.connection ?? signingIn;
   signingIn = undefined;
-  if (name) tell(name, result);
-  else showNotice(result.text, result.ok);
+  if (name) {
+    tell(name, result);
+    settleDependants(name);
+  } else showNotice(result.text, result.ok);
   void load();
 });
 
@@ -1345,14 +1434,14 @@ async function save(): Promise<void> {
     });
     pending(name, `Saving ${name}…`);
   }
-  let answer = await call(api(name), { method: 'PUT', json: body });
+  let answer = await call<ConnectionView>(api(name), { method: 'PUT', json: body });
   if (!answer.ok && answer.problem.code === 'connection_authorized') {
     const reset = await askUnderForm(
       `${answer.problem.detail ?? ''} Save anyway and reset it (it must be authorized again)?`,
       name,
       { text: 'Save and reset', label: `Save ${name} and reset it` },
     );
-    if (reset) answer = await call(`${api(name)}?reset=true`, { method: 'PUT', json: body });
+    if (reset) answer = await call<ConnectionView>(`${api(name)}?reset=true`, { method: 'PUT', json: body });
   }
   if (!answer.ok) {
     say(
@@ -1365,7 +1454,13 @@ async function save(): Promise<void> {
     }
     return;
   }
-  const next = field('grant') === 'password' ? 'Set its password, then click Authorize.' : 'Click Authorize.';
+  // A connection that signs in through an authorized one has its token already.
+  const next =
+    answer.body.status === 'authorized'
+      ? `It is authorized through ${field('signInFrom') || 'its sign-in'}.`
+      : field('grant') === 'password'
+        ? 'Set its password, then click Authorize.'
+        : 'Click Authorize.';
   // The next connection is often another of the same kind: profile and grant stay (and with the
   // grant its warning, so nothing under the form moves as the answer arrives).
   for (const input of ['name', 'mailbox', 'account', 'ewsUrl'])

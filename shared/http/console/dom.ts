@@ -89,7 +89,7 @@ export function timeNode(
 ): HTMLTimeElement {
   const node = element('time', {
     text: format(iso),
-    attrs: { datetime: iso, title: new Date(iso).toLocaleString() },
+    attrs: { datetime: iso, title: exactTime(iso) },
   });
   node.dataset.at = iso;
   node.dataset.format = format === expiryFormat ? 'expiry' : 'relative';
@@ -102,4 +102,9 @@ export function tick(): void {
     const at = node.dataset.at ?? '';
     node.textContent = node.dataset.format === 'expiry' ? expiryText(at) : relativeTime(at);
   });
+}
+
+/** A date and time no reader can take for another ("6 Dec 2026, 22:07" or "Dec 6, 2026, 10:07 PM"). */
+export function exactTime(iso: string): string {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }

@@ -92,3 +92,23 @@ it('takes a name, and refuses what it cannot do with a 4xx that changes nothing'
   }
   expect((await harness.broker.registry.list()).length).toBe(count);
 });
+
+it('a reset forgets the last tests of the source and its dependants: nothing is ready on a grant that is gone', async () => {
+  expect((await harness.broker.registry.get('support-in-graph'))?.lastTest).toMatchObject({ ok: true });
+  const source = await harness.broker.registry.get('support-in');
+  const reset = await call('PUT', '/api/connections/support-in?reset=true', {
+    mailbox: source!.mailbox,
+    profile: source!.profile,
+  });
+  expect(reset.status).toBe(200);
+  for (const name of ['support-in', 'support-in-graph']) {
+    const view = await call('GET', `/api/connections/${name}`);
+    expect({ name, lastTest: view.json.lastTest, tokenExpiresOn: view.json.tokenExpiresOn }).toEqual({
+      name,
+      lastTest: null,
+      tokenExpiresOn: null,
+    });
+  }
+  const readiness = await call('GET', '/api/graph-readiness');
+  expect(readiness.json).toMatchObject({ ready: 0 });
+});
