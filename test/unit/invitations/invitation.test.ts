@@ -200,7 +200,7 @@ describe('invitation pages', () => {
     expect(body).toContain('window.location.hash.slice(1)');
     expect(body).toContain("fetch('/api/invitation/details'");
     expect(body).toContain(
-      '<form method="post" action="/api/invitation" id="sign-in-form"><input type="hidden" name="token" id="token"><button type="submit" id="sign-in">Sign in with Microsoft</button>',
+      '<form method="post" action="/api/invitation" id="sign-in-form"><input type="hidden" name="token" id="token"><button type="submit" id="sign-in" class="primary">Sign in with Microsoft</button>',
     );
     const csp = response.headers['Content-Security-Policy'] ?? '';
     expect(csp).toContain("default-src 'none'");
