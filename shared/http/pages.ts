@@ -83,6 +83,7 @@ const CONSOLE_STYLE = `
   td.actions button { margin-left: .25rem; }
   /* The next step's button keeps its width whatever it says, so a new status moves no button. */
   td.actions button.primary { min-width: 9.75em; }
+  td.actions button.placeholder { visibility: hidden; }
   tr.row-detail td { white-space: normal; max-width: none; padding-top: 0; overflow: visible; }
   tr.connection:has(+ tr.row-detail:not([hidden])) > * { border-bottom: 0; }
   /* A row's line is one line high whatever it says: an answer takes the place of the "…" line its

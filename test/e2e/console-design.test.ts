@@ -301,6 +301,8 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     expect(await harness!.broker.registry.get('throwaway')).toBeUndefined();
     await tombstone.getByRole('button', { name: 'Dismiss deleted throwaway' }).click();
     await tombstone.waitFor({ state: 'detached' });
+    // The keyboard goes on to a row nearby, not back to the top of the page.
+    await expect(page.evaluate('document.activeElement.tagName')).resolves.not.toBe('BODY');
     await expect(feedbackOf(page, 'throwaway').count()).resolves.toBe(0);
     await page.close();
   }, 90_000);
@@ -565,6 +567,11 @@ describe('admin console: actions, layout and accessibility in a real browser', (
     await line.filter({ hasText: 'support-in is disabled' }).waitFor();
     await row.getByRole('button', { name: 'Enable support-in' }).click();
     await line.filter({ hasText: 'support-in is enabled again' }).waitFor();
+    // A card drawn at the click for the connection being added is as high as the one that answers.
+    await fromMenu(row, 'support-in', 'Add the Graph connection');
+    await page.getByRole('textbox', { name: 'Name of the Graph connection' }).fill('phone-graph');
+    await page.getByRole('button', { name: 'Add the Graph connection of support-in' }).click();
+    await line.filter({ hasText: 'Added phone-graph' }).waitFor({ timeout: 15_000 });
     await page.waitForTimeout(500);
     expect(await page.evaluate('window.shifts')).toEqual([]);
     await page.close();

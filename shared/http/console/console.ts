@@ -683,18 +683,35 @@ function placeholderRow(c: ConnectionView, state: 'arriving' | 'not saved' | 'de
     cell('', 'Last test'),
   );
   const actions = element('td', { className: 'actions', attrs: { 'data-label': 'Actions' } });
-  if (state !== 'arriving') {
+  if (state === 'arriving') {
+    // Holds the height the row's buttons will have (a card on a phone grows by it otherwise).
+    actions.append(
+      element('button', {
+        text: 'Authorize',
+        className: 'primary placeholder',
+        attrs: { type: 'button', disabled: '', tabindex: '-1', 'aria-hidden': 'true' },
+      }),
+    );
+  } else {
     const dismiss = element('button', {
       text: 'Dismiss',
       attrs: { type: 'button', 'aria-label': `Dismiss ${state} ${c.name}` },
     });
     dismiss.dataset.focusKey = `${c.name}|Dismiss`;
     dismiss.addEventListener('click', () => {
+      const at = [...rows.querySelectorAll('tr.connection')].indexOf(tr);
       gone.delete(c.name);
       arriving.delete(c.name);
       Reflect.deleteProperty(feedback, c.name);
       drawRows();
       drawReadiness();
+      // The keyboard goes on to the row that took its place, or the one before, or the table.
+      const left = [...rows.querySelectorAll<HTMLElement>('tr.connection')];
+      const next = left[Math.min(at, left.length - 1)];
+      (
+        next?.querySelector<HTMLElement>('[data-focus-key$="|More"], [data-focus-key$="|Dismiss"]') ??
+        rows.closest<HTMLElement>('.table-wrap')
+      )?.focus();
     });
     actions.append(dismiss);
   }
@@ -1084,9 +1101,10 @@ async function reset(c: ConnectionView): Promise<void> {
     dependants.length === 0
       ? ''
       : ` ${andList(dependants)} ${dependants.length === 1 ? 'signs' : 'sign'} in through it and ${dependants.length === 1 ? 'loses its token' : 'lose their tokens'} until it is.`;
+  const password = c.grant === 'password';
   tell(c.name, {
     ok: false,
-    text: `Reset ${c.name}? Its tokens and stored sign-in are deleted, open invitation links stop working, and it must be authorized again.${withThem}`,
+    text: `Reset ${c.name}? Its tokens and stored sign-in${password ? ', its stored password too,' : ''} are deleted, open invitation links stop working, and it must be authorized again.${withThem}`,
     question: {
       confirm: { text: 'Reset', label: `Reset ${c.name} now`, danger: true },
       cancelLabel: `Cancel the reset of ${c.name}`,
@@ -1100,10 +1118,19 @@ async function reset(c: ConnectionView): Promise<void> {
           answer.ok
             ? {
                 ok: true,
-                text: `${c.name} is reset: it holds no token now. Click Authorize to sign in again.`,
+                text: `${c.name} is reset: it holds no token now. ${password ? 'Set its password, then click Authorize.' : 'Click Authorize to sign in again.'}`,
               }
             : problemFeedback(answer.problem, 'Reset failed'),
         );
+        // A dependant's line from before (a passed test) would contradict its new status; a line
+        // that is there already changes its words at the same height, none is added.
+        if (answer.ok)
+          for (const dependant of dependants)
+            if (feedback[dependant])
+              tell(dependant, {
+                ok: false,
+                text: `${dependant} needs ${c.name} authorized again: ${c.name} was reset.`,
+              });
         await load();
       },
     },
@@ -1163,6 +1190,9 @@ async function deleteConnection(c: ConnectionView, withDependants: boolean): Pro
     ok: true,
     text: `Deleted ${c.name} and its tokens${withDependants ? ', and the connections that signed in through it' : ''}.`,
   });
+  // Their lines say so too, in place of what they said before (a line is never added: see lineOf).
+  for (const dependant of withDependants ? dependantsOf(c) : [])
+    if (feedback[dependant]) tell(dependant, { ok: true, text: `Deleted ${dependant} with ${c.name}.` });
   await load(true);
   rows.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(`${c.name}|Dismiss`)}"]`)?.focus();
 }
