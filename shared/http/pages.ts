@@ -72,13 +72,14 @@ const CONSOLE_STYLE = `
   /* Fixed columns: a result arriving never widens a column and moves the others. */
   /* Dense, as admin tables are: names and mailboxes fit a 1280 px screen whole. */
   table.connections { table-layout: fixed; min-width: 56rem; font-size: .9rem; }
-  col.c-name { width: 15%; } col.c-mailbox { width: 19%; } col.c-profile { width: 13%; } col.c-status { width: 15%; }
-  col.c-token { width: 15%; } col.c-test { width: 23%; } col.c-actions { width: 15rem; }
+  col.c-name { width: 18.5%; } col.c-mailbox { width: 17.5%; } col.c-profile { width: 13%; } col.c-status { width: 14%; }
+  col.c-token { width: 14%; } col.c-test { width: 23%; } col.c-actions { width: 15rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   table.graph-move { table-layout: fixed; min-width: 40rem; }
   col.g-ews { width: 18%; } col.g-mailbox { width: 24%; } col.g-test { width: 24%; } col.g-graph { width: 22%; } col.g-ready { width: 12%; }
   table.graph-move td { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .clip, .test-summary { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  td.profile .clip { line-height: 1.25; } td.profile .how { font-size: .8em; color: var(--muted); }
   table.connections td.actions { text-align: right; overflow: visible; }
   td.actions button { margin-left: .25rem; }
   /* The next step's button keeps its width whatever it says, so a new status moves no button. */
@@ -139,6 +140,7 @@ const CONSOLE_STYLE = `
     /* One line per field, cut with an ellipsis (whole on hover), so a card keeps its height as answers arrive. */
     table.cards tbody > tr:not(.row-detail) > * { border: 0; padding: .15rem 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
     table.cards .clip, table.cards .test-summary { display: inline; }
+    table.cards td.profile .how { font-size: inherit; } table.cards td.profile .how::before { content: " · "; }
     table.cards tbody > tr > [data-label]:not(th)::before { content: attr(data-label); display: inline-block; min-width: 6.5rem; color: var(--muted); font-size: .85em; }
     table.graph-move tbody > tr > [data-label]:not(th)::before { min-width: 8.5rem; }
     table.cards tbody > tr > th { font-size: 1.05rem; }
@@ -457,7 +459,7 @@ export function consolePage(options: {
   <dialog id="events" aria-labelledby="events-title">
     <div class="dialog-head"><h2 id="events-title">Events</h2><button type="button" id="events-close">Close</button></div>
     <p class="muted" id="events-state"></p>
-    <ol class="events" id="events-list"></ol>
+    <ol class="events" id="events-list" tabindex="0" aria-labelledby="events-title"></ol>
   </dialog>`;
   return html(200, (nonce) =>
     page('Console', nonce, body, '', { header, scriptUrl: options.scriptUrl, extraStyle: CONSOLE_STYLE }),

@@ -110,7 +110,9 @@ describe('console and authorization popup in a real browser', () => {
     expect(remedy).not.toContain('`');
     expect(remedy).not.toContain('{name}');
     // When the test ran, next to the result: allow-list changes take up to 24 hours.
-    await expect(row.locator('.test-summary.fail').textContent()).resolves.toMatch(/ews_blocked · tested /);
+    await expect(row.locator('.test-summary.fail').textContent()).resolves.toMatch(
+      /^✗ ews_blocked · just now$/,
+    );
     expect(remedy).toContain('graph-mail');
     await page.screenshot({ path: join(tmpdir(), 'broker-console-ews-blocked.png') });
     harness!.services!.ews.setAccessPolicy();
@@ -138,8 +140,12 @@ describe('console and authorization popup in a real browser', () => {
     await page.getByRole('button', { name: 'Add the Graph connection of support-in' }).click();
     const added = page.locator('tr[data-connection="support-in-graph"]');
     await added.locator('.status', { hasText: 'authorized' }).waitFor({ timeout: 15_000 });
-    await expect(added.textContent()).resolves.toContain('signs in through support-in');
-    await added.locator('.test-summary.ok', { hasText: 'GRAPH: Inbox · 12 items' }).waitFor();
+    // Under its profile, in sight: how it gets its tokens.
+    await expect(added.locator('td.profile .how').textContent()).resolves.toBe('via support-in');
+    await expect(added.locator('td.profile').getAttribute('title')).resolves.toBe(
+      'graph-mail · signs in through support-in',
+    );
+    await added.locator('.test-summary.ok', { hasText: 'Inbox · 12 items' }).waitFor();
     await expect(
       page.locator('tr[data-detail-for="support-in"] .row-feedback').textContent(),
     ).resolves.toContain('Added support-in-graph (Microsoft Graph)');
@@ -149,6 +155,13 @@ describe('console and authorization popup in a real browser', () => {
     await expect(page.locator('tr[data-ews="support-in"] .graph-ready').textContent()).resolves.toBe(
       '✓ ready',
     );
+    // It has its Graph connection now: the menu stops offering another.
+    await ews.getByRole('button', { name: 'More actions for support-in' }).click();
+    await ews.getByRole('button', { name: 'Refresh support-in' }).waitFor();
+    await expect(
+      ews.getByRole('button', { name: 'Add the Graph connection support-in' }).count(),
+    ).resolves.toBe(0);
+    await page.keyboard.press('Escape');
     await page.screenshot({ path: join(tmpdir(), 'broker-console-graph-move.png') });
   }, 60_000);
 

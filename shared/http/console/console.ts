@@ -35,7 +35,7 @@ import type {
   Readiness,
   TestResult,
 } from './model';
-import { CONNECTION_NAME } from './text';
+import { CONNECTION_NAME, spokenText } from './text';
 
 const COLUMNS = 7;
 
@@ -98,7 +98,10 @@ function tell(name: string, result: Feedback): void {
   feedback[name] = result;
   keptLines.set(name, true);
   expanded.delete(name);
-  if (!result.question) announce(result.text + (result.remedy ? ` What to do: ${result.remedy}` : ''));
+  // Read aloud: the row's line, not a remedy of a dozen lines of PowerShell; "What to do" opens it.
+  if (!result.question) {
+    announce(spokenText(result.text, name) + (result.remedy ? ' What to do is under the row.' : ''));
+  }
   redrawLine(name);
 }
 
@@ -147,14 +150,16 @@ function showNotice(text: string, ok: boolean): void {
 // ---------------------------------------------------------------------------------------------
 // Test results
 
-function testSummary(result: TestResult): string {
+/** A test's verdict in words; in the row's own Last test cell the Profile beside it names the protocol. */
+function testSummary(result: TestResult, inCell = false): string {
   const d = result.details ?? {};
   if (result.ok) {
     const count = d.totalCount == null ? '' : ` · ${d.totalCount} ${d.totalCount === 1 ? 'item' : 'items'}`;
     const unread = d.unreadCount == null ? '' : ` (${d.unreadCount} unread)`;
     // A verdict kept in the registry row has no details: it says that the test passed, and when.
     const what = d.folder ? d.folder + count + unread : result.details ? 'Authenticated' : 'passed';
-    return `✓ ${(result.protocol ?? '').toUpperCase()}: ${what}${d.serverVersion ? ` · Exchange ${d.serverVersion}` : ''}`;
+    const protocol = inCell ? '' : `${(result.protocol ?? '').toUpperCase()}: `;
+    return `✓ ${protocol}${what}${d.serverVersion && !inCell ? ` · Exchange ${d.serverVersion}` : ''}`;
   }
   return `✗ ${result.code ?? 'failed'}: ${result.detail ?? ''}`;
 }
@@ -169,10 +174,10 @@ function renderTestCell(cell: HTMLTableCellElement, result: TestResult | undefin
   if (result.pending) {
     line.textContent = 'Testing…';
   } else {
-    const text = result.ok ? testSummary(result) : `✗ ${result.code ?? 'failed'}`;
-    line.title = result.ok ? text : testSummary(result);
+    const text = result.ok ? testSummary(result, true) : `✗ ${result.code ?? 'failed'}`;
+    line.title = testSummary(result);
     line.append(text);
-    if (result.testedAt) line.append(' · tested ', timeNode(result.testedAt));
+    if (result.testedAt) line.append(' · ', timeNode(result.testedAt));
   }
   cell.append(line);
 }
@@ -209,6 +214,25 @@ function profileText(c: ConnectionView): string {
     (c.grant === 'authorization_code' ? '' : ` · ${c.grant}`) +
     (c.signInFrom ? ` · signs in through ${c.signInFrom}` : '')
   );
+}
+
+/**
+ * The profile, and under it in smaller type how the connection gets its tokens (a grant other
+ * than delegated, the connection it signs in through): both in sight at 1280 px, whole on hover.
+ */
+function profileCell(c: ConnectionView): HTMLTableCellElement {
+  const how = [
+    c.grant === 'authorization_code' ? '' : c.grant,
+    c.signInFrom ? `via ${c.signInFrom}` : '',
+  ].filter(Boolean);
+  const td = element(
+    'td',
+    { className: 'profile', attrs: { 'data-label': 'Profile' } },
+    element('span', { className: 'clip', text: c.profile }),
+  );
+  if (how.length > 0) td.append(element('span', { className: 'clip how', text: how.join(' · ') }));
+  td.title = profileText(c);
+  return td;
 }
 
 /** A cell of one line: long text is cut with an ellipsis (a table cell ignores max-width), whole on hover. */
@@ -279,7 +303,9 @@ function actionsFor(c: ConnectionView): { primary: Action; more: Action[] } {
     else all.push({ label: 'Authorize', run: authorize });
     all.push({ label: 'Test connection', run: testConnection });
     if (delegated) all.push({ label: 'Invite', run: invite });
-    if (c.profile === 'ews' || c.profile === 'ews-shared')
+    // Offered until the EWS connection has its Graph connection (the Graph view names it).
+    const graph = readiness?.connections.find((entry) => entry.ews === c.name)?.graph;
+    if ((c.profile === 'ews' || c.profile === 'ews-shared') && !graph)
       all.push({ label: 'Add the Graph connection', run: addGraph });
     all.push({ label: 'Refresh', run: refresh });
     all.push({ label: 'Disable', run: disable });
@@ -625,7 +651,7 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
     { attrs: { scope: 'row', 'data-label': 'Connection', title: c.name } },
     element('span', { className: 'clip', text: c.name }),
   );
-  tr.append(name, cell(c.mailbox, 'Mailbox'), cell(profileText(c), 'Profile'));
+  tr.append(name, cell(c.mailbox, 'Mailbox'), profileCell(c));
   const status = element('td', { attrs: { 'data-label': 'Status' } }, badge(c.status));
   status.title = c.status.replace(/_/g, ' ') + (c.lastError ? `. Last error: ${c.lastError.message}` : '');
   tr.append(status);
@@ -638,25 +664,28 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
   tr.append(expiry);
   const test = element('td', { className: 'test', attrs: { 'data-label': 'Last test' } });
   const own = tests[c.name];
-  const local = own && !own.pending ? own : undefined;
-  // The row keeps the last verdict for every admin; this browser's own result has the details.
-  // The same test seen twice (this browser's answer and the row's verdict, written a moment
-  // apart) keeps this browser's, with its Inbox figures.
+  // The row's verdict is the truth for every admin: none means never tested, or a reset threw the
+  // tokens and their verdict away. This browser's own copy of the same test adds its details (the
+  // Inbox figures); the two are written a moment apart.
   const same =
-    local?.testedAt !== undefined &&
+    own?.testedAt !== undefined &&
     c.lastTest !== null &&
-    local.ok === c.lastTest.ok &&
-    Math.abs(Date.parse(local.testedAt) - Date.parse(c.lastTest.testedAt)) < 60_000;
-  const kept =
-    c.lastTest && !same && (!local?.testedAt || local.testedAt < c.lastTest.testedAt)
-      ? {
-          ok: c.lastTest.ok,
-          code: c.lastTest.code,
-          protocol: c.lastTest.protocol ?? '',
-          testedAt: c.lastTest.testedAt,
-        }
-      : local;
+    own.ok === c.lastTest.ok &&
+    Math.abs(Date.parse(own.testedAt) - Date.parse(c.lastTest.testedAt)) < 60_000;
+  const kept: TestResult | undefined = own?.pending
+    ? own
+    : !c.lastTest
+      ? undefined
+      : same
+        ? own
+        : {
+            ok: c.lastTest.ok,
+            code: c.lastTest.code,
+            protocol: c.lastTest.protocol ?? '',
+            testedAt: c.lastTest.testedAt,
+          };
   if (kept) tests[c.name] = kept;
+  else Reflect.deleteProperty(tests, c.name);
   renderTestCell(test, kept);
   tr.append(test, actionsCell(c));
   return tr;
@@ -677,7 +706,7 @@ function placeholderRow(c: ConnectionView, state: 'arriving' | 'not saved' | 'de
       state === 'arriving' ? c.name : element('s', { text: c.name }),
     ),
     cell(c.mailbox, 'Mailbox'),
-    cell(profileText(c), 'Profile'),
+    profileCell(c),
     element('td', { attrs: { 'data-label': 'Status' } }, badge(state === 'arriving' ? 'saving' : state)),
     cell(state === 'arriving' ? '' : 'none', 'Token', 'muted'),
     cell('', 'Last test'),
@@ -774,7 +803,11 @@ async function load(keepGone = false): Promise<void> {
   readiness = ready.ok ? ready.body : undefined;
   if (!answer.ok) {
     document.documentElement.classList.add('drawn');
-    showNotice(answer.problem.detail ?? 'Could not load connections', false);
+    // Says what the page could not do; a row's line already says what its own action met.
+    showNotice(
+      `The list of connections was not updated: ${answer.problem.detail ?? 'the broker answered with an error.'}`,
+      false,
+    );
     return;
   }
   const listed = new Set(answer.body.connections.map((c) => c.name));
@@ -783,6 +816,7 @@ async function load(keepGone = false): Promise<void> {
       if (!listed.has(c.name) && !gone.has(c.name)) gone.set(c.name, { view: c, index });
     });
   connections = answer.body.connections;
+  settleNextSteps();
   drawRows();
   drawReadiness();
 }
@@ -915,7 +949,9 @@ async function setPassword(c: ConnectionView): Promise<void> {
         tell(
           c.name,
           answer.ok
-            ? { ok: true, text: `Password set for ${c.name}. Click Authorize.` }
+            ? c.status === 'new'
+              ? { ok: true, text: `Password set for ${c.name}. Click Authorize.`, nextStep: true }
+              : { ok: true, text: `Password set for ${c.name}.` }
             : problemFeedback(answer.problem, 'Could not set the password'),
         );
       },
@@ -938,6 +974,17 @@ async function invite(c: ConnectionView): Promise<void> {
   });
 }
 
+/** `wanted` within the 48 characters a name may have, or with `-2`, `-3`… when it is taken. */
+function freeName(wanted: string): string {
+  const taken = new Set(connections.map((c) => c.name));
+  const within = (text: string, room: number) => text.slice(0, room).replace(/-+$/, '');
+  if (!taken.has(within(wanted, 48))) return within(wanted, 48);
+  for (let suffix = 2; ; suffix++) {
+    const candidate = `${within(wanted, 47 - String(suffix).length)}-${String(suffix)}`;
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
 async function addGraph(c: ConnectionView): Promise<void> {
   tell(c.name, {
     ok: true,
@@ -946,7 +993,7 @@ async function addGraph(c: ConnectionView): Promise<void> {
       field: {
         label: 'Name of the Graph connection',
         type: 'text',
-        value: `${c.name}-graph`,
+        value: freeName(`${c.name}-graph`),
         autocomplete: 'off',
       },
       confirm: { text: 'Add', label: `Add the Graph connection of ${c.name}` },
@@ -1015,23 +1062,26 @@ async function refresh(c: ConnectionView): Promise<void> {
 }
 
 async function testConnection(c: ConnectionView): Promise<void> {
-  const testCell = rows.querySelector<HTMLTableCellElement>(
-    `tr[data-connection="${CSS.escape(c.name)}"] td.test`,
-  );
+  const cellOf = () =>
+    rows.querySelector<HTMLTableCellElement>(`tr[data-connection="${CSS.escape(c.name)}"] td.test`);
+  const before = tests[c.name];
   tests[c.name] = { pending: true, ok: true };
+  const testCell = cellOf();
   if (testCell) renderTestCell(testCell, tests[c.name]);
   // The line under the row opens now, while the click is fresh, so the answer fills it in place.
   tell(c.name, { ok: true, pending: true, text: `Testing ${c.name}…` });
   const answer = await call<TestResult>(api(c.name, '/test'), { method: 'POST' });
-  const result: TestResult = answer.ok
-    ? answer.body
-    : {
-        ok: false,
-        code: answer.problem.code,
-        detail: answer.problem.detail,
-        remedy: answer.problem.remedy,
-        testedAt: new Date().toISOString(),
-      };
+  if (!answer.ok) {
+    // No verdict on the mailbox (the broker refused to test, or could not be reached): the last
+    // verdict stays in its column, and the line says why nothing was tested.
+    if (before) tests[c.name] = before;
+    else Reflect.deleteProperty(tests, c.name);
+    const cell = cellOf();
+    if (cell) renderTestCell(cell, before);
+    tell(c.name, problemFeedback(answer.problem, `Could not test ${c.name}`));
+    return;
+  }
+  const result = answer.body;
   tests[c.name] = result;
   keepTests();
   // A failure shows its detail and remedy in that place instead (lineOf), even if the admin
@@ -1040,9 +1090,10 @@ async function testConnection(c: ConnectionView): Promise<void> {
   else Reflect.deleteProperty(feedback, c.name);
   for (const key of dismissed) if (key.startsWith(`${c.name}|`)) dismissed.delete(key);
   expanded.delete(c.name);
-  announce(`${c.name}: ${testSummary(result)}${result.remedy ? ` What to do: ${result.remedy}` : ''}`);
-  const row = rows.querySelector<HTMLTableRowElement>(`tr[data-connection="${CSS.escape(c.name)}"]`);
-  const cellNow = row?.querySelector<HTMLTableCellElement>('td.test');
+  announce(
+    `${c.name}: ${spokenText(testSummary(result), c.name)}${result.remedy ? ' What to do is under the row.' : ''}`,
+  );
+  const cellNow = cellOf();
   if (cellNow) renderTestCell(cellNow, result);
   redrawLine(c.name);
   // The Graph view shows each EWS connection's last test.
@@ -1363,10 +1414,44 @@ function fillSignInFrom(): void {
   signInFrom.value = sources.some((c) => c.name === chosen) ? chosen : '';
 }
 
-function say(text: string, ok: boolean): void {
+/** The connection whose next step ("Click Authorize") the form's answer names, while it is new. */
+let formNextStepFor: string | undefined;
+
+function say(text: string, ok: boolean, nextStepFor?: string): void {
   result.className = `form-result ${ok ? 'ok' : 'fail'}`;
   result.textContent = text;
+  formNextStepFor = nextStepFor;
   announce(text);
+  // The page grew above the form (a new row): the answer stays where the eye is, by Save.
+  result.scrollIntoView({ block: 'nearest' });
+}
+
+/**
+ * "Click Authorize" is a next step only while the connection is new: once it is authorized (its
+ * source signed in, say) or gone, the line says so in place, at the same height.
+ */
+function settleNextSteps(): void {
+  for (const [name, line] of Object.entries(feedback)) {
+    if (!line.nextStep) continue;
+    const c = connections.find((candidate) => candidate.name === name);
+    if (!c || c.status === 'new') continue;
+    feedback[name] =
+      c.status === 'authorized'
+        ? { ok: true, text: `${name} is authorized${c.signInFrom ? ` through ${c.signInFrom}` : ''}.` }
+        : { ok: false, text: `${name} is ${c.status.replace(/_/g, ' ')}.` };
+  }
+  if (formNextStepFor !== undefined) {
+    const named = formNextStepFor;
+    const c = connections.find((candidate) => candidate.name === named);
+    if (!c) {
+      result.textContent = '';
+      formNextStepFor = undefined;
+    } else if (c.status !== 'new') {
+      result.textContent = `Saved ${named}. It is ${c.status.replace(/_/g, ' ')} now.`;
+      result.className = `form-result ${c.status === 'authorized' ? 'ok' : 'fail'}`;
+      formNextStepFor = undefined;
+    }
+  }
 }
 
 /** Asks under the form, the last thing on the page (so it moves nothing): true when confirmed. */
@@ -1411,6 +1496,27 @@ form.addEventListener('submit', (event) => {
   void save();
 });
 
+/** The grant fields the form changes on `existing` (the broker decides; this only words the question). */
+function retargetedFields(existing: ConnectionView, field: (key: string) => string): string[] {
+  const next: Record<string, string> = {
+    mailbox: field('mailbox'),
+    account: field('account') || field('mailbox'),
+    profile: field('profile'),
+    grant: field('grant'),
+    ewsUrl: field('ewsUrl'),
+    signInFrom: field('signInFrom'),
+  };
+  const now: Record<string, string> = {
+    mailbox: existing.mailbox,
+    account: existing.account,
+    profile: existing.profile,
+    grant: existing.grant,
+    ewsUrl: existing.ewsUrl ?? '',
+    signInFrom: existing.signInFrom ?? '',
+  };
+  return Object.keys(next).filter((key) => next[key]?.toLowerCase() !== now[key]?.toLowerCase());
+}
+
 async function save(): Promise<void> {
   const data = new FormData(form);
   const field = (key: string) => {
@@ -1423,12 +1529,19 @@ async function save(): Promise<void> {
     return;
   }
   const existing = connections.find((c) => c.name === name);
+  // Whose grant it is changes (the broker's grant fields the form shows): on a connection that
+  // holds tokens that is a reset, and the one question says so, instead of a second one after.
+  const retargeted = existing && existing.status !== 'new' ? retargetedFields(existing, field) : [];
   if (
     existing &&
     !(await askUnderForm(
-      `A connection named ${name} exists (${existing.mailbox}, ${existing.profile}). Replace its definition?`,
+      retargeted.length > 0
+        ? `${name} holds tokens for ${existing.account}: changing its ${retargeted.join(', ')} deletes them, and it must be authorized again. Replace its definition and reset it?`
+        : `A connection named ${name} exists (${existing.mailbox}, ${existing.profile}). Replace its definition?`,
       name,
-      { text: 'Replace', label: `Replace the definition of ${name}` },
+      retargeted.length > 0
+        ? { text: 'Replace and reset', label: `Replace the definition of ${name} and reset it` }
+        : { text: 'Replace', label: `Replace the definition of ${name}` },
     ))
   ) {
     say(`Nothing saved: ${name} is unchanged.`, false);
@@ -1464,7 +1577,10 @@ async function save(): Promise<void> {
     });
     pending(name, `Saving ${name}…`);
   }
-  let answer = await call<ConnectionView>(api(name), { method: 'PUT', json: body });
+  let answer = await call<ConnectionView>(`${api(name)}${retargeted.length > 0 ? '?reset=true' : ''}`, {
+    method: 'PUT',
+    json: body,
+  });
   if (!answer.ok && answer.problem.code === 'connection_authorized') {
     const reset = await askUnderForm(
       `${answer.problem.detail ?? ''} Save anyway and reset it (it must be authorized again)?`,
@@ -1496,9 +1612,10 @@ async function save(): Promise<void> {
   for (const input of ['name', 'mailbox', 'account', 'ewsUrl'])
     inForm(`input[name=${input}]`, HTMLInputElement).value = '';
   signInFrom.value = '';
-  say(`Saved ${name}. ${next}`, true);
+  const nextStep = answer.body.status === 'new';
+  say(`Saved ${name}. ${next}`, true, nextStep ? name : undefined);
   // A new row's line was opened at the click ("Saving…"); a changed row gets none, so it keeps its height.
-  if (!existing) feedback[name] = { ok: true, text: `Saved ${name}. ${next}` };
+  if (!existing) feedback[name] = { ok: true, text: `Saved ${name}. ${next}`, nextStep };
   await load();
 }
 

@@ -77,6 +77,8 @@ export interface Feedback {
   offer?: Offer;
   /** A question the admin's click opened in the row, instead of a browser dialog. */
   question?: Question;
+  /** "Click Authorize": true while the connection is new; once it is not, the line says what it is. */
+  nextStep?: boolean;
 }
 
 export interface Offer {

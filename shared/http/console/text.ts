@@ -51,6 +51,13 @@ export function remedyParts(remedy: string, name?: string): RemedyPart[] {
   return parts;
 }
 
+/** A remedy or message as words to be read aloud: the name filled in, no backticks. */
+export function spokenText(text: string, name?: string): string {
+  return remedyParts(text, name)
+    .map((part) => part.text)
+    .join('');
+}
+
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;

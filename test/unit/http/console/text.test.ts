@@ -1,4 +1,10 @@
-import { expiryText, fillName, relativeTime, remedyParts } from '../../../../shared/http/console/text';
+import {
+  expiryText,
+  fillName,
+  relativeTime,
+  remedyParts,
+  spokenText,
+} from '../../../../shared/http/console/text';
 
 describe('remedyParts: a remedy as text, code spans and links, never markup', () => {
   it.each([
@@ -74,5 +80,18 @@ describe('relative times', () => {
   it('says whether a token expires or expired', () => {
     expect(expiryText('2026-12-03T12:42:00Z', now)).toBe('expires in 42 min');
     expect(expiryText('2026-12-03T11:00:00Z', now)).toBe('expired 1 h ago');
+  });
+});
+
+describe('spokenText: what the live region reads aloud', () => {
+  it('fills the name in and drops the backticks of code spans', () => {
+    expect(spokenText('Run `Get-Mailbox {name}` then test {name} again.', 'support-in')).toBe(
+      'Run Get-Mailbox support-in then test support-in again.',
+    );
+  });
+  it('keeps a lone backtick and links as written', () => {
+    expect(spokenText('See https://learn.microsoft.com/x. A ` alone.')).toBe(
+      'See https://learn.microsoft.com/x. A ` alone.',
+    );
   });
 });
