@@ -54,6 +54,14 @@ describe('console and authorization popup in a real browser', () => {
     await page.click('form#define button[type=submit]');
     const row = page.locator('tr[data-connection="support-in"]');
     await row.locator('.status', { hasText: 'new' }).waitFor();
+    // One that signs in through it: its next step is the source's sign-in.
+    await page.fill('input[name=name]', 'support-imap');
+    await page.fill('input[name=mailbox]', USERS.support.username);
+    await page.selectOption('select[name=profile]', 'imap');
+    await page.selectOption('select[name=signInFrom]', 'support-in');
+    await page.click('form#define button[type=submit]');
+    const dependantLine = page.locator('tr[data-detail-for="support-imap"] .row-feedback');
+    await dependantLine.filter({ hasText: 'Saved support-imap. Click Authorize.' }).waitFor();
 
     const popupPromise = page.waitForEvent('popup');
     await row.getByRole('button', { name: 'Authorize' }).click();
@@ -77,6 +85,11 @@ describe('console and authorization popup in a real browser', () => {
       page.locator('tr[data-detail-for="support-in"] .row-feedback').textContent(),
     ).resolves.toContain('support-in is authorized');
     await page.locator('#live', { hasText: 'support-in is authorized' }).waitFor({ state: 'attached' });
+    // "Click Authorize" no longer holds for the dependant: its line and the form's say what it is.
+    await dependantLine.filter({ hasText: 'support-imap is authorized through support-in.' }).waitFor();
+    await expect(page.locator('#define-result').textContent()).resolves.toBe(
+      'Saved support-imap. It is authorized now.',
+    );
     expect(await harness!.broker.secrets.get(secretNames.token('support-in'))).toBeDefined();
     expect(consoleErrors).toEqual([]);
     await page.screenshot({ path: join(tmpdir(), 'broker-console-authorized.png') });
