@@ -1,7 +1,7 @@
 import type { HttpRequest, InvocationContext } from '@azure/functions';
 import { type HttpResponseInit } from '@azure/functions';
 import type { Broker } from '../shared/broker';
-import { BrokerError } from '../shared/errors';
+import { bodyTooLarge } from '../shared/http/request';
 import type { BrokerRequest, BrokerResponse } from '../shared/http/types';
 import { serve, type HttpFunctionDefinition } from './route';
 
@@ -19,9 +19,7 @@ function toBrokerRequest(request: HttpRequest, context: InvocationContext): Brok
     correlationId: context.invocationId,
     async text(maxBytes: number) {
       const body = Buffer.from(await request.arrayBuffer());
-      if (body.length > maxBytes) {
-        throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
-      }
+      if (body.length > maxBytes) throw bodyTooLarge(maxBytes);
       return body.toString('utf8');
     },
   };

@@ -11,9 +11,11 @@ import { adaptHttp } from '../functions/adapter';
 import { httpFunctions } from '../functions/http-functions';
 import type { HttpFunctionDefinition } from '../functions/route';
 import type { Broker } from '../shared/broker';
+import { BrokerError } from '../shared/errors';
+import { bodyTooLarge, MAX_JSON_BODY_BYTES } from '../shared/http/request';
+import { problem } from '../shared/http/responses';
 import { isLoopbackHost, parseHostHeader } from '../shared/net/loopback';
 
-const MAX_BODY_BYTES = 1024 * 1024;
 const ROUTE_PREFIX = '/api/';
 
 interface CompiledRoute {
@@ -54,24 +56,53 @@ function serializeCookie(cookie: Cookie): string {
   return parts.join('; ');
 }
 
-/** The local host's own answers (what the Functions host answers before any function runs). */
-function problemJson(status: number, code: string, detail: string) {
-  return {
-    status,
-    headers: { 'Content-Type': 'application/problem+json; charset=utf-8', 'Cache-Control': 'no-store' },
-    body: JSON.stringify({ type: 'about:blank', title: code, status, code, detail }),
-  };
+/**
+ * The local host's own answers (what the Functions host answers before any function runs), in the
+ * app's problem+json: the same `type`, `title` and `correlationId` as an answer of a route.
+ */
+function refusal(
+  error: BrokerError,
+  correlationId: string,
+  extraHeaders: Record<string, string> = {},
+): HttpResponseInit {
+  const { status, headers, body } = problem(error, correlationId);
+  return { status, headers: { ...headers, ...extraHeaders }, body };
 }
 
-async function readBody(request: http.IncomingMessage): Promise<Buffer | 'too-large'> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return 'too-large';
-    chunks.push(chunk);
+/**
+ * The body, up to the app's limit (no route reads more). Past it nothing more is kept: the rest is
+ * read and dropped as it comes, and the 413 closes the connection, so even an endless upload ends.
+ */
+function readBody(request: http.IncomingMessage): Promise<Buffer | 'too-large'> {
+  if (Number(request.headers['content-length'] ?? '0') > MAX_JSON_BODY_BYTES) {
+    return Promise.resolve('too-large');
   }
-  return Buffer.concat(chunks);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const keep = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_JSON_BODY_BYTES) {
+        chunks.push(chunk);
+        return;
+      }
+      request.off('data', keep);
+      resolve('too-large');
+    };
+    request.on('data', keep);
+    request.once('end', () => {
+      resolve(Buffer.concat(chunks));
+    });
+    request.once('error', reject);
+    request.once('close', () => {
+      if (!request.complete) reject(new Error('aborted'));
+    });
+  });
+}
+
+/** The path of a request, for a log line: never its query, which a sign-in could carry. */
+function pathOf(request: http.IncomingMessage): string | undefined {
+  return URL.parse(request.url ?? '/', 'http://localhost')?.pathname;
 }
 
 /** A percent-decoded route parameter, or undefined when the escape is malformed (`%zz`, `%e9`). */
@@ -88,14 +119,14 @@ function decodeParameter(raw: string): string | undefined {
  * DNS name to 127.0.0.1 sends its own name in Host and is refused (421), so it cannot use the
  * local admin's session-less access.
  */
-function misaddressed(header: string | undefined, port: number): HttpResponseInit | undefined {
+function misaddressed(header: string | undefined, port: number): BrokerError | undefined {
   const host = header ? parseHostHeader(header) : undefined;
-  if (!host) return problemJson(400, 'invalid_request', 'The Host header is missing or malformed.');
+  if (!host) return new BrokerError('invalid_request', 'The Host header is missing or malformed.');
   if (!isLoopbackHost(host.name) || (host.port ?? 80) !== port) {
-    return problemJson(
-      421,
+    return new BrokerError(
       'misdirected_request',
       'This local host answers only http://localhost, 127.0.0.1 or [::1] on its own port.',
+      { remedy: `Open the console at http://localhost:${port}/api/console.` },
     );
   }
   return undefined;
@@ -126,69 +157,104 @@ export async function startLocalHost(options: {
   const handlers = new Map(routes.map((route) => [route, adapt(route.definition, () => options.broker)]));
 
   let port = options.port ?? 7071;
-  const server = http.createServer((incoming, outgoing) => {
-    void (async () => {
-      let result: HttpResponseInit;
-      const refused = misaddressed(incoming.headers.host, port);
-      const url = refused
-        ? undefined
-        : URL.parse(incoming.url ?? '/', `http://${incoming.headers.host ?? ''}`);
-      const path = url?.pathname.startsWith(ROUTE_PREFIX)
-        ? url.pathname.slice(ROUTE_PREFIX.length)
-        : undefined;
-      const route = path === undefined ? undefined : routes.find((candidate) => candidate.pattern.test(path));
-      const handler = route ? handlers.get(route) : undefined;
-      const match = route && path !== undefined ? route.pattern.exec(path) : null;
-      const params: Record<string, string> = {};
-      const decoded = (route?.parameters ?? []).every((name, index) => {
-        const value = decodeParameter(match?.[index + 1] ?? '');
-        if (value !== undefined) params[name] = value;
-        return value !== undefined;
-      });
-      if (refused) {
-        result = refused;
-      } else if (!url) {
-        result = problemJson(400, 'invalid_request', 'The request target is not a valid URL.');
-      } else if (!route || !handler || path === undefined) {
-        result = problemJson(404, 'not_found', 'There is no such route.');
-      } else {
-        const body = await readBody(incoming);
-        if (body === 'too-large') {
-          result = problemJson(413, 'payload_too_large', `The body may be at most ${MAX_BODY_BYTES} bytes.`);
-        } else if (!decoded) {
-          result = problemJson(400, 'invalid_request', 'The path has a malformed percent-escape.');
-        } else {
-          const headers: Record<string, string> = {};
-          for (const [key, value] of Object.entries(incoming.headers)) {
-            if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
-          }
-          const request = new HttpRequest({
-            method: incoming.method ?? 'GET',
-            url: url.toString(),
-            headers,
-            params,
-            query: Object.fromEntries(url.searchParams),
-            body: body.length > 0 ? { bytes: body } : undefined,
-          });
-          const context = new InvocationContext({
-            invocationId: randomUUID(),
-            functionName: route.definition.name,
-          });
-          result = await handler(request, context);
-        }
+  const logger = options.broker.logger;
+
+  /** The answer to one request: the host's own refusal, or the answer of the function its path names. */
+  async function answer(incoming: http.IncomingMessage, correlationId: string): Promise<HttpResponseInit> {
+    const refused = misaddressed(incoming.headers.host, port);
+    if (refused) return refusal(refused, correlationId);
+    const url = URL.parse(incoming.url ?? '/', `http://${incoming.headers.host ?? ''}`);
+    if (!url) {
+      return refusal(
+        new BrokerError('invalid_request', 'The request target is not a valid URL.'),
+        correlationId,
+      );
+    }
+    const path = url.pathname.startsWith(ROUTE_PREFIX) ? url.pathname.slice(ROUTE_PREFIX.length) : undefined;
+    const route = path === undefined ? undefined : routes.find((candidate) => candidate.pattern.test(path));
+    const handler = route ? handlers.get(route) : undefined;
+    if (!route || !handler || path === undefined) {
+      return refusal(
+        new BrokerError('route_not_found', 'No route of the API has this path.', {
+          remedy: 'Check the path against the HTTP API in the README; every route starts with /api/.',
+        }),
+        correlationId,
+      );
+    }
+    const match = route.pattern.exec(path);
+    const params: Record<string, string> = {};
+    for (const [index, name] of route.parameters.entries()) {
+      const value = decodeParameter(match?.[index + 1] ?? '');
+      if (value === undefined) {
+        return refusal(
+          new BrokerError('invalid_request', 'The path has a malformed percent-escape.'),
+          correlationId,
+        );
       }
-      const headers = new Headers(result.headers);
-      const flat: Record<string, string | string[]> = Object.fromEntries(headers.entries());
+      params[name] = value;
+    }
+    const body = await readBody(incoming);
+    if (body === 'too-large') return refusal(bodyTooLarge(), correlationId, { Connection: 'close' });
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(incoming.headers)) {
+      if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const request = new HttpRequest({
+      method: incoming.method ?? 'GET',
+      url: url.toString(),
+      headers,
+      params,
+      query: Object.fromEntries(url.searchParams),
+      body: body.length > 0 ? { bytes: body } : undefined,
+    });
+    // One correlation id per request, whoever answers it: the function (its invocation id) or the host.
+    const context = new InvocationContext({
+      invocationId: correlationId,
+      functionName: route.definition.name,
+    });
+    return handler(request, context);
+  }
+
+  const server = http.createServer((incoming, outgoing) => {
+    const correlationId = randomUUID();
+    const where = () => ({ method: incoming.method, path: pathOf(incoming), correlationId });
+    // A client that went away (an aborted upload, a closed tab) is not a fault here, and there is
+    // nobody left to answer.
+    const clientGone = () => outgoing.destroyed || (incoming.destroyed && !incoming.complete);
+    const reply = (result: HttpResponseInit) => {
+      if (clientGone()) {
+        logger.info('host.request_aborted', where());
+        return;
+      }
+      const flat: Record<string, string | string[]> = Object.fromEntries(
+        new Headers(result.headers).entries(),
+      );
       if (result.cookies?.length) flat['set-cookie'] = result.cookies.map(serializeCookie);
       outgoing.writeHead(result.status ?? 200, flat);
       outgoing.end(typeof result.body === 'string' ? result.body : undefined);
-    })().catch((error: unknown) => {
-      options.broker.logger.error('host.request_failed', { error });
-      if (!outgoing.headersSent) {
-        outgoing.writeHead(500, { 'Content-Type': 'application/problem+json' });
-      }
-      outgoing.end(JSON.stringify({ status: 500, code: 'internal_error', detail: 'The local host failed.' }));
-    });
+    };
+    void answer(incoming, correlationId)
+      .then(reply)
+      .catch((error: unknown) => {
+        if (clientGone()) {
+          logger.info('host.request_aborted', where());
+          return;
+        }
+        logger.error('host.request_failed', { ...where(), error });
+        if (outgoing.headersSent) {
+          outgoing.destroy();
+          return;
+        }
+        reply(
+          refusal(
+            new BrokerError(
+              'internal_error',
+              'The local host failed. The correlation id finds its log line.',
+            ),
+            correlationId,
+          ),
+        );
+      });
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

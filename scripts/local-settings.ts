@@ -73,3 +73,16 @@ export function sandboxSettings(
     NO_PROXY: 'localhost,127.0.0.1,::1',
   };
 }
+
+/**
+ * The sandbox's "start over" line: every place that keeps local state, said together. The
+ * connections (in Azurite's folder) and their tokens with the sandbox's tenant (in .broker-local/)
+ * go as a pair: deleting only the second leaves connections that look authorized while their
+ * tokens and the tenant that issued them are gone.
+ */
+export function startOverAdvice(places: readonly string[]): string {
+  const unique = [...new Set(places)];
+  const listed =
+    unique.length > 1 ? `${unique.slice(0, -1).join(', ')} and ${unique.at(-1) ?? ''}` : (unique[0] ?? '');
+  return `to start over, stop npm start and delete ${listed}`;
+}

@@ -24,11 +24,13 @@ import {
   readLocalSettings,
   sandboxPublicBaseUrl,
   sandboxSettings,
+  startOverAdvice,
   wantsSandbox,
 } from './local-settings';
 
 const root = resolve(__dirname, '..');
 const localDir = join(root, '.broker-local');
+const azuriteDir = join(root, '.azurite');
 
 function localSecretKey(): string {
   const file = join(localDir, 'secret.key');
@@ -78,9 +80,10 @@ async function main(): Promise<void> {
   // Before anything starts: the host binds last, and a taken port would waste the whole start.
   if (!(await isPortFree(PORT))) throw new PortInUse(PORT, 'BROKER_HOST_PORT');
 
-  if (!env.AzureWebJobsStorage || env.AzureWebJobsStorage === 'UseDevelopmentStorage=true') {
+  const localStorage = !env.AzureWebJobsStorage || env.AzureWebJobsStorage === 'UseDevelopmentStorage=true';
+  if (localStorage) {
     const azurite = await startAzurite({
-      location: join(root, '.azurite'),
+      location: azuriteDir,
       preferredPorts: DEFAULT_AZURITE_PORTS,
       silent: true,
     });
@@ -176,9 +179,16 @@ async function main(): Promise<void> {
       return near.startsWith('..') ? path : near;
     };
     const where = shown(stateFile);
-    // The connections live in the local folder: starting over forgets both.
-    const insideLocal = !relative(localDir, stateFile).startsWith('..');
-    const startOver = `delete ${insideLocal ? '' : `${where} and `}${shown(localDir)}/ to start over`;
+    const outsideLocal = (path: string | undefined) =>
+      path !== undefined && relative(localDir, path).startsWith('..');
+    // Everything the sandbox keeps: its tenant and the tokens (.broker-local/, or where the
+    // settings put them) and the connections (Azurite's folder, or the configured storage).
+    const startOver = startOverAdvice([
+      ...(outsideLocal(stateFile) ? [where] : []),
+      ...(outsideLocal(env.BROKER_LOCAL_SECRET_FILE) ? [shown(env.BROKER_LOCAL_SECRET_FILE ?? '')] : []),
+      `${shown(localDir)}/`,
+      localStorage ? `${shown(azuriteDir)}/` : 'the connections in AzureWebJobsStorage',
+    ]);
     console.log(
       saved
         ? `  Same sandbox as last time (tenant, app, users, sign-ins from ${where}); ${startOver}.`

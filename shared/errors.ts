@@ -15,6 +15,8 @@ export type BrokerErrorCode =
   | 'password_required'
   | 'connection_authorized'
   | 'connection_in_use'
+  | 'connection_exists'
+  | 'route_not_found'
   | 'method_not_allowed'
   | 'misdirected_request'
   | 'unsupported_media_type'
@@ -49,6 +51,9 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   password_required: 409,
   connection_authorized: 409,
   connection_in_use: 409,
+  connection_exists: 409,
+  // Only from `npm start`'s local host: in Azure the Functions host answers an unknown path itself.
+  route_not_found: 404,
   method_not_allowed: 405,
   misdirected_request: 421,
   unsupported_media_type: 415,
@@ -61,6 +66,8 @@ const statusByCode: Record<BrokerErrorCode, number> = {
   consent_required: 403,
   admin_consent_required: 403,
   interaction_required: 403,
+  // An answer of Entra's that could not be used; a refused password or app-only grant is a 409
+  // (oauth/entra-errors.ts brokerErrorForInteractive).
   authorization_failed: 502,
   account_mismatch: 403,
   tenant_not_allowed: 403,

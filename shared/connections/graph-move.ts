@@ -51,7 +51,7 @@ export function daysUntilEwsRetirement(now: Date): number {
  * The Graph connection that serves the same mailbox as `ews`: for the same account (or app-only
  * when `ews` is), preferring one that signs in through the same sign-in.
  */
-function graphSiblingOf(ews: Connection, all: Connection[]): Connection | undefined {
+export function graphSiblingOf(ews: Connection, all: Connection[]): Connection | undefined {
   const signIn = ews.signInFrom ?? ews.name;
   const candidates = all.filter(
     (other) =>
@@ -111,7 +111,8 @@ export function graphSiblingDefinition(
   const name = requestedName ?? `${ews.name}-graph`;
   if (!CONNECTION_NAME.test(name)) {
     throw new BrokerError('invalid_connection_name', `${name} is not a valid connection name.`, {
-      remedy: 'Send {"name": "…"}: 1 to 48 lower-case letters, digits and hyphens.',
+      remedy:
+        'Choose a name of 1 to 48 lower-case letters, digits and hyphens that starts and ends with a letter or digit (the API takes it as `name` in the body).',
     });
   }
   const appOnly = ews.grant === 'client_credentials';
@@ -150,9 +151,8 @@ export async function addGraphSibling<TestResult>(
   const requested = requestedNameOf(body);
   const { name, definition } = graphSiblingDefinition(ews, requested);
   if (await services.registry.get(name)) {
-    throw new BrokerError('invalid_request', `There is already a connection named ${name}.`, {
-      status: 409,
-      remedy: 'Send {"name": "…"} with another name, or use the existing connection.',
+    throw new BrokerError('connection_exists', `There is already a connection named ${name}.`, {
+      remedy: `Choose another name for the Graph connection (the API takes it as \`name\` in the body), or use ${name} if it is the Graph connection you meant.`,
     });
   }
   const { connection } = await services.connections.define(name, definition, { ...change, reset: false });

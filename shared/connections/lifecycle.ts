@@ -85,7 +85,7 @@ export class ConnectionLifecycle {
         'connection_authorized',
         `Connection ${name} holds tokens for ${existing?.account ?? 'its account'}; changing ${changed.join(', ')} would hand them to another grant.`,
         {
-          remedy: `Send the change with ?reset=true: the connection's tokens are deleted and it must be authorized again. Or define a new connection.`,
+          remedy: `To make the change anyway, reset the connection with it: its tokens are deleted and it must be authorized again (the console asks whether to reset when you save; API: send the change with \`?reset=true\`). Or define a new connection.`,
         },
       );
     }
@@ -187,7 +187,7 @@ export class ConnectionLifecycle {
         'connection_in_use',
         `${names} ${dependants.length === 1 ? 'signs' : 'sign'} in through ${name}; deleting it would leave ${dependants.length === 1 ? 'it' : 'them'} without a sign-in.`,
         {
-          remedy: `Delete ${names} first, or delete all of them at once with DELETE /api/connections/${name}?withDependants=true.`,
+          remedy: `Delete ${names} first, or all of them at once: in the console, the connection's More → Delete, then Delete all ${dependants.length + 1} (API: \`DELETE /api/connections/${name}?withDependants=true\`).`,
         },
       );
     }

@@ -63,6 +63,8 @@ export interface ChangeNotification {
   reason: string;
   aadsts?: number;
   remedy?: string;
+  /** The change is what an admin's action does (StatusNotification). */
+  followsAdminAction?: boolean;
 }
 
 /** What a refresh got from Entra, and the stored cache its refresh token came from. */
@@ -582,7 +584,12 @@ export class ConnectionStateWriter {
           reason: message,
           correlationId: event.correlationId,
         },
-        { type: 'connection.reauthorization_required', reason: message },
+        {
+          type: 'connection.reauthorization_required',
+          reason: message,
+          // A reset or disable of the source is the admin's doing; a refused source is trouble.
+          followsAdminAction: ADMIN_CHANGES.has(event.type as StatusNotification['type']),
+        },
       );
     }
   }

@@ -4,8 +4,13 @@ import { BrokerError } from '../errors';
 import type { BrokerRequest, ResponseCookie } from './types';
 import { isLoopbackHost, parseHostHeader } from '../net/loopback';
 
-/** The largest JSON body a route reads. */
+/** The largest body a route reads (JSON or a form); the local host refuses larger ones before any route. */
 export const MAX_JSON_BODY_BYTES = 16 * 1024;
+
+/** The one answer to a body over {@link MAX_JSON_BODY_BYTES}: from a route and from the local host alike. */
+export function bodyTooLarge(maxBytes = MAX_JSON_BODY_BYTES): BrokerError {
+  return new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+}
 
 const MAX_QUERY_VALUE = 8192;
 
@@ -53,9 +58,7 @@ export async function readJsonBody(request: BrokerRequest): Promise<unknown> {
     throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
   }
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > MAX_JSON_BODY_BYTES) {
-    throw new BrokerError('payload_too_large', `The body may be at most ${MAX_JSON_BODY_BYTES} bytes.`);
-  }
+  if (declared > MAX_JSON_BODY_BYTES) throw bodyTooLarge();
   const text = await request.text(MAX_JSON_BODY_BYTES);
   try {
     return JSON.parse(text) as unknown;
@@ -83,9 +86,7 @@ export async function readFormBody(request: BrokerRequest): Promise<URLSearchPar
     throw new BrokerError('unsupported_media_type', 'Send the form as application/x-www-form-urlencoded.');
   }
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > MAX_JSON_BODY_BYTES) {
-    throw new BrokerError('payload_too_large', `The body may be at most ${MAX_JSON_BODY_BYTES} bytes.`);
-  }
+  if (declared > MAX_JSON_BODY_BYTES) throw bodyTooLarge();
   return new URLSearchParams(await request.text(MAX_JSON_BODY_BYTES));
 }
 

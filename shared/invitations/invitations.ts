@@ -71,7 +71,7 @@ export class InvitationService<Started> {
         throw new BrokerError(
           'invalid_request',
           `Connection ${name} uses the ${connection.grant} grant: nobody signs in, so there is nothing to invite to.`,
-          { remedy: `Authorize it with POST /api/connections/${name}/authorize.` },
+          { remedy: `Click Authorize in the console (API: \`POST /api/connections/${name}/authorize\`).` },
         );
       }
       if (connection.signInFrom !== undefined) {

@@ -28,6 +28,11 @@ export interface StatusNotification {
    * a fresh invitation for the mailbox owner.
    */
   invitationsUrl?: string;
+  /**
+   * The change is what an admin's action does, not a failure: a source's reset or disable takes
+   * its dependants' sign-in with it. Logged as news, not as a warning; not part of the payload.
+   */
+  followsAdminAction?: boolean;
   /** ISO 8601 UTC time of the change. */
   at: string;
 }

@@ -12,7 +12,7 @@ import {
   type WebhookEndpoint,
   type WebhookPayload,
 } from './delivery';
-import type { Notifier } from './notifier';
+import type { Notifier, StatusNotification } from './notifier';
 import { createDeliveryQueue, type RetryPolicy } from './queue';
 
 export {
@@ -94,7 +94,12 @@ function safeLogger(logger: Logger): Logger {
   return { info: guard('info'), warn: guard('warn'), error: guard('error') };
 }
 
-function logNotification(logger: Logger, payload: WebhookPayload, webhook: boolean): void {
+function logNotification(
+  logger: Logger,
+  event: StatusNotification,
+  payload: WebhookPayload,
+  webhook: boolean,
+): void {
   const fields: LogFields = {
     eventId: payload.id,
     type: payload.type,
@@ -108,9 +113,12 @@ function logNotification(logger: Logger, payload: WebhookPayload, webhook: boole
     at: payload.at,
     webhook,
   };
-  // A warning only when a connection stopped serving; an admin's action or a recovery is news.
+  // A warning only when a connection stopped serving by itself: an admin's action (a reset, also
+  // of the source its dependants sign in through) or a recovery is news. Without a webhook this
+  // line is the only alert there is, so a real failure stays a warning either way.
   const trouble =
-    payload.type === 'connection.reauthorization_required' || payload.type === 'connection.degraded';
+    (payload.type === 'connection.reauthorization_required' || payload.type === 'connection.degraded') &&
+    event.followsAdminAction !== true;
   if (trouble) logger.warn('connection.notification', fields);
   else logger.info('connection.notification', fields);
 }
@@ -119,7 +127,7 @@ function logOnlyNotifier(logger: Logger, now: () => Date): Notifier {
   return {
     notify(event) {
       try {
-        logNotification(logger, toPayload(event, randomUUID(), now().toISOString()), false);
+        logNotification(logger, event, toPayload(event, randomUUID(), now().toISOString()), false);
       } catch {
         // notify never throws into the caller.
       }
@@ -173,7 +181,7 @@ export function createNotifier(options: WebhookNotifierOptions): Notifier {
     notify(event) {
       try {
         const payload = toPayload(event, randomUUID(), now().toISOString());
-        logNotification(logger, payload, true);
+        logNotification(logger, event, payload, true);
         queue.enqueue(queuedEvent(payload));
       } catch (error) {
         try {

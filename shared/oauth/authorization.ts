@@ -121,8 +121,7 @@ export function accountMismatch(
       'account_mismatch',
       `${signedInAs} is not the same user (object id) that authorized connection ${connection.name} before.`,
       {
-        remedy:
-          'If the account was recreated, reset the connection (PUT with ?reset=true) and authorize it again.',
+        remedy: `If the account was recreated, reset the connection and authorize it again: in the console, the connection's More → Reset, then Authorize (API: \`PUT /api/connections/${connection.name}?reset=true\` with its definition).`,
       },
     );
   }
@@ -497,15 +496,7 @@ export class AuthorizationService {
       const failure = appOnly
         ? classifyMsalError(error)
         : forPasswordGrant(classifyMsalError(error), connection.name);
-      const refused = brokerErrorForInteractive(failure, await this.adminConsentUrl());
-      // Entra refused these credentials for good: a state to fix (409), not an upstream fault (5xx).
-      if (failure.kind !== 'definitive' && failure.kind !== 'request') throw refused;
-      throw new BrokerError(refused.code, refused.message, {
-        status: 409,
-        aadsts: refused.aadsts,
-        remedy: refused.remedy,
-        actionUrl: refused.actionUrl,
-      });
+      throw brokerErrorForInteractive(failure, await this.adminConsentUrl(), 'server');
     }
   }
 
@@ -577,12 +568,12 @@ function authorizable(connection: Connection, way: 'browser' | 'server'): Connec
     throw new BrokerError(
       'invalid_request',
       `Connection ${name} uses the ${connection.grant} grant: it is authorized without a browser.`,
-      { remedy: `POST /api/connections/${name}/authorize (the console's Authorize button does this).` },
+      { remedy: `Click Authorize in the console (API: \`POST /api/connections/${name}/authorize\`).` },
     );
   }
   if (way === 'server' && !isServerSideGrant(connection.grant)) {
     throw new BrokerError('invalid_request', `Connection ${name} is authorized by signing in in a browser.`, {
-      remedy: `Open GET /api/connections/${name}/authorize in a browser (the console's Authorize button).`,
+      remedy: `Click Authorize in the console (API: open \`GET /api/connections/${name}/authorize\` in a browser).`,
     });
   }
   return connection;

@@ -21,6 +21,8 @@ export interface EntraFailure {
   message: string;
   remedy: string;
   retryAfterSeconds?: number;
+  /** MSAL could not use what came back (no refusal from Entra): a bad answer, not a decision. */
+  unusableAnswer?: true;
 }
 
 interface Known {
@@ -254,6 +256,7 @@ export function classifyMsalError(
     // MSAL's own client-side errors: a network failure, a timeout, or a response it could not use.
     const transient = /network|timeout|endpoints_resolution|fetch/i.test(error.errorCode);
     return {
+      ...(transient ? {} : { unusableAnswer: true as const }),
       kind: transient ? 'transient' : 'request',
       error: transient ? 'network_error' : error.errorCode,
       aadsts: undefined,
@@ -274,8 +277,15 @@ export function classifyMsalError(
   };
 }
 
-/** The broker error an interactive flow (authorize/callback) shows for a failure. */
-export function brokerErrorForInteractive(failure: EntraFailure, adminConsentUrl: string): BrokerError {
+/**
+ * The broker error an authorization shows for a failure: the browser sign-in (callback) or a grant
+ * acquired without a browser (`client_credentials`, `password`).
+ */
+export function brokerErrorForInteractive(
+  failure: EntraFailure,
+  adminConsentUrl: string,
+  way: 'browser' | 'server' = 'browser',
+): BrokerError {
   let code: BrokerErrorCode;
   if (failure.aadsts === 90094 || failure.aadsts === 90095) code = 'admin_consent_required';
   else if (failure.error === 'access_denied' && failure.aadsts !== 65001) code = 'access_denied';
@@ -285,7 +295,11 @@ export function brokerErrorForInteractive(failure: EntraFailure, adminConsentUrl
   else if (failure.kind === 'configuration') code = 'configuration_error';
   else code = 'authorization_failed';
   const needsAdmin = code === 'consent_required' || code === 'admin_consent_required';
+  // Entra refused the connection's own credentials (its stored password, the app's grant): a state
+  // an admin fixes before Authorize can work (409), not a bad answer from Entra (502, the default).
+  const refusedCredentials = code === 'authorization_failed' && way === 'server' && !failure.unusableAnswer;
   return new BrokerError(code, failure.message, {
+    ...(refusedCredentials ? { status: 409 } : {}),
     aadsts: failure.aadsts,
     remedy:
       code === 'consent_required'

@@ -306,11 +306,11 @@ export function refreshOutcomeError(outcome: RefreshOutcome, forWhom: 'admin' | 
       ? (outcome.failure?.message ?? 'The refresh failed.')
       : outcome.reason === 'backoff'
         ? 'The last refresh failed; the broker is waiting before it tries again.'
-        : 'No valid access token is available.';
+        : 'The refresh gave no token that lives long enough.';
   return new BrokerError('token_unavailable', `No valid access token for ${name} right now. ${why}`, {
     aadsts,
     retryAfterSeconds: 30,
-    remedy: `Try again shortly; GET /api/connections/${name} shows the last error.`,
+    remedy: `Try again shortly. The connection's last error says why: in the console, on its row (API: \`GET /api/connections/${name}\`).`,
   });
 }
 

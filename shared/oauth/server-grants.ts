@@ -15,7 +15,7 @@ import { secretNames, type SecretStore } from '../secrets/secret-store';
 import type { EntraFailure } from './entra-errors';
 import type { MsalClientFactory, OperationCache } from './msal-client';
 
-const PASSWORD_REMEDY = `Set the account's current password with PUT /api/connections/{name}/password (or in the console), then Authorize again.`;
+const PASSWORD_REMEDY = `Set the account's current password, then Authorize again: in the console, the connection's More → Set password (API: \`PUT /api/connections/{name}/password\`).`;
 const ROPC_CANNOT = `The password grant cannot do this. Move the connection to grant authorization_code (a one-time browser sign-in) — Microsoft recommends it — or have an Entra administrator exclude this account from the requirement for this app.`;
 
 /** What Entra's answers mean for a password grant: the remedy is about the password, not a browser sign-in. */
@@ -89,7 +89,7 @@ export async function storedPassword(secrets: SecretStore, connection: Connectio
   const secret = await secrets.get(secretNames.password(connection.name));
   if (!secret?.value) {
     throw new BrokerError('password_required', `Connection ${connection.name} has no password set.`, {
-      remedy: `Set it with PUT /api/connections/${connection.name}/password (or in the console), then Authorize.`,
+      remedy: `Set it, then Authorize: in the console, the connection's More → Set password (API: \`PUT /api/connections/${connection.name}/password\`).`,
     });
   }
   return secret.value;

@@ -2,6 +2,7 @@
  * What an admin does about each probe failure, with this deployment's App ID and the mailbox
  * filled in, so the commands can be pasted into Exchange Online PowerShell as they are.
  */
+import type { ConnectionStatus } from '../connections/connection';
 import type { ProbeTarget } from './probe';
 import type { ProbeCode, ProbeProtocol } from './result';
 import { USER_AGENT, USER_AGENT_PATTERN } from '../net/user-agent';
@@ -14,6 +15,11 @@ export interface RemedyContext {
   >;
   protocol: ProbeProtocol | null;
   retryAfterSeconds?: number;
+  /**
+   * The Graph connection of the same mailbox (EWS remedies): null when there is none, undefined
+   * when the tester could not tell.
+   */
+  graph?: { name: string; status: ConnectionStatus } | null;
 }
 
 /**
@@ -28,15 +34,28 @@ export function allowListSnippet(appId: string): string {
   );
 }
 
-/** The move to Graph, for a mailbox in Exchange Online (EWS there ends on 1 April 2027). */
-function graphMove({ connection }: RemedyContext): string {
+/**
+ * The move to Graph, for a mailbox in Exchange Online (EWS there ends on 1 April 2027): to the
+ * Graph connection it has, or how to add one (the console offers Add the Graph connection only
+ * while there is none).
+ */
+function graphMove({ connection, graph }: RemedyContext): string {
   if (connection.ewsUrl !== undefined) return '';
-  return (
-    ' EWS in Exchange Online ends on 1 April 2027: move this consumer to Microsoft Graph —' +
-    " the console's Add the Graph connection (POST /api/connections/" +
-    `${connection.name}/graph) defines ${connection.name}-graph for the same mailbox with profile graph-mail,` +
-    ' signing in through the same sign-in, and tests it at once.'
-  );
+  const ends = ' EWS in Exchange Online ends on 1 April 2027:';
+  if (graph) {
+    const ready =
+      graph.status === 'authorized' ? '' : ` once it is authorized (its status is \`${graph.status}\`)`;
+    return `${ends} ${graph.name}, the Microsoft Graph connection of the same mailbox, exists: move this consumer to it${ready}.`;
+  }
+  const appOnly = connection.grant === 'client_credentials';
+  const profile = !appOnly && connection.profile === 'ews-shared' ? 'graph-mail-shared' : 'graph-mail';
+  const add =
+    "in the console, this connection's More → Add the Graph connection " +
+    `(API: \`POST /api/connections/${connection.name}/graph\`) defines ${connection.name}-graph for the same mailbox ` +
+    `with profile ${profile}, ${appOnly ? 'app-only as this one is' : 'signing in through the same sign-in'}, and tests it at once.`;
+  return graph === null
+    ? `${ends} move this consumer to Microsoft Graph — ${add}`
+    : `${ends} move this consumer to Microsoft Graph. If this connection has no Graph connection yet, ${add} If it has one, move the consumer to that.`;
 }
 
 /** X-EWS-Policy-Reason "EWS is blocked by policy…": the App ID allow list or a User-Agent policy. */
@@ -46,14 +65,14 @@ function ewsBlocked(context: RemedyContext): string {
     `Exchange says EWS is blocked by policy for this app (App ID ${appId}, User-Agent ${USER_AGENT}). ` +
     'Either the App ID allow list or a User-Agent policy refused it; the header does not say which, and both must pass. ' +
     '1) App ID: `Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy | Format-List EwsAllowedAppIDs` ' +
-    '(a plain Get-OrganizationConfig does not show it). -EwsAllowedAppIDs takes one comma-separated string and replaces the whole list, ' +
+    '(a plain `Get-OrganizationConfig` does not show it). `-EwsAllowedAppIDs` takes one comma-separated string and replaces the whole list, ' +
     `so add this App ID while keeping every other: \`${allowListSnippet(appId)}\`. ` +
-    'While EwsEnabled is $true only the listed apps reach EWS: never write the list with this App ID alone, ' +
-    'and do not set -EwsEnabled $true before the list holds every EWS app the tenant still needs. ' +
+    'While `EwsEnabled` is `$true` only the listed apps reach EWS: never write the list with this App ID alone, ' +
+    'and do not set `-EwsEnabled $true` before the list holds every EWS app the tenant still needs. ' +
     '2) User-Agent: `Get-OrganizationConfig | Format-List EwsApplicationAccessPolicy,EwsAllowList,EwsBlockList`; ' +
-    `with EnforceAllowList add the broker: \`Set-OrganizationConfig -EwsAllowList @{Add="${USER_AGENT_PATTERN}"}\`; ` +
-    `with EnforceBlockList make sure no EwsBlockList entry matches ${USER_AGENT}. ` +
-    'Changes to EwsAllowedAppIDs can take up to 24 hours to apply: test again tomorrow before changing anything else.' +
+    `with \`EnforceAllowList\` add the broker: \`Set-OrganizationConfig -EwsAllowList @{Add="${USER_AGENT_PATTERN}"}\`; ` +
+    `with \`EnforceBlockList\` make sure no \`EwsBlockList\` entry matches \`${USER_AGENT}\`. ` +
+    'Changes to `EwsAllowedAppIDs` can take up to 24 hours to apply: test again tomorrow before changing anything else.' +
     graphMove(context)
   );
 }
@@ -62,12 +81,12 @@ function ewsBlocked(context: RemedyContext): string {
 function ewsDisabled(context: RemedyContext): string {
   const { mailbox } = context.connection;
   return (
-    `Exchange says EWS is disabled for ${mailbox} or the whole organization: EwsEnabled, not an allow list ` +
+    `Exchange says EWS is disabled for ${mailbox} or the whole organization: \`EwsEnabled\`, not an allow list ` +
     '(no allow-list change helps while EWS is disabled). Check both: `Get-OrganizationConfig | Format-List EwsEnabled` and ' +
     `\`Get-CASMailbox -Identity ${mailbox} | Format-List EwsEnabled\`. ` +
     `For the mailbox: \`Set-CASMailbox -Identity ${mailbox} -EwsEnabled $true\`. ` +
-    'An organization-wide EwsEnabled $false blocks every mailbox, including those set to $true. ' +
-    'Turning it back on (`Set-OrganizationConfig -EwsEnabled $true`) lets only the apps in EwsAllowedAppIDs reach EWS: ' +
+    "The organization's `EwsEnabled` set to `$false` blocks every mailbox, including those set to `$true`. " +
+    'Turning it back on (`Set-OrganizationConfig -EwsEnabled $true`) lets only the apps in `EwsAllowedAppIDs` reach EWS: ' +
     `first put every EWS app the tenant needs on that list, this one included (\`${allowListSnippet(context.appId)}\`).` +
     graphMove(context)
   );
@@ -107,7 +126,7 @@ export function remedyFor(code: ProbeCode, context: RemedyContext): string {
     case 'mail_auth_failed':
       return mailAuthFailed(context);
     case 'token_expired':
-      return `The broker refreshes tokens before they expire; check the server clock, then POST /api/connections/${connection.name}/refresh and test again.`;
+      return `The broker refreshes tokens before they expire; check the server clock, then refresh the connection and test again: in the console, its More → Refresh (API: \`POST /api/connections/${connection.name}/refresh\`).`;
     case 'token_wrong_audience':
       return connection.ewsUrl
         ? `The token's audience must be ${new URL(connection.ewsUrl).origin} (the host of ewsUrl). Check ewsUrl, that hybrid modern authentication is enabled on-premises, then authorize again.`
@@ -139,7 +158,7 @@ export function remedyFor(code: ProbeCode, context: RemedyContext): string {
     case 'reauthorization_required':
       return 'An admin opens the console and clicks Authorize for this connection.';
     case 'token_unavailable':
-      return `No valid access token could be obtained right now (Entra ID unreachable or refresh failing); GET /api/connections/${connection.name} shows the last error.`;
+      return `No valid access token could be obtained right now (Entra ID unreachable or refresh failing). The connection's last error says why: in the console, on its row (API: \`GET /api/connections/${connection.name}\`).`;
     case 'not_supported':
       return 'A custom connection names its own scopes, so the broker cannot tell which protocol to test. Use a named profile to get Test connection.';
   }

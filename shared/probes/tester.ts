@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { BrokerConfig } from '../config';
 import type { Connection, Profile } from '../connections/connection';
 import { scopesFor } from '../connections/profiles';
+import { graphSiblingOf } from '../connections/graph-move';
 import { requireConnection, type ConnectionRegistry } from '../connections/registry';
 import { isBrokerError } from '../errors';
 import type { Logger } from '../logging';
@@ -19,7 +20,7 @@ import { probeEws } from './ews';
 import { probeGraph } from './graph';
 import { probeImap, probePop, probeSmtp } from './mail';
 import type { Probe, ProbeTarget } from './probe';
-import { remedyFor } from './remedies';
+import { remedyFor, type RemedyContext } from './remedies';
 import { ProbeFailure, type ProbeProtocol, type ProbeResult } from './result';
 
 const PROBES: Record<Exclude<Profile, 'custom'>, { protocol: ProbeProtocol; run: Probe }> = {
@@ -47,7 +48,8 @@ const HARD_STOP_GRACE_MS = 1000;
 
 export interface ConnectionTesterOptions {
   config: Pick<BrokerConfig, 'clientId' | 'cloud' | 'probeTimeoutSeconds'>;
-  registry: Pick<ConnectionRegistry, 'get'>;
+  /** `list` only when EWS refused: the remedy names the mailbox's Graph connection, if there is one. */
+  registry: Pick<ConnectionRegistry, 'get' | 'list'>;
   tokenReader: Pick<TokenReader, 'read'>;
   outbound: Pick<Outbound, 'fetch' | 'connect'>;
   logger: Logger;
@@ -73,7 +75,7 @@ export class ConnectionTester {
       result = this.shape(connection, protocol, started, { ok: true, details });
     } catch (error) {
       if (!(error instanceof ProbeFailure)) throw error;
-      result = this.failed(connection, protocol, started, error);
+      result = await this.failed(connection, protocol, started, error);
     }
     this.options.logger.info('connection.tested', {
       connection: name,
@@ -157,28 +159,43 @@ export class ConnectionTester {
     }
   }
 
-  private failed(
+  private async failed(
     connection: Connection,
     protocol: ProbeProtocol | null,
     started: number,
     failure: ProbeFailure,
   ) {
     const retryAfterSeconds = failure.options.retryAfterSeconds;
+    const ewsRefused = failure.code === 'ews_blocked' || failure.code === 'ews_disabled';
+    const context: RemedyContext = {
+      appId: this.options.config.clientId,
+      connection,
+      protocol,
+      retryAfterSeconds,
+      ...(ewsRefused ? { graph: await this.graphConnectionOf(connection) } : {}),
+    };
     return this.shape(connection, protocol, started, {
       ok: false,
       details: {},
       code: failure.code,
       detail: failure.message,
-      remedy:
-        failure.options.remedy ??
-        remedyFor(failure.code, {
-          appId: this.options.config.clientId,
-          connection,
-          protocol,
-          retryAfterSeconds,
-        }),
+      remedy: failure.options.remedy ?? remedyFor(failure.code, context),
       ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
     });
+  }
+
+  /**
+   * The Graph connection of the EWS connection's mailbox, for the remedy's move to Graph (one read
+   * of the registry, only after EWS refused); undefined when the registry cannot say.
+   */
+  private async graphConnectionOf(connection: Connection): Promise<RemedyContext['graph']> {
+    try {
+      const graph = graphSiblingOf(connection, await this.options.registry.list());
+      return graph ? { name: graph.name, status: graph.status } : null;
+    } catch (error) {
+      this.options.logger.warn('connection.graph_lookup_failed', { connection: connection.name, error });
+      return undefined;
+    }
   }
 
   private shape(

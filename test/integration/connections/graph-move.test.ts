@@ -74,7 +74,7 @@ it('takes a name, and refuses what it cannot do with a 4xx that changes nothing'
   expect(named.status).toBe(201);
   expect(named.json.connection).toMatchObject({ name: 'support-mail', signInFrom: 'support-in' });
   const refusals: [string, unknown, number, string][] = [
-    ['/api/connections/support-in/graph', undefined, 409, 'invalid_request'],
+    ['/api/connections/support-in/graph', undefined, 409, 'connection_exists'],
     ['/api/connections/support-in/graph', { name: 'Bad Name' }, 400, 'invalid_connection_name'],
     ['/api/connections/support-in/graph', { name: 'x', other: 1 }, 400, 'invalid_request'],
     ['/api/connections/support-mail/graph', undefined, 400, 'invalid_request'],
@@ -91,16 +91,39 @@ it('takes a name, and refuses what it cannot do with a 4xx that changes nothing'
     });
   }
   expect((await harness.broker.registry.list()).length).toBe(count);
+  // The console asks for the name: the remedy says to choose another, not what JSON to send.
+  const taken = await call('POST', '/api/connections/support-in/graph', { name: 'support-mail' });
+  expect(taken.json).toMatchObject({
+    type: expect.stringMatching(/#error-connection_exists$/),
+    status: 409,
+    code: 'connection_exists',
+  });
+  expect(String(taken.json.remedy)).toMatch(/^Choose another name/);
+  expect(String(taken.json.remedy)).not.toContain('Send');
 });
 
 it('a reset forgets the last tests of the source and its dependants: nothing is ready on a grant that is gone', async () => {
   expect((await harness.broker.registry.get('support-in-graph'))?.lastTest).toMatchObject({ ok: true });
   const source = await harness.broker.registry.get('support-in');
+  const logged = harness.logs.length;
   const reset = await call('PUT', '/api/connections/support-in?reset=true', {
     mailbox: source!.mailbox,
     profile: source!.profile,
   });
   expect(reset.status).toBe(200);
+  // Regression: the reset warned once per dependant (connection.notification, webhook false). An
+  // admin's action is news: the dependants' lines are there, at info.
+  const lines = harness.logs.slice(logged).map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(lines.filter((line) => line.level !== 'info')).toEqual([]);
+  expect(
+    lines
+      .filter(
+        (line) =>
+          line.event === 'connection.notification' && line.type === 'connection.reauthorization_required',
+      )
+      .map((line) => line.connection)
+      .sort(),
+  ).toEqual(['support-in-graph', 'support-mail']);
   for (const name of ['support-in', 'support-in-graph']) {
     const view = await call('GET', `/api/connections/${name}`);
     expect({ name, lastTest: view.json.lastTest, tokenExpiresOn: view.json.tokenExpiresOn }).toEqual({

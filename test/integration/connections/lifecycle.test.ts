@@ -42,7 +42,8 @@ describe('regression: an edit re-targeted a grant', () => {
       const { status, json } = await api(harness.baseUrl, 'PUT', `/api/connections/${NAME}`, body);
       expect(status).toBe(409);
       expect(json).toMatchObject({ code: 'connection_authorized' });
-      expect(String(json.remedy)).toContain('?reset=true');
+      expect(String(json.remedy)).toContain('the console asks whether to reset when you save');
+      expect(String(json.remedy)).toContain('; API: send the change with `?reset=true`)');
       expect(await state()).toEqual(before);
       const token = await api(harness.baseUrl, 'GET', `/api/connections/${NAME}/token`);
       expect(token.json.mailbox).toBe(USERS.support.username);

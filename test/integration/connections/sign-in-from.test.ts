@@ -249,6 +249,10 @@ describe('one sign-in, several connections', () => {
     expect(refused.status).toBe(409);
     expect(refused.json).toMatchObject({ code: 'connection_in_use' });
     expect(String(refused.json.detail)).toContain('src-graph');
+    // The console first (its Delete asks to delete them all), the API call in brackets.
+    expect(String(refused.json.remedy)).toMatch(
+      /in the console, the connection's More → Delete, then Delete all 5 \(API: `DELETE \/api\/connections\/src\?withDependants=true`\)/,
+    );
     expect(await statusOf('src')).toBe('authorized');
     expect((await call('DELETE', '/api/connections/src?withDependants=maybe')).status).toBe(400);
     expect((await call('DELETE', '/api/connections/src?withDependants=true')).status).toBe(204);

@@ -57,6 +57,9 @@ it('asks for the password before it can authorize, and changes nothing', async (
   const { status, json } = await authorize();
   expect(status).toBe(409);
   expect(json).toMatchObject({ code: 'password_required' });
+  expect(json.remedy).toBe(
+    `Set it, then Authorize: in the console, the connection's More → Set password (API: \`PUT /api/connections/${NAME}/password\`).`,
+  );
   expect((await harness.broker.registry.get(NAME))?.status).toBe('new');
 });
 
@@ -82,7 +85,9 @@ it('a wrong password: AADSTS50126 with the remedy to set the current one; nothin
   const { status, json } = await authorize();
   expect(status).toBe(409);
   expect(json).toMatchObject({ code: 'authorization_failed', aadsts: 'AADSTS50126' });
-  expect(String(json.remedy)).toContain(`PUT /api/connections/${NAME}/password`);
+  expect(json.remedy).toBe(
+    `Set the account's current password, then Authorize again: in the console, the connection's More → Set password (API: \`PUT /api/connections/${NAME}/password\`).`,
+  );
   expect(await harness.broker.secrets.get(secretNames.cache(NAME))).toBeUndefined();
   expect((await harness.broker.registry.get(NAME))?.status).toBe('new');
 });

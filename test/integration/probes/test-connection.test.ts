@@ -171,7 +171,12 @@ describe('EWS (ews-javascript-api against the EWS stand-in)', () => {
     expect(remedy).toContain(`EwsAllowList @{Add="${USER_AGENT_PATTERN}"}`);
     expect(remedy).toContain('up to 24 hours');
     expect(remedy).toContain('1 April 2027');
-    expect(remedy).toContain('/api/connections/ews-own/graph');
+    // Regression: the remedy said Add the Graph connection "defines ews-own-graph" though the
+    // mailbox has its Graph connection (graph-own, authorized above): it names that one.
+    expect(remedy).toContain(
+      'graph-own, the Microsoft Graph connection of the same mailbox, exists: move this consumer to it.',
+    );
+    expect(remedy).not.toContain('Add the Graph connection');
     expect(typeof json.testedAt).toBe('string');
     // Kept in the row for every admin and the Graph readiness view.
     expect((await api(harness.baseUrl, 'GET', '/api/connections/ews-own')).json.lastTest).toEqual({

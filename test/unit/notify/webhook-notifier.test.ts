@@ -207,6 +207,28 @@ describe('webhook delivery format', () => {
       expect.objectContaining({ level: 'info', type: 'connection.authorized', status: 'authorized' }),
     ]);
   });
+
+  it('regression: a reset of a source warned once per dependant — what an admin did is news, with or without a webhook', async () => {
+    const byReset = event({ followsAdminAction: true, aadsts: undefined });
+    const withWebhook = setup(respond(200));
+    withWebhook.notifier.notify(byReset);
+    await withWebhook.notifier.drain();
+    const { outbound } = fakeOutbound(respond(200));
+    const logOnly = capturingLogger();
+    const notifier = createNotifier({ url: undefined, secret: undefined, outbound, logger: logOnly.logger });
+    notifier.notify(byReset);
+    // Without a webhook the log line is the only alert: a real failure stays a warning.
+    notifier.notify(event());
+    expect(named(withWebhook.log.events, 'connection.notification')).toEqual([
+      expect.objectContaining({ level: 'info', type: 'connection.reauthorization_required', webhook: true }),
+    ]);
+    expect(named(logOnly.events, 'connection.notification')).toEqual([
+      expect.objectContaining({ level: 'info', webhook: false }),
+      expect.objectContaining({ level: 'warn', webhook: false, aadsts: 50173 }),
+    ]);
+    // The payload receivers get is unchanged: the flag is the broker's own.
+    expect(withWebhook.sent[0]!.body).not.toContain('followsAdminAction');
+  });
 });
 
 describe('verifySignature', () => {

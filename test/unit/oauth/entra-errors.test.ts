@@ -3,6 +3,7 @@ import {
   brokerErrorForInteractive,
   classifyEntraAnswer,
   classifyMsalError,
+  type EntraFailure,
 } from '../../../shared/oauth/entra-errors';
 
 describe('classifyEntraAnswer', () => {
@@ -79,6 +80,56 @@ describe('brokerErrorForInteractive', () => {
     ['server_error', undefined, 'upstream_unavailable'],
   ])('%s AADSTS%s becomes %s', (error, aadsts, code) => {
     expect(brokerErrorForInteractive(classifyEntraAnswer(error, aadsts), adminConsentUrl).code).toBe(code);
+  });
+  // A refusal of a password or app-only grant is a state to fix, not a bad gateway; an answer
+  // MSAL could not use, or a refused browser code, is Entra's (502).
+  it.each<[string, 'browser' | 'server', string, number, EntraFailure]>([
+    [
+      'a wrong stored password',
+      'server',
+      'authorization_failed',
+      409,
+      classifyEntraAnswer('invalid_grant', 50126, 400),
+    ],
+    [
+      'MFA the password grant cannot do',
+      'server',
+      'authorization_failed',
+      409,
+      classifyEntraAnswer('invalid_grant', 50076, 400),
+    ],
+    [
+      'an unknown refusal',
+      'server',
+      'authorization_failed',
+      409,
+      classifyEntraAnswer('invalid_scope', 70011, 400),
+    ],
+    [
+      'a response MSAL could not use',
+      'server',
+      'authorization_failed',
+      502,
+      classifyMsalError(new AuthError('invalid_response', 'corr')),
+    ],
+    [
+      'an expired code',
+      'browser',
+      'authorization_failed',
+      502,
+      classifyEntraAnswer('invalid_grant', 70008, 400),
+    ],
+    ['missing consent', 'server', 'consent_required', 403, classifyEntraAnswer('invalid_grant', 65001, 400)],
+    [
+      'Entra unreachable',
+      'server',
+      'upstream_unavailable',
+      503,
+      classifyMsalError(new Error('socket hang up')),
+    ],
+  ])('%s, %s side: %s %s', (_label, way, code, status, failure) => {
+    const error = brokerErrorForInteractive(failure, adminConsentUrl, way);
+    expect({ code: error.code, status: error.status }).toEqual({ code, status });
   });
   it('offers the admin-consent link only when consent is missing', () => {
     expect(

@@ -1,5 +1,10 @@
 import type { EntraFailure } from '../../../shared/oauth/entra-errors';
-import { backoffMs, nextStateAfterFailure, shouldRefresh } from '../../../shared/oauth/refresh';
+import {
+  backoffMs,
+  nextStateAfterFailure,
+  refreshOutcomeError,
+  shouldRefresh,
+} from '../../../shared/oauth/refresh';
 import { cacheWriteDue } from '../../../shared/connections/state';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -238,5 +243,32 @@ describe('cacheWriteDue', () => {
     ['an interval of 0: every refresh', { intervalHours: 0 }, true],
   ])('%s', (_label, input, expected) => {
     expect(cacheWriteDue({ ...base, ...input })).toBe(expected);
+  });
+});
+
+describe('refreshOutcomeError for a consumer', () => {
+  it('regression: token_unavailable said the same twice ("No valid access token… No valid access token is available.")', () => {
+    const error = refreshOutcomeError(
+      { connection: 'support-in', result: 'skipped', reason: 'fresh' },
+      'consumer',
+    );
+    expect(error.code).toBe('token_unavailable');
+    expect(error.message).toBe(
+      'No valid access token for support-in right now. The refresh gave no token that lives long enough.',
+    );
+    expect(error.message.match(/valid access token/g)).toHaveLength(1);
+  });
+
+  it('says where the last error is: the console first, the API call in brackets', () => {
+    const error = refreshOutcomeError(
+      { connection: 'support-in', result: 'skipped', reason: 'backoff' },
+      'consumer',
+    );
+    expect(error.message).toBe(
+      'No valid access token for support-in right now. The last refresh failed; the broker is waiting before it tries again.',
+    );
+    expect(error.remedy).toBe(
+      "Try again shortly. The connection's last error says why: in the console, on its row (API: `GET /api/connections/support-in`).",
+    );
   });
 });

@@ -104,7 +104,7 @@ describe('remedies', () => {
         `if ($ids -notcontains '${appId}') { Set-OrganizationConfig -EwsAllowedAppIDs (($ids + '${appId}') -join ',') }`,
     );
     // What the line does to other apps, the User-Agent policy, and the delay.
-    expect(remedy).toMatch(/While EwsEnabled is \$true only the listed apps reach EWS/);
+    expect(remedy).toMatch(/While `EwsEnabled` is `\$true` only the listed apps reach EWS/);
     expect(remedy).toContain(
       'Get-OrganizationConfig | Format-List EwsApplicationAccessPolicy,EwsAllowList,EwsBlockList',
     );
@@ -112,7 +112,10 @@ describe('remedies', () => {
     expect(remedy).toContain(USER_AGENT);
     expect(remedy).toContain('up to 24 hours');
     expect(remedy).toContain('1 April 2027');
-    expect(remedy).toMatch(/Add the Graph connection \(POST \/api\/connections\/[a-z0-9-]+\/graph\)/);
+    // Unknown whether it has a Graph connection: said conditionally.
+    expect(remedy).toContain(
+      "If this connection has no Graph connection yet, in the console, this connection's More → Add the Graph connection (API: `POST /api/connections/support-in/graph`) defines support-in-graph",
+    );
     const onPremises = remedyFor('ews_blocked', {
       appId,
       connection: { ...connection, ewsUrl: 'https://mail.contoso.com/EWS/Exchange.asmx' },
@@ -126,13 +129,63 @@ describe('remedies', () => {
     expect(remedy).toContain('Get-OrganizationConfig | Format-List EwsEnabled');
     expect(remedy).toContain('Get-CASMailbox -Identity support@contoso.com | Format-List EwsEnabled');
     expect(remedy).toContain('Set-CASMailbox -Identity support@contoso.com -EwsEnabled $true');
-    expect(remedy).toMatch(
-      /organization-wide EwsEnabled \$false blocks every mailbox, including those set to \$true/,
+    expect(remedy).toContain(
+      "The organization's `EwsEnabled` set to `$false` blocks every mailbox, including those set to `$true`.",
     );
     expect(remedy).toMatch(/no allow-list change helps while EWS is disabled/);
     expect(remedy).toContain(allowListSnippet(appId));
     expect(remedy).toContain('1 April 2027');
     expect(remedy).not.toContain('blocked by policy');
+  });
+
+  it('regression: PowerShell tokens stood as plain text (a line broke after the hyphen of -EwsEnabled) — every one is a code span', () => {
+    for (const code of ['ews_blocked', 'ews_disabled'] as const) {
+      const remedy = remedyFor(code, { appId, connection, protocol: 'ews', graph: null });
+      // Outside the code spans no parameter, switch value or setting name is left.
+      const plain = remedy
+        .split('`')
+        .filter((_piece, index) => index % 2 === 0)
+        .join(' ');
+      expect({
+        code,
+        tokens: plain.match(/(?:^|\s)-[A-Z]\w+|\$(?:true|false)|\bEws[A-Z]\w+|\bEnforce\w+/g),
+      }).toEqual({
+        code,
+        tokens: null,
+      });
+    }
+  });
+
+  it.each([
+    [
+      'none yet',
+      null,
+      " EWS in Exchange Online ends on 1 April 2027: move this consumer to Microsoft Graph — in the console, this connection's More → Add the Graph connection (API: `POST /api/connections/support-in/graph`) defines support-in-graph for the same mailbox with profile graph-mail, signing in through the same sign-in, and tests it at once.",
+    ],
+    [
+      'an authorized one',
+      { name: 'support-in-graph', status: 'authorized' as const },
+      ' EWS in Exchange Online ends on 1 April 2027: support-in-graph, the Microsoft Graph connection of the same mailbox, exists: move this consumer to it.',
+    ],
+    [
+      'one not authorized yet',
+      { name: 'support-graph', status: 'new' as const },
+      ' EWS in Exchange Online ends on 1 April 2027: support-graph, the Microsoft Graph connection of the same mailbox, exists: move this consumer to it once it is authorized (its status is `new`).',
+    ],
+  ])('the move to Graph, with %s: names what to do about it', (_label, graph, move) => {
+    for (const code of ['ews_blocked', 'ews_disabled'] as const) {
+      const remedy = remedyFor(code, { appId, connection, protocol: 'ews', graph });
+      expect(remedy.endsWith(move)).toBe(true);
+    }
+  });
+
+  it('the console first, the API call in brackets (token_expired, token_unavailable)', () => {
+    expect(remedyFor('token_expired', { appId, connection, protocol: 'ews' })).toContain(
+      'refresh the connection and test again: in the console, its More → Refresh (API: `POST /api/connections/support-in/refresh`).',
+    );
+    expect(remedyFor('token_unavailable', { appId, connection, protocol: 'ews' })).toContain(
+      "The connection's last error says why: in the console, on its row (API: `GET /api/connections/support-in`).",
+    );
   });
 
   it('ews_forbidden: claims no cause it cannot see', () => {
