@@ -72,8 +72,10 @@ const CONSOLE_STYLE = `
   /* Fixed columns: a result arriving never widens a column and moves the others. */
   /* Dense, as admin tables are: names and mailboxes fit a 1280 px screen whole. */
   table.connections { table-layout: fixed; min-width: 56rem; font-size: .9rem; }
-  col.c-name { width: 18.5%; } col.c-mailbox { width: 17.5%; } col.c-profile { width: 13%; } col.c-status { width: 14%; }
-  col.c-token { width: 14%; } col.c-test { width: 23%; } col.c-actions { width: 15rem; }
+  /* Shares of what the actions leave (976 px at 1280): each fits its usual longest value whole —
+     a 16-character name, support@contoso.test, graph-mail-shared, reauth required, expires in 60 min. */
+  col.c-name { width: 16%; } col.c-mailbox { width: 18.5%; } col.c-profile { width: 15%; } col.c-status { width: 15%; }
+  col.c-token { width: 15.5%; } col.c-test { width: 20%; } col.c-actions { width: 15rem; }
   table.connections tr.connection > * { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   table.graph-move { table-layout: fixed; min-width: 40rem; }
   col.g-ews { width: 18%; } col.g-mailbox { width: 24%; } col.g-test { width: 24%; } col.g-graph { width: 22%; } col.g-ready { width: 12%; }
