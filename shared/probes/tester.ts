@@ -166,7 +166,10 @@ export class ConnectionTester {
     failure: ProbeFailure,
   ) {
     const retryAfterSeconds = failure.options.retryAfterSeconds;
-    const ewsRefused = failure.code === 'ews_blocked' || failure.code === 'ews_disabled';
+    // Read only when the remedy is ours to write and it is about EWS.
+    const ewsRefused =
+      failure.options.remedy === undefined &&
+      (failure.code === 'ews_blocked' || failure.code === 'ews_disabled');
     const context: RemedyContext = {
       appId: this.options.config.clientId,
       connection,

@@ -100,7 +100,7 @@ function tell(name: string, result: Feedback): void {
   expanded.delete(name);
   // Read aloud: the row's line, not a remedy of a dozen lines of PowerShell; "What to do" opens it.
   if (!result.question) {
-    announce(spokenText(result.text, name) + (result.remedy ? ' What to do is under the row.' : ''));
+    announce(spoken(result.text, name, result.remedy));
   }
   redrawLine(name);
 }
@@ -116,6 +116,11 @@ function pending(name: string, text: string): void {
 function redrawLine(name: string): void {
   const detail = rows.querySelector<HTMLTableRowElement>(`tr[data-detail-for="${CSS.escape(name)}"]`);
   if (detail) renderDetail(detail, name);
+}
+
+/** A line as read aloud: its words, and where the remedy is (never its commands). */
+function spoken(text: string, name: string, remedy: string | undefined): string {
+  return spokenText(text, name) + (remedy ? ' What to do is under the row.' : '');
 }
 
 function announce(text: string): void {
@@ -185,6 +190,11 @@ function renderTestCell(cell: HTMLTableCellElement, result: TestResult | undefin
 // ---------------------------------------------------------------------------------------------
 // The rows
 
+/** A status as words: `reauthorization_required` → "reauthorization required". */
+function statusWords(status: string): string {
+  return status.replace(/_/g, ' ');
+}
+
 function badge(status: string): HTMLSpanElement {
   const icons: Record<string, string> = {
     new: '○',
@@ -203,7 +213,7 @@ function badge(status: string): HTMLSpanElement {
     // The one long status, shortened to fit its column; the cell's title has the whole word.
     element('span', {
       className: 'badge-text',
-      text: status === 'reauthorization_required' ? 'reauth required' : status.replace(/_/g, ' '),
+      text: status === 'reauthorization_required' ? 'reauth required' : statusWords(status),
     }),
   );
 }
@@ -653,7 +663,7 @@ function connectionRow(c: ConnectionView): HTMLTableRowElement {
   );
   tr.append(name, cell(c.mailbox, 'Mailbox'), profileCell(c));
   const status = element('td', { attrs: { 'data-label': 'Status' } }, badge(c.status));
-  status.title = c.status.replace(/_/g, ' ') + (c.lastError ? `. Last error: ${c.lastError.message}` : '');
+  status.title = statusWords(c.status) + (c.lastError ? `. Last error: ${c.lastError.message}` : '');
   tr.append(status);
   const expiry = element('td', { attrs: { 'data-label': 'Token' } });
   if (c.tokenExpiresOn) expiry.append(timeNode(c.tokenExpiresOn, expiryFormat));
@@ -1090,9 +1100,7 @@ async function testConnection(c: ConnectionView): Promise<void> {
   else Reflect.deleteProperty(feedback, c.name);
   for (const key of dismissed) if (key.startsWith(`${c.name}|`)) dismissed.delete(key);
   expanded.delete(c.name);
-  announce(
-    `${c.name}: ${spokenText(testSummary(result), c.name)}${result.remedy ? ' What to do is under the row.' : ''}`,
-  );
+  announce(`${c.name}: ${spoken(testSummary(result), c.name, result.remedy)}`);
   const cellNow = cellOf();
   if (cellNow) renderTestCell(cellNow, result);
   redrawLine(c.name);
@@ -1115,7 +1123,7 @@ async function statusChange(c: ConnectionView, action: 'disable' | 'enable'): Pr
             ok: true,
             text: `${c.name} is disabled: its token is no longer refreshed or served. Enable turns it back on.`,
           }
-        : { ok: true, text: `${c.name} is enabled again (${answer.body.status.replace(/_/g, ' ')}).` }
+        : { ok: true, text: `${c.name} is enabled again (${statusWords(answer.body.status)}).` }
       : problemFeedback(answer.problem, `Could not ${action} ${c.name}`),
   );
   await load();
@@ -1438,7 +1446,7 @@ function settleNextSteps(): void {
     feedback[name] =
       c.status === 'authorized'
         ? { ok: true, text: `${name} is authorized${c.signInFrom ? ` through ${c.signInFrom}` : ''}.` }
-        : { ok: false, text: `${name} is ${c.status.replace(/_/g, ' ')}.` };
+        : { ok: false, text: `${name} is ${statusWords(c.status)}.` };
   }
   if (formNextStepFor !== undefined) {
     const named = formNextStepFor;
@@ -1447,7 +1455,7 @@ function settleNextSteps(): void {
       result.textContent = '';
       formNextStepFor = undefined;
     } else if (c.status !== 'new') {
-      result.textContent = `Saved ${named}. It is ${c.status.replace(/_/g, ' ')} now.`;
+      result.textContent = `Saved ${named}. It is ${statusWords(c.status)} now.`;
       result.className = `form-result ${c.status === 'authorized' ? 'ok' : 'fail'}`;
       formNextStepFor = undefined;
     }
@@ -1498,23 +1506,15 @@ form.addEventListener('submit', (event) => {
 
 /** The grant fields the form changes on `existing` (the broker decides; this only words the question). */
 function retargetedFields(existing: ConnectionView, field: (key: string) => string): string[] {
-  const next: Record<string, string> = {
-    mailbox: field('mailbox'),
-    account: field('account') || field('mailbox'),
-    profile: field('profile'),
-    grant: field('grant'),
-    ewsUrl: field('ewsUrl'),
-    signInFrom: field('signInFrom'),
-  };
-  const now: Record<string, string> = {
-    mailbox: existing.mailbox,
-    account: existing.account,
-    profile: existing.profile,
-    grant: existing.grant,
-    ewsUrl: existing.ewsUrl ?? '',
-    signInFrom: existing.signInFrom ?? '',
-  };
-  return Object.keys(next).filter((key) => next[key]?.toLowerCase() !== now[key]?.toLowerCase());
+  const compared: [string, string, string][] = [
+    ['mailbox', field('mailbox'), existing.mailbox],
+    ['account', field('account') || field('mailbox'), existing.account],
+    ['profile', field('profile'), existing.profile],
+    ['grant', field('grant'), existing.grant],
+    ['ewsUrl', field('ewsUrl'), existing.ewsUrl ?? ''],
+    ['signInFrom', field('signInFrom'), existing.signInFrom ?? ''],
+  ];
+  return compared.filter(([, next, now]) => next.toLowerCase() !== now.toLowerCase()).map(([key]) => key);
 }
 
 async function save(): Promise<void> {
